@@ -1,0 +1,102 @@
+//! Fetch: reads whole record batches below each partition's high watermark, honouring
+//! `max_bytes` and `partition_max_bytes` (the first batch always goes out whole, as KIP-74 asks,
+//! so a consumer can always progress), and parks until `min_bytes` are there or `max_wait_ms`
+//! has passed. A parked fetch is a future of its own and holds up no other connection.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use tokio::time::Instant;
+
+use super::{code, log_error_code};
+use crate::broker::Broker;
+
+pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, _version: i16) -> FetchResponse {
+    let deadline =
+        Instant::now() + Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0));
+    let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0);
+    let mut changes = broker.flusher.subscribe();
+    loop {
+        changes.borrow_and_update();
+        let (response, bytes, failed) = read_all(broker, &req);
+        if bytes >= min_bytes || failed || Instant::now() >= deadline {
+            return response;
+        }
+        tokio::select! {
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    tokio::time::sleep_until(deadline).await;
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => {}
+        }
+    }
+}
+
+/// One pass over the requested partitions: the response, the record bytes in it, and whether any
+/// partition answered with an error (which ends the long poll, as in Kafka).
+fn read_all(broker: &Arc<Broker>, req: &FetchRequest) -> (FetchResponse, usize, bool) {
+    let max_bytes = usize::try_from(req.max_bytes).unwrap_or(0);
+    let mut total = 0usize;
+    let mut failed = false;
+    let mut responses = Vec::with_capacity(req.topics.len());
+    for wanted in &req.topics {
+        let topic = broker.topics.get(wanted.topic.0.as_str());
+        let mut partitions = Vec::with_capacity(wanted.partitions.len());
+        for fp in &wanted.partitions {
+            let mut out = PartitionData::default().with_partition_index(fp.partition);
+            let Some(partition) = topic.as_ref().and_then(|t| t.partition(fp.partition)) else {
+                out.error_code = code(ResponseError::UnknownTopicOrPartition);
+                out.high_watermark = -1;
+                failed = true;
+                partitions.push(out);
+                continue;
+            };
+            let partition_max = usize::try_from(fp.partition_max_bytes).unwrap_or(0);
+            let limit = partition_max.min(max_bytes.saturating_sub(total));
+            let first = total == 0;
+            if limit == 0 && !first {
+                out.high_watermark = partition.high_watermark();
+                out.last_stable_offset = out.high_watermark;
+                out.log_start_offset = partition.log_start_offset();
+                partitions.push(out);
+                continue;
+            }
+            match partition.read(fp.fetch_offset, limit.max(1)) {
+                Ok(read) => {
+                    out.high_watermark = read.high_watermark;
+                    out.last_stable_offset = read.high_watermark;
+                    out.log_start_offset = read.log_start_offset;
+                    // Past the first partition with data, an oversized batch waits for a fetch in
+                    // which it comes first.
+                    if first || read.records.len() <= limit {
+                        total += read.records.len();
+                        out.records = Some(read.records);
+                    }
+                }
+                Err(e) => {
+                    out.error_code = log_error_code(&e);
+                    out.high_watermark = partition.high_watermark();
+                    out.last_stable_offset = out.high_watermark;
+                    out.log_start_offset = partition.log_start_offset();
+                    failed = true;
+                }
+            }
+            partitions.push(out);
+        }
+        responses.push(
+            FetchableTopicResponse::default()
+                .with_topic(wanted.topic.clone())
+                .with_topic_id(wanted.topic_id)
+                .with_partitions(partitions),
+        );
+    }
+    (
+        FetchResponse::default().with_responses(responses),
+        total,
+        failed,
+    )
+}

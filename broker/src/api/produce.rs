@@ -1,0 +1,124 @@
+//! Produce: validates and appends each partition's record batches in request order, then (for
+//! acks=1 and acks=all) answers once the flusher has made them durable. acks=0 gets no answer.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use futures::future::join_all;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+
+use super::{code, log_error_code, str_bytes};
+use crate::broker::Broker;
+use crate::topic::Partition;
+
+struct Pending {
+    response: PartitionProduceResponse,
+    /// Set when records were appended and must be committed before answering.
+    appended: Option<Arc<Partition>>,
+}
+
+/// Appends now; the returned future resolves to the response once it may be sent.
+pub fn handle(
+    broker: &Arc<Broker>,
+    req: ProduceRequest,
+    _version: i16,
+) -> impl Future<Output = Option<ProduceResponse>> + Send + 'static {
+    let acks = req.acks;
+    let acks_valid = matches!(acks, -1..=1);
+    let mut topics = Vec::with_capacity(req.topic_data.len());
+    for topic_data in req.topic_data {
+        let topic = broker.topics.get(topic_data.name.0.as_str());
+        let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
+        for data in topic_data.partition_data {
+            let fail = |error: ResponseError, message: Option<String>| Pending {
+                response: PartitionProduceResponse::default()
+                    .with_index(data.index)
+                    .with_error_code(code(error))
+                    .with_base_offset(-1)
+                    .with_error_message(message.map(str_bytes)),
+                appended: None,
+            };
+            if !acks_valid {
+                partitions.push(fail(
+                    ResponseError::InvalidRequiredAcks,
+                    Some(format!("acks must be -1, 0 or 1, not {acks}")),
+                ));
+                continue;
+            }
+            let Some(partition) = topic.as_ref().and_then(|t| t.partition(data.index)) else {
+                partitions.push(fail(ResponseError::UnknownTopicOrPartition, None));
+                continue;
+            };
+            let Some(records) = data.records.filter(|r| !r.is_empty()) else {
+                partitions.push(fail(
+                    ResponseError::CorruptMessage,
+                    Some("the request carries no record batch".into()),
+                ));
+                continue;
+            };
+            let mut records = BytesMut::from(&records[..]);
+            match partition.append(&mut records) {
+                Ok(info) => partitions.push(Pending {
+                    response: PartitionProduceResponse::default()
+                        .with_index(data.index)
+                        .with_base_offset(info.base_offset)
+                        .with_log_start_offset(partition.log_start_offset()),
+                    appended: Some(partition),
+                }),
+                Err(e) => {
+                    tracing::debug!(topic = %partition.topic, partition = data.index, error = %e, "produce rejected");
+                    let mut p = fail(ResponseError::UnknownServerError, Some(e.to_string()));
+                    p.response.error_code = log_error_code(&e);
+                    partitions.push(p);
+                }
+            }
+        }
+        topics.push((topic_data.name, partitions));
+    }
+
+    let flusher = broker.flusher.clone();
+    async move {
+        if acks == 0 {
+            // Nobody waits for an answer, but the records must still become durable and visible.
+            for (_, parts) in &topics {
+                for partition in parts.iter().filter_map(|p| p.appended.clone()) {
+                    let flusher = flusher.clone();
+                    tokio::spawn(async move { flusher.commit(partition).await });
+                }
+            }
+            return None;
+        }
+        let commits = topics
+            .iter_mut()
+            .flat_map(|(_, parts)| parts.iter_mut())
+            .filter_map(|p| {
+                let partition = p.appended.clone()?;
+                let flusher = flusher.clone();
+                Some(async move {
+                    if let Err(e) = flusher.commit(partition).await {
+                        p.response.error_code = code(ResponseError::KafkaStorageError);
+                        p.response.error_message = Some(str_bytes(e));
+                        p.response.base_offset = -1;
+                    }
+                })
+            });
+        join_all(commits).await;
+        Some(
+            ProduceResponse::default().with_responses(
+                topics
+                    .into_iter()
+                    .map(|(name, parts)| {
+                        TopicProduceResponse::default()
+                            .with_name(name)
+                            .with_partition_responses(
+                                parts.into_iter().map(|p| p.response).collect(),
+                            )
+                    })
+                    .collect(),
+            ),
+        )
+    }
+}

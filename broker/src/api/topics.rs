@@ -1,0 +1,216 @@
+//! CreateTopics, DeleteTopics and CreatePartitions.
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{
+    CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
+    DeleteTopicsRequest, DeleteTopicsResponse, TopicName,
+};
+
+use super::{code, str_bytes};
+use crate::broker::Broker;
+use crate::topic::config::DEFS;
+use crate::topic::{TopicConfigs, TopicError};
+
+/// Kafka's ConfigSource values.
+pub(crate) const DYNAMIC_TOPIC_CONFIG: i8 = 1;
+pub(crate) const DEFAULT_CONFIG: i8 = 5;
+
+pub async fn create(
+    broker: &Arc<Broker>,
+    req: CreateTopicsRequest,
+    version: i16,
+) -> CreateTopicsResponse {
+    let mut results = Vec::with_capacity(req.topics.len());
+    for wanted in req.topics {
+        let name = wanted.name.0.to_string();
+        let mut result = CreatableTopicResult::default().with_name(wanted.name.clone());
+        let outcome = async {
+            let configs = requested_configs(&wanted.configs)?;
+            if !wanted.assignments.is_empty() {
+                let single = wanted
+                    .assignments
+                    .iter()
+                    .all(|a| a.broker_ids.iter().all(|b| b.0 == broker.node_id()));
+                if !single {
+                    return Err(TopicError::InvalidReplicationFactor(format!(
+                        "replica assignments may only name broker {}",
+                        broker.node_id()
+                    )));
+                }
+            }
+            let (partitions, replication) = if wanted.assignments.is_empty() {
+                (wanted.num_partitions, wanted.replication_factor)
+            } else {
+                (
+                    i32::try_from(wanted.assignments.len()).unwrap_or(i32::MAX),
+                    1,
+                )
+            };
+            if req.validate_only {
+                let count = broker
+                    .topics
+                    .validate_new(&name, partitions, replication, &configs)?;
+                Ok((count, configs, None))
+            } else {
+                let topic = broker
+                    .topics
+                    .create(&name, partitions, replication, configs)
+                    .await?;
+                Ok((topic.partition_count(), topic.configs(), Some(topic.id)))
+            }
+        }
+        .await;
+        match outcome {
+            Ok((partitions, configs, id)) => {
+                if version >= 5 {
+                    result.num_partitions = partitions;
+                    result.replication_factor = 1;
+                    result.configs = Some(describe_for_create(broker, &configs));
+                }
+                if let Some(id) = id {
+                    result.topic_id = id;
+                }
+            }
+            Err(e) => {
+                result.error_code = e.code();
+                result.error_message = Some(str_bytes(e.to_string()));
+                if version >= 5 {
+                    result.num_partitions = -1;
+                    result.replication_factor = -1;
+                }
+            }
+        }
+        results.push(result);
+    }
+    CreateTopicsResponse::default().with_topics(results)
+}
+
+fn requested_configs(
+    configs: &[kafka_protocol::messages::create_topics_request::CreatableTopicConfig],
+) -> Result<TopicConfigs, TopicError> {
+    let mut out = TopicConfigs::default();
+    for c in configs {
+        let name = c.name.to_string();
+        let Some(value) = c.value.as_ref() else {
+            return Err(TopicError::InvalidConfig(format!(
+                "null value for configuration {name}"
+            )));
+        };
+        crate::topic::config::validate(&name, value.as_str()).map_err(TopicError::InvalidConfig)?;
+        if out.0.insert(name.clone(), value.to_string()).is_some() {
+            return Err(TopicError::InvalidConfig(format!(
+                "configuration {name} given more than once"
+            )));
+        }
+    }
+    Ok(out)
+}
+
+fn describe_for_create(broker: &Broker, configs: &TopicConfigs) -> Vec<CreatableTopicConfigs> {
+    DEFS.iter()
+        .filter_map(|def| {
+            let value = configs.effective(def.name, &broker.config)?;
+            Some(
+                CreatableTopicConfigs::default()
+                    .with_name(str_bytes(def.name))
+                    .with_value(Some(str_bytes(value)))
+                    .with_config_source(if configs.0.contains_key(def.name) {
+                        DYNAMIC_TOPIC_CONFIG
+                    } else {
+                        DEFAULT_CONFIG
+                    }),
+            )
+        })
+        .collect()
+}
+
+pub async fn delete(
+    broker: &Arc<Broker>,
+    req: DeleteTopicsRequest,
+    version: i16,
+) -> DeleteTopicsResponse {
+    // Up to v5 topics come by name in `topic_names`; from v6 in `topics`, by name or by id.
+    let wanted: Vec<(Option<String>, uuid::Uuid)> = if version >= 6 {
+        req.topics
+            .into_iter()
+            .map(|t| (t.name.map(|n| n.0.to_string()), t.topic_id))
+            .collect()
+    } else {
+        req.topic_names
+            .into_iter()
+            .map(|n| (Some(n.0.to_string()), uuid::Uuid::nil()))
+            .collect()
+    };
+    let mut responses = Vec::with_capacity(wanted.len());
+    for (name, id) in wanted {
+        let topic = match &name {
+            Some(name) => broker.topics.get(name),
+            None => broker.topics.get_by_id(id),
+        };
+        let mut result = DeletableTopicResult::default()
+            .with_name(name.clone().map(|n| TopicName(str_bytes(n))))
+            .with_topic_id(id);
+        match topic {
+            None => {
+                result.error_code = if name.is_some() {
+                    code(ResponseError::UnknownTopicOrPartition)
+                } else {
+                    code(ResponseError::UnknownTopicId)
+                };
+            }
+            Some(topic) => {
+                result.name = Some(TopicName(str_bytes(topic.name.clone())));
+                if version >= 6 {
+                    result.topic_id = topic.id;
+                }
+                if let Err(e) = broker.topics.delete(&topic.name).await {
+                    result.error_code = e.code();
+                    if version >= 5 {
+                        result.error_message = Some(str_bytes(e.to_string()));
+                    }
+                }
+            }
+        }
+        responses.push(result);
+    }
+    DeleteTopicsResponse::default().with_responses(responses)
+}
+
+pub async fn create_partitions(
+    broker: &Arc<Broker>,
+    req: CreatePartitionsRequest,
+) -> CreatePartitionsResponse {
+    let mut results = Vec::with_capacity(req.topics.len());
+    for wanted in req.topics {
+        let mut result = CreatePartitionsTopicResult::default().with_name(wanted.name.clone());
+        let single = wanted
+            .assignments
+            .iter()
+            .flatten()
+            .all(|a| a.broker_ids.iter().all(|b| b.0 == broker.node_id()));
+        let outcome = if single {
+            broker
+                .topics
+                .create_partitions(wanted.name.0.as_str(), wanted.count, req.validate_only)
+                .await
+        } else {
+            Err(TopicError::InvalidReplicationFactor(format!(
+                "replica assignments may only name broker {}",
+                broker.node_id()
+            )))
+        };
+        if let Err(e) = outcome {
+            result.error_code = e.code();
+            result.error_message = Some(str_bytes(e.to_string()));
+        }
+        results.push(result);
+    }
+    CreatePartitionsResponse::default().with_results(results)
+}

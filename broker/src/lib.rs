@@ -1,0 +1,129 @@
+//! datasync's broker: a durable, single-node broker that speaks the Apache Kafka wire protocol,
+//! so that unmodified Kafka clients (librdkafka, kcat, kafka-python, confluent-kafka, the Java
+//! tools) can produce to it and consume from it.
+//!
+//! The crate is a library with a thin `main.rs`: [`run`] serves on a listener it is given, so
+//! tests start the real broker in-process on port 0.
+
+pub mod api;
+pub mod broker;
+pub mod config;
+pub mod flush;
+pub mod log;
+pub mod protocol;
+pub mod server;
+pub mod topic;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use crate::broker::{Advertised, Broker};
+pub use crate::config::{Config, FlushPolicy};
+
+/// Why the broker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("invalid --advertised-listener {0:?}: expected HOST:PORT")]
+    AdvertisedListener(String),
+    #[error("could not open the data directory: {0}")]
+    Storage(#[from] topic::TopicError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The address clients are told to use: the configured advertised listener, or the bound
+/// address with an unspecified IP replaced by loopback.
+pub fn advertised(config: &Config, bound: SocketAddr) -> Result<Advertised, StartError> {
+    if let Some(listener) = &config.advertised_listener {
+        let bad = || StartError::AdvertisedListener(listener.clone());
+        let (host, port) = listener.rsplit_once(':').ok_or_else(bad)?;
+        let port: u16 = port.parse().map_err(|_| bad())?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() {
+            return Err(bad());
+        }
+        return Ok(Advertised {
+            host: host.to_string(),
+            port: i32::from(port),
+        });
+    }
+    let ip = match bound.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_string(),
+        ip if ip.is_unspecified() => "::1".to_string(),
+        ip => ip.to_string(),
+    };
+    Ok(Advertised {
+        host: ip,
+        port: i32::from(bound.port()),
+    })
+}
+
+/// Opens the data directory (recovering every partition), serves Kafka clients on `listener`
+/// until `shutdown` resolves, then flushes everything to disk.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StartError> {
+    let bound = listener.local_addr()?;
+    let advertised = advertised(&config, bound)?;
+    let broker = tokio::task::spawn_blocking(move || Broker::open(config, advertised))
+        .await
+        .map_err(|e| StartError::Io(std::io::Error::other(e)))??;
+    let broker = Arc::new(broker);
+    tracing::info!(
+        advertised = %format!("{}:{}", broker.advertised.host, broker.advertised.port),
+        data_dir = %broker.config.data_dir.display(),
+        "listening on {bound}"
+    );
+
+    let stop = CancellationToken::new();
+    let retention = tokio::spawn(enforce_retention(broker.clone(), stop.clone()));
+    let server = tokio::spawn(server::serve(broker.clone(), listener, stop.clone()));
+    shutdown.await;
+    tracing::info!("shutting down");
+    stop.cancel();
+    let _ = server.await;
+    let _ = retention.await;
+    let flushing = broker.clone();
+    let _ = tokio::task::spawn_blocking(move || flushing.topics.flush_all()).await;
+    tracing::info!("stopped; everything flushed");
+    Ok(())
+}
+
+async fn enforce_retention(broker: Arc<Broker>, stop: CancellationToken) {
+    let period = Duration::from_millis(broker.config.log_retention_check_interval_ms.max(100));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(period) => {}
+        }
+        let broker = broker.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            let now = now_ms();
+            for topic in broker.topics.all() {
+                for p in topic.partitions() {
+                    match p.enforce_retention(now) {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(topic = %topic.name, partition = p.index, segments = n, "retention deleted segments"),
+                        Err(e) => tracing::warn!(topic = %topic.name, partition = p.index, error = %e, "retention failed"),
+                    }
+                }
+            }
+        })
+        .await;
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

@@ -1,0 +1,28 @@
+//! The on-disk log: one directory per partition, holding segments of record batches.
+//!
+//! The storage layer is deliberately simple and close to Kafka's own, because Kafka clients and
+//! tools expect Kafka's semantics (offsets, KIP-74 fetch sizing, log start offset, retention):
+//!
+//! * [`batch`] — the v2 record batch header: parsing, validation (CRC-32C), offset rewriting.
+//!   The broker works per batch, never per record.
+//! * [`index`] — sparse offset and time indexes, in memory for the active segment only.
+//! * [`segment`] — one `<base_offset>.log` file plus its indexes; positioned reads and writes.
+//! * [`partition_log`] — [`PartitionLog`]: offset assignment, segment rolling, fetches across
+//!   segments, retention, DeleteRecords, crash recovery.
+//! * [`testing`] — encoding of record batches for tests and benchmarks.
+//!
+//! Durability model: an append is one `write` into the page cache; the caller makes it durable
+//! with [`SyncHandle::sync`] (fdatasync outside the partition lock, shared by many producers),
+//! or [`PartitionLog::flush`]. Closed segments are always fsynced whole. After a crash the active
+//! segment is validated batch by batch and cut at the first torn batch.
+
+pub mod batch;
+pub mod error;
+pub mod index;
+pub mod partition_log;
+pub mod segment;
+pub mod testing;
+
+pub use batch::{validate_batches, BatchHeader, BATCH_HEADER_LEN};
+pub use error::LogError;
+pub use partition_log::{AppendInfo, LogConfig, PartitionLog, SyncHandle};

@@ -1,0 +1,162 @@
+//! Turns one request frame into a pending response: checks the API and version, decodes the
+//! header and body with `kafka-protocol`, and calls the API's handler.
+//!
+//! Handlers run their ordering-sensitive part (appending to logs) before `dispatch` returns, so
+//! requests of one connection take effect in the order they were sent; the waiting part (group
+//! commit, long-poll fetch) is the returned future, which the connection polls concurrently while
+//! it still writes the answers back in request order.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
+
+use super::frame::{encode_response, error_frame};
+use super::versions;
+use crate::api;
+use crate::broker::Broker;
+
+/// A response on its way: `Ok(None)` when the request gets no answer (produce with acks=0),
+/// `Err` when the connection must be closed.
+pub type Pending = Pin<Box<dyn Future<Output = Result<Option<Bytes>, String>> + Send>>;
+
+/// What the connection does with a request.
+pub enum Outcome {
+    /// Queue this response behind the earlier ones.
+    Respond(Pending),
+    /// Send `last` (if any) after the earlier responses, then close the connection.
+    Close { last: Option<Bytes>, reason: String },
+}
+
+fn ready<R: Encodable + HeaderVersion>(correlation_id: i32, version: i16, body: R) -> Outcome {
+    match encode_response(correlation_id, version, &body) {
+        Ok(frame) => Outcome::Respond(Box::pin(std::future::ready(Ok(Some(frame))))),
+        Err(e) => Outcome::Close {
+            last: None,
+            reason: format!("could not encode the response: {e}"),
+        },
+    }
+}
+
+fn deferred<R, F>(correlation_id: i32, version: i16, body: F) -> Outcome
+where
+    R: Encodable + HeaderVersion,
+    F: Future<Output = Option<R>> + Send + 'static,
+{
+    Outcome::Respond(Box::pin(async move {
+        match body.await {
+            None => Ok(None),
+            Some(body) => encode_response(correlation_id, version, &body)
+                .map(Some)
+                .map_err(|e| format!("could not encode the response: {e}")),
+        }
+    }))
+}
+
+/// Handles one request frame (without its length prefix).
+pub async fn dispatch(broker: &Arc<Broker>, mut frame: Bytes) -> Outcome {
+    let Some(prefix) = frame.get(..8) else {
+        return Outcome::Close {
+            last: None,
+            reason: format!(
+                "a {}-byte frame is too short to hold a request header",
+                frame.len()
+            ),
+        };
+    };
+    let raw_key = i16::from_be_bytes([prefix[0], prefix[1]]);
+    let version = i16::from_be_bytes([prefix[2], prefix[3]]);
+    let correlation_id = i32::from_be_bytes([prefix[4], prefix[5], prefix[6], prefix[7]]);
+    let unsupported = ResponseError::UnsupportedVersion.code();
+
+    let Ok(api_key) = ApiKey::try_from(raw_key) else {
+        return Outcome::Close {
+            last: Some(error_frame(correlation_id, unsupported)),
+            reason: format!("unknown API key {raw_key}"),
+        };
+    };
+    if !versions::is_supported(api_key, version) {
+        if api_key == ApiKey::ApiVersions {
+            // As Kafka does: answer in v0 with the error and our ranges, so the client can retry
+            // with a version both sides know.
+            return ready(correlation_id, 0, api::api_versions::response(unsupported));
+        }
+        return Outcome::Close {
+            last: Some(error_frame(correlation_id, unsupported)),
+            reason: format!("unsupported version {version} of {api_key:?}"),
+        };
+    }
+    let header_version = api_key.request_header_version(version);
+    let header = match RequestHeader::decode(&mut frame, header_version) {
+        Ok(header) => header,
+        Err(e) => {
+            return Outcome::Close {
+                last: None,
+                reason: format!("malformed {api_key:?} v{version} request header: {e}"),
+            }
+        }
+    };
+    let request = match RequestKind::decode(api_key, &mut frame, version) {
+        Ok(request) => request,
+        Err(e) => {
+            return Outcome::Close {
+                last: None,
+                reason: format!("malformed {api_key:?} v{version} request: {e}"),
+            }
+        }
+    };
+    tracing::trace!(?api_key, version, correlation_id, client_id = ?header.client_id, "request");
+
+    let c = correlation_id;
+    match request {
+        RequestKind::ApiVersions(_) => ready(c, version, api::api_versions::response(0)),
+        RequestKind::Metadata(req) => ready(
+            c,
+            version,
+            api::metadata::handle(broker, req, version).await,
+        ),
+        RequestKind::Produce(req) => {
+            deferred(c, version, api::produce::handle(broker, req, version))
+        }
+        RequestKind::Fetch(req) => {
+            let broker = broker.clone();
+            deferred(c, version, async move {
+                Some(api::fetch::handle(&broker, req, version).await)
+            })
+        }
+        RequestKind::ListOffsets(req) => {
+            ready(c, version, api::list_offsets::handle(broker, req, version))
+        }
+        RequestKind::CreateTopics(req) => {
+            ready(c, version, api::topics::create(broker, req, version).await)
+        }
+        RequestKind::DeleteTopics(req) => {
+            ready(c, version, api::topics::delete(broker, req, version).await)
+        }
+        RequestKind::CreatePartitions(req) => ready(
+            c,
+            version,
+            api::topics::create_partitions(broker, req).await,
+        ),
+        RequestKind::DeleteRecords(req) => {
+            ready(c, version, api::delete_records::handle(broker, req))
+        }
+        RequestKind::DescribeConfigs(req) => {
+            ready(c, version, api::configs::describe(broker, req, version))
+        }
+        RequestKind::IncrementalAlterConfigs(req) => ready(
+            c,
+            version,
+            api::configs::incremental_alter(broker, req).await,
+        ),
+        RequestKind::DescribeCluster(req) => ready(c, version, api::cluster::describe(broker, req)),
+        other => Outcome::Close {
+            last: Some(error_frame(correlation_id, unsupported)),
+            reason: format!("no handler for {:?}", std::mem::discriminant(&other)),
+        },
+    }
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The project's test command: ./scripts/test.sh
+#
+# Prepares the Python venv used by the broker's client-compatibility tests, then runs the whole
+# workspace test suite with a single `cargo test` invocation (its summary is the last output).
+# Extra arguments are passed to the test binaries, e.g. `./scripts/test.sh kcat` to filter.
+# System prerequisites (cmake, g++, kcat, ...) are installed by .ci/run.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+venv=.venv
+requirements=broker/tests/python/requirements.txt
+stamp="$venv/.requirements.sha256"
+want="$(sha256sum "$requirements" | cut -d' ' -f1)"
+
+if ! "$venv/bin/python" -c 'import sys' >/dev/null 2>&1; then
+    echo "==> creating Python venv in $venv" >&2
+    python3 -m venv --clear "$venv"
+fi
+if [[ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]] \
+    || ! "$venv/bin/python" -c 'import kafka, confluent_kafka' >/dev/null 2>&1; then
+    echo "==> installing Python test clients from $requirements" >&2
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
+    echo "$want" >"$stamp"
+fi
+export DATASYNC_PYTHON="$PWD/$venv/bin/python"
+
+if ! command -v kcat >/dev/null 2>&1; then
+    echo "error: kcat not found on PATH (install it, or run .ci/run which does)" >&2
+    exit 1
+fi
+
+# Debug profile: on a 2-core machine compiling the workspace (and librdkafka) in release costs
+# more than the tests save.
+# --no-fail-fast: run every test binary even when an earlier one fails (still exits non-zero).
+exec cargo test --workspace --no-fail-fast -- --test-threads=2 "$@"
