@@ -557,3 +557,624 @@ impl PartitionLog {
         self.flush()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::batch::BatchIter;
+    use crate::log::testing::encode_batch;
+
+    fn config(segment_bytes: u64) -> LogConfig {
+        LogConfig {
+            segment_bytes,
+            index_interval_bytes: 256,
+            max_batch_bytes: 1 << 20,
+            retention_ms: None,
+            retention_bytes: None,
+        }
+    }
+
+    /// A batch of `n` records of `value_len` bytes, timestamps `ts, ts+1, ...`.
+    fn batch(n: usize, value_len: usize, ts: i64) -> Vec<u8> {
+        let value = vec![0xabu8; value_len];
+        let records: Vec<(&[u8], &[u8], i64)> = (0..n)
+            .map(|i| (&b"key"[..], &value[..], ts + i as i64))
+            .collect();
+        encode_batch(&records)
+    }
+
+    /// Headers of the batches in a read result, checking that every CRC is intact.
+    fn headers(bytes: &[u8]) -> Vec<BatchHeader> {
+        validate_batches(bytes, usize::MAX).unwrap()
+    }
+
+    /// Appends `count` batches of 3 records; batch `i` has timestamps `1000 + 10 * i ..`.
+    fn fill(log: &mut PartitionLog, count: usize) -> Vec<(i64, i64, usize)> {
+        let mut out = Vec::new();
+        for i in 0..count {
+            let mut b = batch(3, 100, 1000 + 10 * i as i64);
+            let info = log.append(&mut b).unwrap();
+            out.push((info.base_offset, info.last_offset, b.len()));
+        }
+        out
+    }
+
+    /// What a read should return, computed from the list of `(base, last, size)` batches.
+    fn expected_read(
+        batches: &[(i64, i64, usize)],
+        offset: i64,
+        max_bytes: usize,
+        upper: i64,
+    ) -> Vec<i64> {
+        let mut out = Vec::new();
+        let end = batches.last().map_or(0, |b| b.1 + 1);
+        if offset >= upper.min(end) {
+            return out;
+        }
+        let mut total = 0;
+        for &(base, _, size) in batches.iter().filter(|b| b.1 >= offset) {
+            if base >= upper || (!out.is_empty() && total + size > max_bytes) {
+                break;
+            }
+            total += size;
+            out.push(base);
+        }
+        out
+    }
+
+    fn bases(bytes: &[u8]) -> Vec<i64> {
+        headers(bytes).iter().map(|h| h.base_offset).collect()
+    }
+
+    fn active_log_path(dir: &Path, log: &PartitionLog) -> PathBuf {
+        let (base, _) = *log.segments_info().last().unwrap();
+        dir.join(crate::log::segment::segment_file_name(base, LOG_EXT))
+    }
+
+    #[test]
+    fn empty_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = PartitionLog::open(&dir.path().join("t-0"), config(4096)).unwrap();
+        assert_eq!(log.log_start_offset(), 0);
+        assert_eq!(log.log_end_offset(), 0);
+        assert_eq!(log.size_bytes(), 0);
+        assert!(log.read(0, 1000, i64::MAX).unwrap().is_empty());
+        assert!(matches!(
+            log.read(1, 1000, i64::MAX),
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
+        assert_eq!(log.offset_for_timestamp(0).unwrap(), None);
+        assert_eq!(log.max_timestamp_offset(), None);
+        assert!(log.batch_headers_from(0).unwrap().is_empty());
+        assert_eq!(log.sync_handle().sync().unwrap(), 0);
+    }
+
+    #[test]
+    fn append_read_round_trip_across_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), config(4096)).unwrap();
+        let batches = fill(&mut log, 120);
+        assert_eq!(batches[0].0, 0);
+        assert_eq!(batches[1].0, 3);
+        assert_eq!(log.log_end_offset(), 360);
+        let segments = log.segments_info();
+        assert!(segments.len() > 5, "{segments:?}");
+        assert!(segments.iter().all(|(_, size)| *size <= 4096));
+        assert_eq!(
+            log.size_bytes(),
+            batches.iter().map(|b| b.2 as u64).sum::<u64>()
+        );
+
+        // Everything in one read, continuing across segment boundaries.
+        let all = log.read(0, usize::MAX, i64::MAX).unwrap();
+        let hs = headers(&all);
+        assert_eq!(hs.len(), 120);
+        for (i, h) in hs.iter().enumerate() {
+            assert_eq!(h.base_offset, 3 * i as i64);
+            assert_eq!(h.record_count, 3);
+        }
+
+        // Every offset, various budgets and bounds, against a model.
+        let size = batches[0].2;
+        for offset in 0..360 {
+            for &max_bytes in &[0, 1, size, size + 1, 2 * size, 5000, 9000] {
+                for &upper in &[i64::MAX, 200, offset + 1, offset + 4] {
+                    let got = log.read(offset, max_bytes, upper).unwrap();
+                    assert_eq!(
+                        bases(&got),
+                        expected_read(&batches, offset, max_bytes, upper),
+                        "offset {offset} max_bytes {max_bytes} upper {upper}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn read_semantics() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), config(1 << 20)).unwrap();
+        fill(&mut log, 4); // offsets 0..12, batches at 0, 3, 6, 9
+        let size = log.size_bytes() as usize / 4;
+
+        // Offset in the middle of a batch: the whole batch is returned.
+        assert_eq!(
+            bases(&log.read(4, usize::MAX, i64::MAX).unwrap()),
+            vec![3, 6, 9]
+        );
+        // At least one batch even when it is larger than max_bytes.
+        assert_eq!(bases(&log.read(5, 10, i64::MAX).unwrap()), vec![3]);
+        assert_eq!(bases(&log.read(0, 2 * size, i64::MAX).unwrap()), vec![0, 3]);
+        assert_eq!(
+            bases(&log.read(0, 2 * size - 1, i64::MAX).unwrap()),
+            vec![0]
+        );
+        // Upper bound: only batches whose base offset is below it.
+        assert_eq!(bases(&log.read(0, usize::MAX, 6).unwrap()), vec![0, 3]);
+        assert_eq!(bases(&log.read(0, usize::MAX, 7).unwrap()), vec![0, 3, 6]);
+        assert!(log.read(6, usize::MAX, 6).unwrap().is_empty());
+        // End of log and out of range.
+        assert!(log.read(12, usize::MAX, i64::MAX).unwrap().is_empty());
+        assert!(matches!(
+            log.read(13, usize::MAX, i64::MAX),
+            Err(LogError::OffsetOutOfRange {
+                offset: 13,
+                log_start: 0,
+                log_end: 12
+            })
+        ));
+        assert!(matches!(
+            log.read(-1, usize::MAX, i64::MAX),
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
+    }
+
+    #[test]
+    fn large_batches_and_multi_batch_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(64 * 1024);
+        cfg.index_interval_bytes = 64;
+        let mut log = PartitionLog::open(dir.path(), cfg).unwrap();
+        let mut batches = Vec::new();
+        for i in 0..40 {
+            // A few batches per append, mixing sizes from tiny to 20 KB.
+            let mut records = Vec::new();
+            let sizes = [10usize, 20_000, 300, 5_000];
+            for (j, value_len) in sizes.iter().enumerate().take(1 + i % 4) {
+                records.extend_from_slice(&batch(1 + j, *value_len, i as i64));
+            }
+            let info = log.append(&mut records).unwrap();
+            assert_eq!(info.batches.first().unwrap().base_offset, info.base_offset);
+            assert_eq!(info.batches.last().unwrap().last_offset(), info.last_offset);
+            for h in &info.batches {
+                batches.push((h.base_offset, h.last_offset(), h.total_size()));
+            }
+        }
+        let end = log.log_end_offset();
+        assert!(log.segments_info().len() > 3);
+        for offset in 0..end {
+            for &max_bytes in &[1, 1000, 25_000, 100_000] {
+                let got = log.read(offset, max_bytes, i64::MAX).unwrap();
+                assert_eq!(
+                    bases(&got),
+                    expected_read(&batches, offset, max_bytes, i64::MAX),
+                    "offset {offset} max_bytes {max_bytes}"
+                );
+            }
+        }
+        // The same after reopening (closed segments searched on disk).
+        drop(log);
+        let log = PartitionLog::open(dir.path(), config(64 * 1024)).unwrap();
+        assert_eq!(log.log_end_offset(), end);
+        for offset in 0..end {
+            let got = log.read(offset, 25_000, i64::MAX).unwrap();
+            assert_eq!(
+                bases(&got),
+                expected_read(&batches, offset, 25_000, i64::MAX)
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_appends_write_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(1 << 20);
+        cfg.max_batch_bytes = 2000;
+        let mut log = PartitionLog::open(dir.path(), cfg).unwrap();
+        fill(&mut log, 2);
+        let (end, size) = (log.log_end_offset(), log.size_bytes());
+
+        // A good batch followed by one with a bad CRC.
+        let mut records = batch(2, 10, 5);
+        let mut bad = batch(2, 10, 5);
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        records.extend_from_slice(&bad);
+        assert!(matches!(
+            log.append(&mut records),
+            Err(LogError::CorruptMessage(_))
+        ));
+        // Oversized batch.
+        assert!(matches!(
+            log.append(&mut batch(1, 3000, 5)),
+            Err(LogError::MessageTooLarge { .. })
+        ));
+        // Trailing partial batch, empty input, wrong magic.
+        let mut partial = batch(1, 10, 5);
+        partial.extend_from_slice(&batch(1, 10, 5)[..40]);
+        assert!(log.append(&mut partial).is_err());
+        assert!(log.append(&mut []).is_err());
+        let mut v1 = batch(1, 10, 5);
+        v1[16] = 1;
+        assert!(matches!(
+            log.append(&mut v1),
+            Err(LogError::UnsupportedMagic(1))
+        ));
+
+        assert_eq!((log.log_end_offset(), log.size_bytes()), (end, size));
+        assert_eq!(
+            headers(&log.read(0, usize::MAX, i64::MAX).unwrap()).len(),
+            2
+        );
+        drop(log);
+        let log = PartitionLog::open(dir.path(), config(1 << 20)).unwrap();
+        assert_eq!((log.log_end_offset(), log.size_bytes()), (end, size));
+    }
+
+    #[test]
+    fn append_larger_than_segment_is_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), config(1000)).unwrap();
+        assert!(matches!(
+            log.append(&mut batch(1, 2000, 5)),
+            Err(LogError::RecordListTooLarge { .. })
+        ));
+        assert_eq!(log.log_end_offset(), 0);
+    }
+
+    #[test]
+    fn reopen_keeps_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), config(4096)).unwrap();
+        fill(&mut log, 50);
+        let end = log.log_end_offset();
+        let info = log.segments_info();
+        let all = log.read(0, usize::MAX, i64::MAX).unwrap();
+        log.close().unwrap();
+
+        let mut log = PartitionLog::open(dir.path(), config(4096)).unwrap();
+        assert_eq!(log.log_end_offset(), end);
+        assert_eq!(log.segments_info(), info);
+        assert_eq!(log.read(0, usize::MAX, i64::MAX).unwrap(), all);
+        let next = log.append(&mut batch(1, 10, 5)).unwrap();
+        assert_eq!(next.base_offset, end);
+
+        // Dropped without close: appends are in the page cache, so still there.
+        drop(log);
+        let log = PartitionLog::open(dir.path(), config(4096)).unwrap();
+        assert_eq!(log.log_end_offset(), end + 1);
+    }
+
+    #[test]
+    fn torn_tail_is_truncated() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), config(4096)).unwrap();
+        let batches = fill(&mut log, 20);
+        let end = log.log_end_offset();
+        let path = active_log_path(dir.path(), &log);
+        let active_size = log.segments_info().last().unwrap().1;
+        drop(log);
+
+        // Cut the last batch in the middle.
+        let file = fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.set_len(active_size - 10).unwrap();
+        drop(file);
+        let mut log = PartitionLog::open(dir.path(), config(4096)).unwrap();
+        assert_eq!(log.log_end_offset(), end - 3);
+        assert_eq!(
+            log.segments_info().last().unwrap().1,
+            active_size - batches.last().unwrap().2 as u64
+        );
+        let info = log.append(&mut batch(2, 10, 5)).unwrap();
+        assert_eq!(info.base_offset, end - 3);
+        let end = log.log_end_offset();
+        let size = log.segments_info().last().unwrap().1;
+        drop(log);
+
+        // Garbage after the last batch.
+        let mut bytes = fs::read(&path).unwrap();
+        bytes.extend_from_slice(&[0x5a; 100]);
+        fs::write(&path, &bytes).unwrap();
+        let log = PartitionLog::open(dir.path(), config(4096)).unwrap();
+        assert_eq!(log.log_end_offset(), end);
+        assert_eq!(log.segments_info().last().unwrap().1, size);
+        drop(log);
+
+        // A whole-looking batch with a bad CRC, and one with the wrong offset.
+        let mut bytes = fs::read(&path).unwrap();
+        let mut bad = batch(1, 10, 5);
+        set_base_offset(&mut bad, end);
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        bytes.extend_from_slice(&bad);
+        fs::write(&path, &bytes).unwrap();
+        let log = PartitionLog::open(dir.path(), config(4096)).unwrap();
+        assert_eq!(log.log_end_offset(), end);
+        drop(log);
+        let mut bytes = fs::read(&path).unwrap();
+        let mut wrong = batch(1, 10, 5);
+        set_base_offset(&mut wrong, end + 7);
+        bytes.extend_from_slice(&wrong);
+        fs::write(&path, &bytes).unwrap();
+        let mut log = PartitionLog::open(dir.path(), config(4096)).unwrap();
+        assert_eq!(log.log_end_offset(), end);
+
+        let info = log.append(&mut batch(1, 10, 5)).unwrap();
+        assert_eq!(info.base_offset, end);
+        let all = log.read(0, usize::MAX, i64::MAX).unwrap();
+        let hs = headers(&all);
+        assert_eq!(hs.last().unwrap().base_offset, end);
+        for pair in hs.windows(2) {
+            assert_eq!(pair[0].next_offset(), pair[1].base_offset);
+        }
+    }
+
+    #[test]
+    fn missing_or_broken_indexes_are_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), config(8192)).unwrap();
+        let batches = fill(&mut log, 80);
+        let first_closed = log.segments_info()[0].0;
+        log.close().unwrap();
+
+        let index = |ext: &str| {
+            dir.path()
+                .join(crate::log::segment::segment_file_name(first_closed, ext))
+        };
+        let original = fs::read(index(INDEX_EXT)).unwrap();
+        assert!(!original.is_empty());
+        let original_time = fs::read(index(TIME_INDEX_EXT)).unwrap();
+        for entry in fs::read_dir(dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_str().unwrap().to_string();
+            if name.ends_with(".index") || name.ends_with(".timeindex") {
+                fs::remove_file(path).unwrap();
+            }
+        }
+        let log = PartitionLog::open(dir.path(), config(8192)).unwrap();
+        assert_eq!(fs::read(index(INDEX_EXT)).unwrap(), original);
+        assert_eq!(fs::read(index(TIME_INDEX_EXT)).unwrap(), original_time);
+        for offset in (0..240).step_by(7) {
+            let got = log.read(offset, 3000, i64::MAX).unwrap();
+            assert_eq!(bases(&got), expected_read(&batches, offset, 3000, i64::MAX));
+        }
+        drop(log);
+
+        // Inconsistent index: entries beyond the segment, odd length.
+        let mut broken = original.clone();
+        broken[4..8].copy_from_slice(&u32::MAX.to_be_bytes());
+        fs::write(index(INDEX_EXT), &broken).unwrap();
+        let mut odd = original_time.clone();
+        odd.push(1);
+        fs::write(index(TIME_INDEX_EXT), &odd).unwrap();
+        let log = PartitionLog::open(dir.path(), config(8192)).unwrap();
+        assert_eq!(fs::read(index(INDEX_EXT)).unwrap(), original);
+        assert_eq!(fs::read(index(TIME_INDEX_EXT)).unwrap(), original_time);
+        assert_eq!(
+            bases(&log.read(100, 1, i64::MAX).unwrap()),
+            expected_read(&batches, 100, 1, i64::MAX)
+        );
+    }
+
+    #[test]
+    fn retention_by_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), config(4096)).unwrap();
+        fill(&mut log, 100);
+        let before = log.segments_info();
+        let limit = 3 * 4096;
+        log.set_config(LogConfig {
+            retention_bytes: Some(limit),
+            ..config(4096)
+        });
+        let deleted = log.enforce_retention(0).unwrap();
+        assert!(deleted > 0);
+        let after = log.segments_info();
+        assert_eq!(after.len() + deleted as usize, before.len());
+        assert_eq!(after.last(), before.last());
+        // Like Kafka: a segment goes only if the rest is still at least the limit.
+        assert!(log.size_bytes() >= limit as u64);
+        assert!(log.size_bytes() - after[0].1 < limit as u64);
+        assert_eq!(log.log_start_offset(), after[0].0);
+        assert!(matches!(
+            log.read(0, 100, i64::MAX),
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
+        assert_eq!(
+            bases(&log.read(after[0].0, 1, i64::MAX).unwrap()),
+            vec![after[0].0]
+        );
+
+        // Never the active segment, even with a zero limit.
+        log.set_config(LogConfig {
+            retention_bytes: Some(0),
+            ..config(4096)
+        });
+        log.enforce_retention(0).unwrap();
+        assert_eq!(log.segments_info(), vec![*before.last().unwrap()]);
+        assert_eq!(log.log_start_offset(), before.last().unwrap().0);
+        drop(log);
+        let log = PartitionLog::open(dir.path(), config(4096)).unwrap();
+        assert_eq!(log.log_start_offset(), before.last().unwrap().0);
+    }
+
+    #[test]
+    fn retention_by_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), config(4096)).unwrap();
+        fill(&mut log, 100); // batch i has timestamps 1000+10i ..= 1002+10i
+        let before = log.segments_info();
+        log.set_config(LogConfig {
+            retention_ms: Some(100),
+            ..config(4096)
+        });
+        // Nothing is older than 100 ms at time 1100 except batches < 1000.
+        assert_eq!(log.enforce_retention(1000).unwrap(), 0);
+        // At 1600, batches with max timestamp < 1500 (i < 50) are expired.
+        let deleted = log.enforce_retention(1600).unwrap() as usize;
+        assert!(deleted > 0);
+        let after = log.segments_info();
+        assert_eq!(after.len() + deleted, before.len());
+        // The first remaining segment holds a batch with a timestamp >= 1500, i.e. offset >= 150.
+        assert!(after[1].0 > 150, "{after:?}");
+        assert_eq!(log.log_start_offset(), after[0].0);
+        // Far in the future: all closed segments go, the active stays.
+        log.enforce_retention(i64::MAX).unwrap();
+        assert_eq!(log.segments_info(), vec![*before.last().unwrap()]);
+        // Forever.
+        log.set_config(LogConfig {
+            retention_ms: Some(-1),
+            ..config(4096)
+        });
+        assert_eq!(log.enforce_retention(i64::MAX).unwrap(), 0);
+    }
+
+    #[test]
+    fn delete_records_persists() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), config(4096)).unwrap();
+        fill(&mut log, 60);
+        let end = log.log_end_offset();
+        let segments = log.segments_info().len();
+        assert_eq!(log.delete_records_before(100).unwrap(), 100);
+        assert_eq!(log.log_start_offset(), 100);
+        assert!(log.segments_info().len() < segments);
+        assert!(log.segments_info()[0].0 <= 100);
+        // Below the current start: no-op.
+        assert_eq!(log.delete_records_before(50).unwrap(), 100);
+        assert!(matches!(
+            log.delete_records_before(end + 1),
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
+        assert!(matches!(
+            log.read(99, 100, i64::MAX),
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
+        // Reading at the log start returns the batch containing it (base 99).
+        assert_eq!(bases(&log.read(100, 1, i64::MAX).unwrap()), vec![99]);
+        assert_eq!(log.batch_headers_from(0).unwrap()[0].base_offset, 99);
+        drop(log);
+
+        let mut log = PartitionLog::open(dir.path(), config(4096)).unwrap();
+        assert_eq!(log.log_start_offset(), 100);
+        assert_eq!(log.log_end_offset(), end);
+
+        // Delete everything: a fresh empty segment at the log end.
+        assert_eq!(log.delete_records_before(end).unwrap(), end);
+        assert_eq!(log.segments_info(), vec![(end, 0)]);
+        assert!(log.read(end, 100, i64::MAX).unwrap().is_empty());
+        let info = log.append(&mut batch(1, 10, 5)).unwrap();
+        assert_eq!(info.base_offset, end);
+        drop(log);
+        let log = PartitionLog::open(dir.path(), config(4096)).unwrap();
+        assert_eq!(log.log_start_offset(), end);
+        assert_eq!(log.log_end_offset(), end + 1);
+    }
+
+    #[test]
+    fn checkpoint_in_empty_dir_and_beyond_end() {
+        let dir = tempfile::tempdir().unwrap();
+        write_checkpoint(dir.path(), 42).unwrap();
+        let mut log = PartitionLog::open(dir.path(), config(4096)).unwrap();
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (42, 42));
+        assert_eq!(log.append(&mut batch(2, 10, 5)).unwrap().base_offset, 42);
+        drop(log);
+
+        // The checkpoint is ahead of the data (lost tail): start afresh at the checkpoint.
+        write_checkpoint(dir.path(), 1000).unwrap();
+        let log = PartitionLog::open(dir.path(), config(4096)).unwrap();
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (1000, 1000));
+        assert_eq!(log.segments_info(), vec![(1000, 0)]);
+    }
+
+    #[test]
+    fn timestamps() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), config(4096)).unwrap();
+        fill(&mut log, 100); // batch i: offsets 3i..3i+2, timestamps 1000+10i ..= 1002+10i
+        let mut out_of_order = batch(1, 10, 999_999);
+        let peak = log.append(&mut out_of_order).unwrap().base_offset;
+        fill(&mut log, 5);
+
+        let check = |log: &PartitionLog| {
+            assert_eq!(log.offset_for_timestamp(0).unwrap(), Some((0, 1002)));
+            assert_eq!(log.offset_for_timestamp(1002).unwrap(), Some((0, 1002)));
+            assert_eq!(log.offset_for_timestamp(1003).unwrap(), Some((3, 1012)));
+            for i in 0..100 {
+                let ts = 1000 + 10 * i;
+                assert_eq!(
+                    log.offset_for_timestamp(ts).unwrap(),
+                    Some((3 * i, ts + 2)),
+                    "ts {ts}"
+                );
+            }
+            assert_eq!(
+                log.offset_for_timestamp(5000).unwrap(),
+                Some((peak, 999_999))
+            );
+            assert_eq!(log.offset_for_timestamp(1_000_000).unwrap(), None);
+            assert_eq!(log.max_timestamp_offset(), Some((peak, 999_999)));
+        };
+        check(&log);
+        drop(log);
+        let log = PartitionLog::open(dir.path(), config(4096)).unwrap();
+        check(&log);
+    }
+
+    #[test]
+    fn batch_headers_and_sync_handle() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), config(4096)).unwrap();
+        fill(&mut log, 40);
+        let hs = log.batch_headers_from(31).unwrap();
+        assert_eq!(hs.len(), 30);
+        assert_eq!(hs[0].base_offset, 30);
+        assert_eq!(hs.last().unwrap().base_offset, 117);
+        assert!(log.batch_headers_from(120).unwrap().is_empty());
+        assert!(log.batch_headers_from(121).is_err());
+
+        let handle = log.sync_handle();
+        fill(&mut log, 40); // rolls several times
+        assert_eq!(handle.sync().unwrap(), 120);
+        assert_eq!(log.sync_handle().sync().unwrap(), 240);
+        log.flush().unwrap();
+    }
+
+    #[test]
+    fn reads_from_iter_match_complete_prefix() {
+        // The read result is always a whole number of batches.
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), config(4096)).unwrap();
+        fill(&mut log, 30);
+        for max_bytes in (0..3000).step_by(97) {
+            let got = log.read(7, max_bytes, i64::MAX).unwrap();
+            let mut iter = BatchIter::new(&got);
+            for _ in iter.by_ref() {}
+            assert_eq!(iter.complete_len(), got.len());
+        }
+    }
+
+    #[test]
+    fn stray_files_are_handled() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("00000000000000000500.index"), b"junk").unwrap();
+        fs::write(dir.path().join("log-start-offset.tmp"), b"7").unwrap();
+        fs::write(dir.path().join("README"), b"hello").unwrap();
+        fs::write(dir.path().join(LOG_START_CHECKPOINT), b"not a number").unwrap();
+        let log = PartitionLog::open(dir.path(), config(4096)).unwrap();
+        assert_eq!(log.log_start_offset(), 0);
+        assert!(!dir.path().join("00000000000000000500.index").exists());
+        assert!(!dir.path().join("log-start-offset.tmp").exists());
+        assert!(dir.path().join("README").exists());
+    }
+}
