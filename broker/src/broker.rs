@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::flush::Flusher;
+use crate::producer_ids::ProducerIds;
 use crate::topic::{TopicError, TopicRegistry};
 
 /// What a client is told to connect to.
@@ -19,6 +20,7 @@ pub struct Broker {
     pub config: Arc<Config>,
     pub topics: TopicRegistry,
     pub flusher: Flusher,
+    pub producer_ids: ProducerIds,
     pub advertised: Advertised,
 }
 
@@ -28,10 +30,12 @@ impl Broker {
         let config = Arc::new(config);
         let topics = TopicRegistry::open(config.clone())?;
         let flusher = Flusher::start(config.flush_policy);
+        let producer_ids = ProducerIds::open(&config.data_dir)?;
         Ok(Broker {
             config,
             topics,
             flusher,
+            producer_ids,
             advertised,
         })
     }

@@ -8,8 +8,10 @@
 pub mod api;
 pub mod broker;
 pub mod config;
+pub mod durable_file;
 pub mod flush;
 pub mod log;
+pub mod producer_ids;
 pub mod protocol;
 pub mod server;
 pub mod topic;

@@ -28,7 +28,20 @@ impl TestBroker {
     }
 
     async fn start_with(tweak: impl FnOnce(&mut broker::Config)) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_in(tempfile::tempdir().expect("tempdir"), tweak).await
+    }
+
+    /// Stops the broker gracefully and starts a new one on the same data directory.
+    async fn restart(mut self) -> Self {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task).await.expect("broker task");
+        let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().expect("tempdir"));
+        Self::start_in(dir, |_| {}).await
+    }
+
+    async fn start_in(dir: tempfile::TempDir, tweak: impl FnOnce(&mut broker::Config)) -> Self {
         let mut config = broker::Config::for_data_dir(dir.path());
         tweak(&mut config);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -133,6 +146,16 @@ fn name(s: &str) -> TopicName {
 }
 
 fn batch(records: &[(&str, &str)], ts: i64) -> Bytes {
+    idempotent_batch(records, ts, -1, -1, -1)
+}
+
+fn idempotent_batch(
+    records: &[(&str, &str)],
+    ts: i64,
+    producer_id: i64,
+    epoch: i16,
+    sequence: i32,
+) -> Bytes {
     let records: Vec<Record> = records
         .iter()
         .enumerate()
@@ -140,11 +163,15 @@ fn batch(records: &[(&str, &str)], ts: i64) -> Bytes {
             transactional: false,
             control: false,
             partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id,
+            producer_epoch: epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: -1,
+            sequence: if sequence < 0 {
+                -1
+            } else {
+                sequence + i as i32
+            },
             timestamp: ts + i as i64,
             key: Some(Bytes::from(k.to_string())),
             value: Some(Bytes::from(v.to_string())),
@@ -583,5 +610,91 @@ async fn acks_zero_gets_no_answer_but_is_stored() {
         .call(12, &fetch_request("a0", 0, 0).with_max_wait_ms(2000))
         .await;
     assert_eq!(resp.responses[0].partitions[0].high_watermark, 1);
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn idempotent_retries_are_stored_once_even_across_a_restart() {
+    let broker = TestBroker::start().await;
+    let mut c = broker.connect().await;
+    c.call(7, &create_topics_request("idem", 1)).await;
+    let init = c
+        .call(
+            4,
+            &InitProducerIdRequest::default().with_transaction_timeout_ms(60_000),
+        )
+        .await;
+    assert_eq!(init.error_code, 0);
+    let pid = init.producer_id.0;
+    assert!(pid >= 0);
+    assert_eq!(init.producer_epoch, 0);
+
+    let first = idempotent_batch(&[("a", "1"), ("b", "2")], 10, pid, 0, 0);
+    let resp = c
+        .call(9, &produce_request("idem", 0, first.clone(), -1))
+        .await;
+    assert_eq!(
+        (
+            first_produce_error(&resp),
+            resp.responses[0].partition_responses[0].base_offset
+        ),
+        (0, 0)
+    );
+    // The same batch again, as a producer retrying after a lost answer: same offset, not stored.
+    let resp = c
+        .call(9, &produce_request("idem", 0, first.clone(), -1))
+        .await;
+    assert_eq!(
+        (
+            first_produce_error(&resp),
+            resp.responses[0].partition_responses[0].base_offset
+        ),
+        (0, 0)
+    );
+
+    let second = idempotent_batch(&[("c", "3")], 11, pid, 0, 2);
+    let resp = c
+        .call(9, &produce_request("idem", 0, second.clone(), -1))
+        .await;
+    assert_eq!(
+        (
+            first_produce_error(&resp),
+            resp.responses[0].partition_responses[0].base_offset
+        ),
+        (0, 2)
+    );
+
+    // A gap in the sequence is refused.
+    let gap = idempotent_batch(&[("d", "4")], 12, pid, 0, 9);
+    let resp = c.call(9, &produce_request("idem", 0, gap, -1)).await;
+    assert_eq!(
+        first_produce_error(&resp),
+        45,
+        "OUT_OF_ORDER_SEQUENCE_NUMBER"
+    );
+
+    let resp = c.call(12, &fetch_request("idem", 0, 0)).await;
+    assert_eq!(resp.responses[0].partitions[0].high_watermark, 3);
+
+    // After a restart the state is rebuilt from the log: the retry is still recognised.
+    drop(c);
+    let broker = broker.restart().await;
+    let mut c = broker.connect().await;
+    let resp = c.call(9, &produce_request("idem", 0, second, -1)).await;
+    assert_eq!(
+        (
+            first_produce_error(&resp),
+            resp.responses[0].partition_responses[0].base_offset
+        ),
+        (0, 2)
+    );
+    let resp = c.call(12, &fetch_request("idem", 0, 0)).await;
+    assert_eq!(
+        resp.responses[0].partitions[0].high_watermark, 3,
+        "stored once"
+    );
+    // New producer ids never repeat an old one.
+    let again = c.call(4, &InitProducerIdRequest::default()).await;
+    assert!(again.producer_id.0 > pid);
     broker.stop().await;
 }

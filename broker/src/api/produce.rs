@@ -12,7 +12,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use super::{code, log_error_code, str_bytes};
 use crate::broker::Broker;
-use crate::topic::Partition;
+use crate::topic::{AppendError, Partition};
 
 struct Pending {
     response: PartitionProduceResponse,
@@ -61,17 +61,21 @@ pub fn handle(
             };
             let mut records = BytesMut::from(&records[..]);
             match partition.append(&mut records) {
-                Ok(info) => partitions.push(Pending {
+                Ok(appended) => partitions.push(Pending {
                     response: PartitionProduceResponse::default()
                         .with_index(data.index)
-                        .with_base_offset(info.base_offset)
+                        .with_base_offset(appended.base_offset)
                         .with_log_start_offset(partition.log_start_offset()),
+                    // A retried batch is acknowledged once its original is durable too.
                     appended: Some(partition),
                 }),
                 Err(e) => {
                     tracing::debug!(topic = %partition.topic, partition = data.index, error = %e, "produce rejected");
                     let mut p = fail(ResponseError::UnknownServerError, Some(e.to_string()));
-                    p.response.error_code = log_error_code(&e);
+                    p.response.error_code = match &e {
+                        AppendError::Log(e) => log_error_code(e),
+                        AppendError::Sequence(e) => e.code(),
+                    };
                     partitions.push(p);
                 }
             }

@@ -153,6 +153,9 @@ pub async fn dispatch(broker: &Arc<Broker>, mut frame: Bytes) -> Outcome {
             version,
             api::configs::incremental_alter(broker, req).await,
         ),
+        RequestKind::InitProducerId(req) => {
+            ready(c, version, api::init_producer_id::handle(broker, req))
+        }
         RequestKind::DescribeCluster(req) => ready(c, version, api::cluster::describe(broker, req)),
         other => Outcome::Close {
             last: Some(error_frame(correlation_id, unsupported)),

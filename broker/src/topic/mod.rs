@@ -3,8 +3,9 @@
 pub mod config;
 pub mod name;
 mod partition;
+mod producer_state;
 mod registry;
 
 pub use config::TopicConfigs;
-pub use partition::{Partition, ReadResult};
+pub use partition::{AppendError, Appended, Partition, ReadResult};
 pub use registry::{Topic, TopicError, TopicRegistry};

@@ -7,17 +7,57 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use bytes::Bytes;
 use parking_lot::Mutex;
 
-use crate::log::{AppendInfo, LogConfig, LogError, PartitionLog, SyncHandle};
+use kafka_protocol::error::ResponseError;
+
+use super::producer_state::{ProducerStates, Sequencing};
+use crate::log::batch::BatchIter;
+use crate::log::{LogConfig, LogError, PartitionLog, SyncHandle};
 
 /// A partition of a topic on this broker.
 pub struct Partition {
     pub topic: String,
     pub index: i32,
     dir: PathBuf,
-    log: Mutex<PartitionLog>,
+    log: Mutex<Inner>,
     /// Offsets below this are durable under the flush policy; consumers read only below it, so
     /// nothing they see can be lost by a crash.
     high_watermark: AtomicI64,
+}
+
+/// The log and the idempotent-producer state, changed together under one lock.
+struct Inner {
+    log: PartitionLog,
+    producers: ProducerStates,
+}
+
+impl std::ops::Deref for Inner {
+    type Target = PartitionLog;
+    fn deref(&self) -> &PartitionLog {
+        &self.log
+    }
+}
+
+impl std::ops::DerefMut for Inner {
+    fn deref_mut(&mut self) -> &mut PartitionLog {
+        &mut self.log
+    }
+}
+
+/// Why an append was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("idempotent producer: {}", .0)]
+    Sequence(ResponseError),
+}
+
+/// Where an append landed.
+#[derive(Debug, Clone, Copy)]
+pub struct Appended {
+    pub base_offset: i64,
+    /// A retry of batches already in the log: nothing was appended.
+    pub duplicate: bool,
 }
 
 /// What a read returns besides the records.
@@ -33,11 +73,12 @@ impl Partition {
     pub fn open(topic: &str, index: i32, dir: &Path, config: LogConfig) -> Result<Self, LogError> {
         let log = PartitionLog::open(dir, config)?;
         let hw = log.log_end_offset();
+        let producers = ProducerStates::rebuild(log.batch_headers_from(log.log_start_offset())?);
         Ok(Partition {
             topic: topic.to_string(),
             index,
             dir: dir.to_path_buf(),
-            log: Mutex::new(log),
+            log: Mutex::new(Inner { log, producers }),
             high_watermark: AtomicI64::new(hw),
         })
     }
@@ -46,9 +87,56 @@ impl Partition {
         &self.dir
     }
 
-    /// Appends validated batches, assigning offsets. Not yet durable: see [`Partition::sync`].
-    pub fn append(&self, records: &mut [u8]) -> Result<AppendInfo, LogError> {
-        self.log.lock().append(records)
+    /// Appends validated batches, assigning offsets, unless they are an idempotent producer's
+    /// retry of batches already in the log. Not yet durable: see [`Partition::sync`].
+    pub fn append(&self, records: &mut [u8]) -> Result<Appended, AppendError> {
+        let mut inner = self.log.lock();
+        // Idempotence is decided on the headers before anything is written; the log validates
+        // lengths and CRCs of the same batches when appending.
+        let headers: Vec<_> = BatchIter::new(records).map(|(_, h)| h).collect();
+        if let [first, rest @ ..] = headers.as_slice() {
+            match inner
+                .producers
+                .check(first)
+                .map_err(AppendError::Sequence)?
+            {
+                Sequencing::Duplicate { base_offset } if rest.is_empty() => {
+                    return Ok(Appended {
+                        base_offset,
+                        duplicate: true,
+                    })
+                }
+                Sequencing::Duplicate { .. } => {
+                    return Err(AppendError::Sequence(
+                        ResponseError::DuplicateSequenceNumber,
+                    ))
+                }
+                Sequencing::Append => {}
+            }
+            // Further batches of one request must follow each other in sequence.
+            for pair in headers.windows(2) {
+                if let [a, b] = pair {
+                    let follows = a.producer_id == b.producer_id
+                        && a.producer_epoch == b.producer_epoch
+                        && i64::from(b.base_sequence)
+                            == (i64::from(a.base_sequence) + i64::from(a.last_offset_delta) + 1)
+                                % (i64::from(i32::MAX) + 1);
+                    if b.producer_id >= 0 && !follows {
+                        return Err(AppendError::Sequence(
+                            ResponseError::OutOfOrderSequenceNumber,
+                        ));
+                    }
+                }
+            }
+        }
+        let info = inner.log.append(records)?;
+        for h in &info.batches {
+            inner.producers.record(h, h.base_offset);
+        }
+        Ok(Appended {
+            base_offset: info.base_offset,
+            duplicate: false,
+        })
     }
 
     /// Makes everything appended so far durable and visible.

@@ -14,6 +14,7 @@ use super::config::{self, TopicConfigs};
 use super::name;
 use super::partition::Partition;
 use crate::config::Config;
+use crate::durable_file::write_atomically;
 use crate::log::LogError;
 
 /// Why a topic operation failed; each maps to a Kafka error code.
@@ -401,18 +402,6 @@ impl TopicRegistry {
 
 pub(crate) fn partition_dir(data_dir: &Path, topic: &str, partition: i32) -> PathBuf {
     data_dir.join(format!("{topic}-{partition}"))
-}
-
-/// Replaces `dir/name` with `bytes` so that a crash leaves either the old or the new content.
-pub(crate) fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = dir.join(format!("{name}.tmp"));
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, dir.join(name))?;
-    std::fs::File::open(dir)?.sync_all()?;
-    Ok(())
 }
 
 fn new_cluster_id() -> String {
