@@ -1,10 +1,14 @@
-//! The broker's shared state: configuration, topics, the flusher and the address it advertises.
-//! Every connection's request handlers get an `Arc<Broker>`.
+//! The broker's shared state: configuration, topics, the flusher, producer ids, consumer groups
+//! and committed offsets, and the address it advertises. Every request handler gets an
+//! `Arc<Broker>`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::config::Config;
 use crate::flush::Flusher;
+use crate::group::offsets::OffsetStore;
+use crate::group::{GroupConfig, GroupCoordinator};
 use crate::producer_ids::ProducerIds;
 use crate::topic::{TopicError, TopicRegistry};
 
@@ -21,21 +25,35 @@ pub struct Broker {
     pub topics: TopicRegistry,
     pub flusher: Flusher,
     pub producer_ids: ProducerIds,
+    pub groups: GroupCoordinator,
+    pub offsets: OffsetStore,
     pub advertised: Advertised,
 }
 
 impl Broker {
-    /// Opens the data directory (recovering every partition) and starts the flusher.
-    pub fn open(config: Config, advertised: Advertised) -> Result<Self, TopicError> {
+    /// Opens the data directory (recovering every partition and the committed offsets) and
+    /// starts the flusher.
+    pub async fn open(config: Config, advertised: Advertised) -> Result<Self, TopicError> {
         let config = Arc::new(config);
-        let topics = TopicRegistry::open(config.clone())?;
+        let opening = config.clone();
+        let topics = tokio::task::spawn_blocking(move || TopicRegistry::open(opening))
+            .await
+            .map_err(|e| TopicError::Io(std::io::Error::other(e)))??;
         let flusher = Flusher::start(config.flush_policy);
         let producer_ids = ProducerIds::open(&config.data_dir)?;
+        let offsets = OffsetStore::open(&topics, flusher.clone()).await?;
+        let groups = GroupCoordinator::new(GroupConfig {
+            min_session_timeout: Duration::from_millis(config.group_min_session_timeout_ms),
+            max_session_timeout: Duration::from_millis(config.group_max_session_timeout_ms),
+            initial_rebalance_delay: Duration::from_millis(config.group_initial_rebalance_delay_ms),
+        });
         Ok(Broker {
             config,
             topics,
             flusher,
             producer_ids,
+            groups,
+            offsets,
             advertised,
         })
     }

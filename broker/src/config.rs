@@ -75,6 +75,30 @@ pub struct Config {
     #[arg(long, env = "BROKER_FLUSH_POLICY", value_enum, default_value_t = FlushPolicy::GroupCommit)]
     pub flush_policy: FlushPolicy,
 
+    /// Shortest session timeout a consumer group member may ask for.
+    #[arg(
+        long,
+        env = "BROKER_GROUP_MIN_SESSION_TIMEOUT_MS",
+        default_value_t = 6_000
+    )]
+    pub group_min_session_timeout_ms: u64,
+
+    /// Longest session timeout a consumer group member may ask for.
+    #[arg(
+        long,
+        env = "BROKER_GROUP_MAX_SESSION_TIMEOUT_MS",
+        default_value_t = 1_800_000
+    )]
+    pub group_max_session_timeout_ms: u64,
+
+    /// How long the first rebalance of an empty group waits for more members to join.
+    #[arg(
+        long,
+        env = "BROKER_GROUP_INITIAL_REBALANCE_DELAY_MS",
+        default_value_t = 0
+    )]
+    pub group_initial_rebalance_delay_ms: u64,
+
     /// This broker's node id in Metadata.
     #[arg(long, env = "BROKER_NODE_ID", default_value_t = 1)]
     pub node_id: i32,
@@ -98,6 +122,9 @@ impl Config {
             message_max_bytes: 1_048_588,
             max_request_bytes: 100 * 1024 * 1024,
             flush_policy: FlushPolicy::GroupCommit,
+            group_min_session_timeout_ms: 6_000,
+            group_max_session_timeout_ms: 1_800_000,
+            group_initial_rebalance_delay_ms: 0,
             node_id: 1,
         }
     }

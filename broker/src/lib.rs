@@ -10,6 +10,7 @@ pub mod broker;
 pub mod config;
 pub mod durable_file;
 pub mod flush;
+pub mod group;
 pub mod log;
 pub mod producer_ids;
 pub mod protocol;
@@ -74,10 +75,7 @@ pub async fn run(
 ) -> Result<(), StartError> {
     let bound = listener.local_addr()?;
     let advertised = advertised(&config, bound)?;
-    let broker = tokio::task::spawn_blocking(move || Broker::open(config, advertised))
-        .await
-        .map_err(|e| StartError::Io(std::io::Error::other(e)))??;
-    let broker = Arc::new(broker);
+    let broker = Arc::new(Broker::open(config, advertised).await?);
     tracing::info!(
         advertised = %format!("{}:{}", broker.advertised.host, broker.advertised.port),
         data_dir = %broker.config.data_dir.display(),
@@ -86,16 +84,30 @@ pub async fn run(
 
     let stop = CancellationToken::new();
     let retention = tokio::spawn(enforce_retention(broker.clone(), stop.clone()));
+    let group_timers = tokio::spawn(run_group_timers(broker.clone(), stop.clone()));
     let server = tokio::spawn(server::serve(broker.clone(), listener, stop.clone()));
     shutdown.await;
     tracing::info!("shutting down");
     stop.cancel();
     let _ = server.await;
     let _ = retention.await;
+    let _ = group_timers.await;
     let flushing = broker.clone();
     let _ = tokio::task::spawn_blocking(move || flushing.topics.flush_all()).await;
     tracing::info!("stopped; everything flushed");
     Ok(())
+}
+
+/// Expires group members whose session ran out and ends rebalances whose time is up.
+async fn run_group_timers(broker: Arc<Broker>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => broker.groups.tick(),
+        }
+    }
 }
 
 async fn enforce_retention(broker: Arc<Broker>, stop: CancellationToken) {

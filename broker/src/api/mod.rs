@@ -6,9 +6,11 @@ pub mod cluster;
 pub mod configs;
 pub mod delete_records;
 pub mod fetch;
+pub mod groups;
 pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offsets;
 pub mod produce;
 pub mod topics;
 

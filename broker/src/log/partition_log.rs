@@ -1165,6 +1165,65 @@ mod tests {
     }
 
     #[test]
+    fn torn_tail_at_every_cut_point() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), config(1 << 20)).unwrap();
+        let batches = fill(&mut log, 3);
+        let path = active_log_path(dir.path(), &log);
+        drop(log);
+        let full = fs::read(&path).unwrap();
+        let second_end = batches[0].2 + batches[1].2;
+        let boundaries = [batches[0].2, second_end, full.len()];
+        let near_boundary = |cut: usize| boundaries.iter().any(|b| cut.abs_diff(*b) <= 3);
+        for cut in (batches[0].2 - 3..full.len()).filter(|c| near_boundary(*c) || c % 13 == 0) {
+            fs::write(&path, &full[..cut]).unwrap();
+            let mut log = PartitionLog::open(dir.path(), config(1 << 20)).unwrap();
+            let expected = if cut >= second_end {
+                6
+            } else if cut >= batches[0].2 {
+                3
+            } else {
+                0
+            };
+            assert_eq!(log.log_end_offset(), expected, "cut at {cut}");
+            assert_eq!(
+                log.append(&mut batch(1, 5, 5)).unwrap().base_offset,
+                expected
+            );
+            drop(log);
+        }
+    }
+
+    #[test]
+    fn retention_without_timestamps_uses_mtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), config(2048)).unwrap();
+        let value = [1u8; 100];
+        let records: Vec<(&[u8], &[u8], i64)> = vec![(&b"k"[..], &value[..], NO_TIMESTAMP); 3];
+        for _ in 0..40 {
+            log.append(&mut encode_batch(&records)).unwrap();
+        }
+        assert_eq!(log.max_timestamp_offset(), None);
+        assert_eq!(log.offset_for_timestamp(0).unwrap(), None);
+        let segments = log.segments_info().len();
+        assert!(segments > 2);
+        log.set_config(LogConfig {
+            retention_ms: Some(60_000),
+            ..config(2048)
+        });
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        assert_eq!(log.enforce_retention(now).unwrap(), 0);
+        assert_eq!(
+            log.enforce_retention(now + 120_000).unwrap() as usize,
+            segments - 1
+        );
+        assert_eq!(log.segments_info().len(), 1);
+    }
+
+    #[test]
     fn stray_files_are_handled() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("00000000000000000500.index"), b"junk").unwrap();

@@ -361,7 +361,10 @@ impl Segment {
         })?;
         if let (Some(offset_index), Some(time_index)) = (offset_index, time_index) {
             let (max_timestamp, offset_of_max_timestamp) = match time_index.last()? {
-                Some(e) => (e.timestamp, base_offset + i64::from(e.relative_offset)),
+                Some(e) => (
+                    e.timestamp,
+                    base_offset.saturating_add(i64::from(e.relative_offset)),
+                ),
                 None => (NO_TIMESTAMP, base_offset),
             };
             return Ok(Segment {
@@ -399,7 +402,8 @@ impl Segment {
     /// Updates the index state for a batch written at `position`.
     fn note_batch(&mut self, position: u32, header: &BatchHeader) {
         if self.bytes_since_index >= u64::from(self.index_interval) {
-            if let Ok(rel) = u32::try_from(header.base_offset - self.base_offset) {
+            let rel = header.base_offset.checked_sub(self.base_offset);
+            if let Some(rel) = rel.and_then(|r| u32::try_from(r).ok()) {
                 self.offset_index.push(OffsetEntry {
                     relative_offset: rel,
                     position,
@@ -417,7 +421,8 @@ impl Segment {
 
     fn push_time_entry(&mut self) {
         if self.max_timestamp > self.last_time_entry {
-            if let Ok(rel) = u32::try_from(self.offset_of_max_timestamp - self.base_offset) {
+            let rel = self.offset_of_max_timestamp.checked_sub(self.base_offset);
+            if let Some(rel) = rel.and_then(|r| u32::try_from(r).ok()) {
                 self.time_index.push(TimeEntry {
                     timestamp: self.max_timestamp,
                     relative_offset: rel,
@@ -528,7 +533,8 @@ impl Segment {
             .time_index
             .lookup(timestamp.saturating_sub(1))?
             .map_or(self.base_offset, |e| {
-                self.base_offset + i64::from(e.relative_offset)
+                self.base_offset
+                    .saturating_add(i64::from(e.relative_offset))
             })
             .max(min_offset);
         let mut found = None;

@@ -7,6 +7,7 @@
 //! it still writes the answers back in request order.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -58,7 +59,7 @@ where
 }
 
 /// Handles one request frame (without its length prefix).
-pub async fn dispatch(broker: &Arc<Broker>, mut frame: Bytes) -> Outcome {
+pub async fn dispatch(broker: &Arc<Broker>, peer: SocketAddr, mut frame: Bytes) -> Outcome {
     let Some(prefix) = frame.get(..8) else {
         return Outcome::Close {
             last: None,
@@ -155,6 +156,39 @@ pub async fn dispatch(broker: &Arc<Broker>, mut frame: Bytes) -> Outcome {
         ),
         RequestKind::InitProducerId(req) => {
             ready(c, version, api::init_producer_id::handle(broker, req))
+        }
+        RequestKind::FindCoordinator(req) => ready(
+            c,
+            version,
+            api::groups::find_coordinator(broker, req, version),
+        ),
+        RequestKind::JoinGroup(req) => {
+            let client = api::groups::Client {
+                client_id: header
+                    .client_id
+                    .as_ref()
+                    .map(|s| s.to_string())
+                    .unwrap_or_default(),
+                host: format!("/{}", peer.ip()),
+            };
+            deferred(c, version, api::groups::join(broker, req, version, client))
+        }
+        RequestKind::SyncGroup(req) => {
+            deferred(c, version, api::groups::sync(broker, req, version))
+        }
+        RequestKind::Heartbeat(req) => ready(c, version, api::groups::heartbeat(broker, req)),
+        RequestKind::LeaveGroup(req) => ready(c, version, api::groups::leave(broker, req, version)),
+        RequestKind::DescribeGroups(req) => {
+            ready(c, version, api::groups::describe(broker, req, version))
+        }
+        RequestKind::ListGroups(req) => ready(c, version, api::groups::list(broker, req, version)),
+        RequestKind::DeleteGroups(req) => ready(c, version, api::groups::delete(broker, req).await),
+        RequestKind::OffsetCommit(req) => deferred(c, version, api::offsets::commit(broker, req)),
+        RequestKind::OffsetFetch(req) => {
+            ready(c, version, api::offsets::fetch(broker, req, version))
+        }
+        RequestKind::OffsetDelete(req) => {
+            ready(c, version, api::offsets::delete(broker, req).await)
         }
         RequestKind::DescribeCluster(req) => ready(c, version, api::cluster::describe(broker, req)),
         other => Outcome::Close {

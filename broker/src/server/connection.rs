@@ -54,7 +54,7 @@ pub async fn serve(
                 break;
             }
         };
-        let queued = match dispatch(&broker, frame).await {
+        let queued = match dispatch(&broker, peer, frame).await {
             Outcome::Respond(pending) => Queued::Response(tokio::spawn(pending)),
             Outcome::Close { last, reason } => {
                 tracing::warn!(%peer, %reason, "closing connection");

@@ -1,0 +1,260 @@
+//! OffsetCommit, OffsetFetch (plain and, from v8, grouped) and OffsetDelete.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::offset_delete_response::{
+    OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
+};
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::*;
+
+use super::{code, str_bytes, topic_name};
+use crate::broker::Broker;
+use crate::group::offsets::Committed;
+
+/// Longest commit metadata accepted (Kafka's `offset.metadata.max.bytes`).
+const MAX_METADATA: usize = 4096;
+
+pub fn commit(
+    broker: &Arc<Broker>,
+    req: OffsetCommitRequest,
+) -> impl Future<Output = Option<OffsetCommitResponse>> + Send + 'static {
+    let group = req.group_id.0.to_string();
+    let membership = broker.groups.validate_commit(
+        &group,
+        req.generation_id_or_member_epoch,
+        req.member_id.as_str(),
+        req.group_instance_id.as_ref().map(|s| s.as_str()),
+    );
+    let now = crate::now_ms();
+    let mut to_store = Vec::new();
+    // (topic, [(partition, error)]), errors filled in below.
+    let mut results: Vec<(TopicName, Vec<(i32, i16)>)> = Vec::new();
+    for t in req.topics {
+        let topic = broker.topics.get(t.name.0.as_str());
+        let mut parts = Vec::with_capacity(t.partitions.len());
+        for p in t.partitions {
+            let error = if let Err(e) = membership {
+                code(e)
+            } else if topic
+                .as_ref()
+                .and_then(|t| t.partition(p.partition_index))
+                .is_none()
+            {
+                code(ResponseError::UnknownTopicOrPartition)
+            } else if p
+                .committed_metadata
+                .as_ref()
+                .is_some_and(|m| m.len() > MAX_METADATA)
+            {
+                code(ResponseError::OffsetMetadataTooLarge)
+            } else {
+                to_store.push((
+                    (t.name.0.to_string(), p.partition_index),
+                    Committed {
+                        offset: p.committed_offset,
+                        leader_epoch: p.committed_leader_epoch,
+                        metadata: p
+                            .committed_metadata
+                            .map(|m| m.to_string())
+                            .unwrap_or_default(),
+                        commit_timestamp: now,
+                    },
+                ));
+                0
+            };
+            parts.push((p.partition_index, error));
+        }
+        results.push((t.name, parts));
+    }
+    let broker = broker.clone();
+    async move {
+        let stored = broker.offsets.commit(&group, to_store).await;
+        if let Err(e) = &stored {
+            tracing::error!(group = %group, error = %e, "offset commit failed");
+        }
+        let topics = results
+            .into_iter()
+            .map(|(name, parts)| {
+                OffsetCommitResponseTopic::default()
+                    .with_name(name)
+                    .with_partitions(
+                        parts
+                            .into_iter()
+                            .map(|(index, error)| {
+                                let error = if error == 0 && stored.is_err() {
+                                    code(ResponseError::CoordinatorNotAvailable)
+                                } else {
+                                    error
+                                };
+                                OffsetCommitResponsePartition::default()
+                                    .with_partition_index(index)
+                                    .with_error_code(error)
+                            })
+                            .collect(),
+                    )
+            })
+            .collect();
+        Some(OffsetCommitResponse::default().with_topics(topics))
+    }
+}
+
+/// Committed offsets of `group`: for the given topics and partitions, or all of them.
+fn lookup(
+    broker: &Broker,
+    group: &str,
+    topics: Option<Vec<(String, Vec<i32>)>>,
+) -> Vec<(String, Vec<(i32, Option<Committed>)>)> {
+    match topics {
+        Some(topics) => topics
+            .into_iter()
+            .map(|(topic, parts)| {
+                let found = parts
+                    .into_iter()
+                    .map(|p| (p, broker.offsets.get(group, &topic, p)))
+                    .collect();
+                (topic, found)
+            })
+            .collect(),
+        None => {
+            let mut out: Vec<(String, Vec<(i32, Option<Committed>)>)> = Vec::new();
+            for ((topic, p), c) in broker.offsets.all_of(group) {
+                match out.last_mut() {
+                    Some((t, parts)) if *t == topic => parts.push((p, Some(c))),
+                    _ => out.push((topic, vec![(p, Some(c))])),
+                }
+            }
+            out
+        }
+    }
+}
+
+pub fn fetch(broker: &Arc<Broker>, req: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+    if version >= 8 {
+        let groups = req
+            .groups
+            .into_iter()
+            .map(|g| {
+                let topics = g.topics.map(|ts| {
+                    ts.into_iter()
+                        .map(|t| (t.name.0.to_string(), t.partition_indexes))
+                        .collect()
+                });
+                let found = lookup(broker, g.group_id.0.as_str(), topics);
+                OffsetFetchResponseGroup::default()
+                    .with_group_id(g.group_id)
+                    .with_topics(
+                        found
+                            .into_iter()
+                            .map(|(topic, parts)| {
+                                OffsetFetchResponseTopics::default()
+                                    .with_name(topic_name(topic))
+                                    .with_partitions(
+                                        parts
+                                            .into_iter()
+                                            .map(|(p, c)| {
+                                                let c = c.unwrap_or(Committed {
+                                                    offset: -1,
+                                                    leader_epoch: -1,
+                                                    metadata: String::new(),
+                                                    commit_timestamp: -1,
+                                                });
+                                                OffsetFetchResponsePartitions::default()
+                                                    .with_partition_index(p)
+                                                    .with_committed_offset(c.offset)
+                                                    .with_committed_leader_epoch(c.leader_epoch)
+                                                    .with_metadata(Some(str_bytes(c.metadata)))
+                                            })
+                                            .collect(),
+                                    )
+                            })
+                            .collect(),
+                    )
+            })
+            .collect();
+        return OffsetFetchResponse::default().with_groups(groups);
+    }
+    let topics = req.topics.map(|ts| {
+        ts.into_iter()
+            .map(|t| (t.name.0.to_string(), t.partition_indexes))
+            .collect()
+    });
+    let found = lookup(broker, req.group_id.0.as_str(), topics);
+    OffsetFetchResponse::default().with_topics(
+        found
+            .into_iter()
+            .map(|(topic, parts)| {
+                OffsetFetchResponseTopic::default()
+                    .with_name(topic_name(topic))
+                    .with_partitions(
+                        parts
+                            .into_iter()
+                            .map(|(p, c)| {
+                                let mut out = OffsetFetchResponsePartition::default()
+                                    .with_partition_index(p)
+                                    .with_committed_offset(-1)
+                                    .with_metadata(Some(str_bytes("")));
+                                if let Some(c) = c {
+                                    out.committed_offset = c.offset;
+                                    if version >= 5 {
+                                        out.committed_leader_epoch = c.leader_epoch;
+                                    }
+                                    out.metadata = Some(str_bytes(c.metadata));
+                                }
+                                out
+                            })
+                            .collect(),
+                    )
+            })
+            .collect(),
+    )
+}
+
+pub async fn delete(broker: &Arc<Broker>, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
+    let group = req.group_id.0.to_string();
+    let known =
+        broker.groups.describe(&group).is_some() || broker.offsets.groups().contains(&group);
+    if !known {
+        return OffsetDeleteResponse::default()
+            .with_error_code(code(ResponseError::GroupIdNotFound));
+    }
+    let mut delete = Vec::new();
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let subscribed = broker.groups.is_subscribed(&group, t.name.0.as_str());
+        let parts = t
+            .partitions
+            .into_iter()
+            .map(|p| {
+                let error = if subscribed {
+                    code(ResponseError::GroupSubscribedToTopic)
+                } else {
+                    delete.push((t.name.0.to_string(), p.partition_index));
+                    0
+                };
+                OffsetDeleteResponsePartition::default()
+                    .with_partition_index(p.partition_index)
+                    .with_error_code(error)
+            })
+            .collect();
+        topics.push(
+            OffsetDeleteResponseTopic::default()
+                .with_name(t.name)
+                .with_partitions(parts),
+        );
+    }
+    if let Err(e) = broker.offsets.delete(&group, Some(delete)).await {
+        tracing::error!(group = %group, error = %e, "offset delete failed");
+        return OffsetDeleteResponse::default()
+            .with_error_code(code(ResponseError::CoordinatorNotAvailable));
+    }
+    OffsetDeleteResponse::default().with_topics(topics)
+}

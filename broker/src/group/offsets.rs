@@ -1,0 +1,311 @@
+//! Committed offsets, kept in memory for lookups and made durable in the internal compacted
+//! topic `__consumer_offsets`, in the record format Kafka itself uses there (offset commit key
+//! v1, value v3; a null value deletes). A restarted broker replays the topic; compaction keeps it
+//! at one record per group, topic and partition however long the system runs.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use indexmap::IndexMap;
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use parking_lot::Mutex;
+
+use crate::flush::Flusher;
+use crate::topic::{Partition, TopicConfigs, TopicError, TopicRegistry};
+
+/// The internal topic holding committed offsets.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// One committed offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: String,
+    pub commit_timestamp: i64,
+}
+
+type GroupOffsets = BTreeMap<(String, i32), Committed>;
+
+/// Committed offsets of all groups.
+pub struct OffsetStore {
+    partition: Arc<Partition>,
+    flusher: Flusher,
+    committed: Mutex<HashMap<String, GroupOffsets>>,
+}
+
+impl OffsetStore {
+    /// Creates the internal topic if needed and replays it.
+    pub async fn open(topics: &TopicRegistry, flusher: Flusher) -> Result<Self, TopicError> {
+        let topic = match topics.get(OFFSETS_TOPIC) {
+            Some(t) => t,
+            None => {
+                let mut configs = TopicConfigs::default();
+                configs.0.insert("cleanup.policy".into(), "compact".into());
+                configs.0.insert("segment.bytes".into(), "104857600".into());
+                topics.create(OFFSETS_TOPIC, 1, 1, configs).await?
+            }
+        };
+        let partition = topic
+            .partition(0)
+            .ok_or_else(|| TopicError::Unknown(format!("{OFFSETS_TOPIC}-0")))?;
+        let committed = replay(&partition)?;
+        tracing::info!(groups = committed.len(), "loaded committed offsets");
+        Ok(OffsetStore {
+            partition,
+            flusher,
+            committed: Mutex::new(committed),
+        })
+    }
+
+    /// Durably records `offsets` for `group`; resolves once they are on disk.
+    pub async fn commit(
+        &self,
+        group: &str,
+        offsets: Vec<((String, i32), Committed)>,
+    ) -> Result<(), String> {
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let records: Vec<(Bytes, Option<Bytes>)> = offsets
+            .iter()
+            .map(|((topic, p), c)| (encode_key(group, topic, *p), Some(encode_value(c))))
+            .collect();
+        self.append(records)?;
+        {
+            let mut all = self.committed.lock();
+            let entry = all.entry(group.to_string()).or_default();
+            for (key, value) in offsets {
+                entry.insert(key, value);
+            }
+        }
+        self.flusher.commit(self.partition.clone()).await
+    }
+
+    /// Deletes committed offsets (all of the group's when `which` is `None`).
+    pub async fn delete(
+        &self,
+        group: &str,
+        which: Option<Vec<(String, i32)>>,
+    ) -> Result<(), String> {
+        let keys: Vec<(String, i32)> = {
+            let all = self.committed.lock();
+            match (all.get(group), which) {
+                (None, _) => return Ok(()),
+                (Some(g), None) => g.keys().cloned().collect(),
+                (Some(g), Some(which)) => which.into_iter().filter(|k| g.contains_key(k)).collect(),
+            }
+        };
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let records = keys
+            .iter()
+            .map(|(topic, p)| (encode_key(group, topic, *p), None))
+            .collect();
+        self.append(records)?;
+        {
+            let mut all = self.committed.lock();
+            if let Some(g) = all.get_mut(group) {
+                for k in &keys {
+                    g.remove(k);
+                }
+                if g.is_empty() {
+                    all.remove(group);
+                }
+            }
+        }
+        self.flusher.commit(self.partition.clone()).await
+    }
+
+    /// The committed offset of one partition.
+    pub fn get(&self, group: &str, topic: &str, partition: i32) -> Option<Committed> {
+        self.committed
+            .lock()
+            .get(group)
+            .and_then(|g| g.get(&(topic.to_string(), partition)).cloned())
+    }
+
+    /// Every committed offset of a group.
+    pub fn all_of(&self, group: &str) -> Vec<((String, i32), Committed)> {
+        self.committed
+            .lock()
+            .get(group)
+            .map(|g| g.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default()
+    }
+
+    /// Groups that have committed offsets.
+    pub fn groups(&self) -> Vec<String> {
+        self.committed.lock().keys().cloned().collect()
+    }
+
+    fn append(&self, records: Vec<(Bytes, Option<Bytes>)>) -> Result<(), String> {
+        let now = crate::now_ms();
+        let records: Vec<Record> = records
+            .into_iter()
+            .enumerate()
+            .map(|(i, (key, value))| Record {
+                transactional: false,
+                control: false,
+                partition_leader_epoch: 0,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i64::try_from(i).unwrap_or(0),
+                sequence: -1,
+                timestamp: now,
+                key: Some(key),
+                value,
+                headers: IndexMap::new(),
+                delete_horizon: false,
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            &records,
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            },
+        )
+        .map_err(|e| format!("could not encode offsets: {e}"))?;
+        self.partition
+            .append(&mut buf)
+            .map(|_| ())
+            .map_err(|e| format!("could not store offsets: {e}"))
+    }
+}
+
+const KEY_VERSION: i16 = 1;
+const VALUE_VERSION: i16 = 3;
+
+fn put_str(buf: &mut BytesMut, s: &str) {
+    let len = i16::try_from(s.len()).unwrap_or(i16::MAX);
+    buf.put_i16(len);
+    buf.put_slice(&s.as_bytes()[..usize::try_from(len).unwrap_or(0)]);
+}
+
+fn get_str(buf: &mut Bytes) -> Option<String> {
+    if buf.remaining() < 2 {
+        return None;
+    }
+    let len = usize::try_from(buf.get_i16()).ok()?;
+    if buf.remaining() < len {
+        return None;
+    }
+    let s = String::from_utf8(buf.split_to(len).to_vec()).ok()?;
+    Some(s)
+}
+
+fn encode_key(group: &str, topic: &str, partition: i32) -> Bytes {
+    let mut buf = BytesMut::new();
+    buf.put_i16(KEY_VERSION);
+    put_str(&mut buf, group);
+    put_str(&mut buf, topic);
+    buf.put_i32(partition);
+    buf.freeze()
+}
+
+fn decode_key(mut buf: Bytes) -> Option<(String, String, i32)> {
+    if buf.remaining() < 2 || buf.get_i16() > KEY_VERSION {
+        // Version 2 keys are group metadata, which this broker does not persist.
+        return None;
+    }
+    let group = get_str(&mut buf)?;
+    let topic = get_str(&mut buf)?;
+    (buf.remaining() >= 4).then(|| (group, topic, buf.get_i32()))
+}
+
+fn encode_value(c: &Committed) -> Bytes {
+    let mut buf = BytesMut::new();
+    buf.put_i16(VALUE_VERSION);
+    buf.put_i64(c.offset);
+    buf.put_i32(c.leader_epoch);
+    put_str(&mut buf, &c.metadata);
+    buf.put_i64(c.commit_timestamp);
+    buf.freeze()
+}
+
+fn decode_value(mut buf: Bytes) -> Option<Committed> {
+    if buf.remaining() < 2 || buf.get_i16() != VALUE_VERSION || buf.remaining() < 12 {
+        return None;
+    }
+    let offset = buf.get_i64();
+    let leader_epoch = buf.get_i32();
+    let metadata = get_str(&mut buf)?;
+    (buf.remaining() >= 8).then(|| Committed {
+        offset,
+        leader_epoch,
+        metadata,
+        commit_timestamp: buf.get_i64(),
+    })
+}
+
+fn replay(partition: &Partition) -> Result<HashMap<String, GroupOffsets>, TopicError> {
+    let mut committed: HashMap<String, GroupOffsets> = HashMap::new();
+    let mut offset = partition.log_start_offset();
+    loop {
+        let read = partition.read(offset, 4 << 20)?;
+        if read.records.is_empty() {
+            break;
+        }
+        let mut bytes = read.records;
+        let sets = RecordBatchDecoder::decode_all(&mut bytes).map_err(|e| {
+            TopicError::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{OFFSETS_TOPIC}: {e}"),
+            ))
+        })?;
+        let before = offset;
+        for record in sets.into_iter().flat_map(|s| s.records) {
+            offset = offset.max(record.offset + 1);
+            let Some((group, topic, p)) = record.key.and_then(decode_key) else {
+                continue;
+            };
+            match record.value.and_then(decode_value) {
+                Some(value) => {
+                    committed
+                        .entry(group)
+                        .or_default()
+                        .insert((topic, p), value);
+                }
+                None => {
+                    if let Some(g) = committed.get_mut(&group) {
+                        g.remove(&(topic, p));
+                        if g.is_empty() {
+                            committed.remove(&group);
+                        }
+                    }
+                }
+            }
+        }
+        if offset == before {
+            break;
+        }
+    }
+    Ok(committed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_values_round_trip() {
+        let key = encode_key("g", "orders", 3);
+        assert_eq!(decode_key(key), Some(("g".into(), "orders".into(), 3)));
+        let c = Committed {
+            offset: 42,
+            leader_epoch: -1,
+            metadata: "meta".into(),
+            commit_timestamp: 7,
+        };
+        assert_eq!(decode_value(encode_value(&c)), Some(c));
+        assert_eq!(decode_value(Bytes::from_static(&[0, 3, 1])), None);
+    }
+}
