@@ -7,6 +7,8 @@
 
 pub mod api;
 pub mod broker;
+pub mod cli;
+pub mod client;
 pub mod config;
 pub mod durable_file;
 pub mod flush;

@@ -1,31 +1,54 @@
 //! The `broker` binary: parses flags, binds the listener, and runs the broker until SIGINT or
-//! SIGTERM.
+//! SIGTERM. With a subcommand (`topics`, `groups`, `produce`, `consume`) it is instead a Kafka
+//! client for this or any Kafka-compatible cluster (see [`broker::cli`]).
+
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 /// A durable single-node broker that speaks the Apache Kafka wire protocol.
+///
+/// Without a subcommand, runs the broker; the subcommands are admin and console clients.
 #[derive(Parser)]
-#[command(name = "broker", version, about)]
+#[command(
+    name = "broker",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<broker::cli::Command>,
+
     #[command(flatten)]
     config: broker::Config,
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    if let Some(command) = cli.command {
+        // Client output belongs to stdout; only warnings and errors go to stderr.
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_env_filter(
+                EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+            )
+            .init();
+        return Ok(broker::cli::run(command).await);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .init();
-    let cli = Cli::parse();
     let listener = tokio::net::TcpListener::bind(cli.config.listen)
         .await
         .with_context(|| format!("could not listen on {}", cli.config.listen))?;
     broker::run(cli.config, listener, shutdown_signal()).await?;
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn shutdown_signal() {

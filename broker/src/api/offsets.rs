@@ -107,12 +107,13 @@ pub fn commit(
     }
 }
 
+/// Topics with their partitions, as OffsetFetch asks for them.
+type Wanted = Option<Vec<(String, Vec<i32>)>>;
+/// Topics with each partition's committed offset, if any.
+type Found = Vec<(String, Vec<(i32, Option<Committed>)>)>;
+
 /// Committed offsets of `group`: for the given topics and partitions, or all of them.
-fn lookup(
-    broker: &Broker,
-    group: &str,
-    topics: Option<Vec<(String, Vec<i32>)>>,
-) -> Vec<(String, Vec<(i32, Option<Committed>)>)> {
+fn lookup(broker: &Broker, group: &str, topics: Wanted) -> Found {
     match topics {
         Some(topics) => topics
             .into_iter()
@@ -125,7 +126,7 @@ fn lookup(
             })
             .collect(),
         None => {
-            let mut out: Vec<(String, Vec<(i32, Option<Committed>)>)> = Vec::new();
+            let mut out: Found = Vec::new();
             for ((topic, p), c) in broker.offsets.all_of(group) {
                 match out.last_mut() {
                     Some((t, parts)) if *t == topic => parts.push((p, Some(c))),

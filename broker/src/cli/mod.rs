@@ -66,7 +66,8 @@ pub struct ConnArgs {
 
 impl ConnArgs {
     fn timeout(&self) -> Duration {
-        Duration::from_millis(self.command_timeout_ms.max(1))
+        // Bounded so that deadlines (`Instant::now() + timeout`) cannot overflow.
+        Duration::from_millis(self.command_timeout_ms.clamp(1, u64::from(u32::MAX)))
     }
 
     async fn connect(&self) -> anyhow::Result<Cluster> {

@@ -280,8 +280,7 @@ fn join_ids(ids: &[kafka_protocol::messages::BrokerId]) -> String {
 
 /// A topic id as Kafka prints it: URL-safe base64 of the 16 bytes, without padding.
 fn kafka_uuid(id: &uuid::Uuid) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let bytes = id.as_bytes();
     let mut out = String::with_capacity(22);
     for chunk in bytes.chunks(3) {

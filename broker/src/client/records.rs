@@ -43,7 +43,9 @@ pub fn encode_batch(
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: -1,
+            // The encoder starts a new batch whenever `offset - sequence` changes, so the
+            // sequence follows the offset; the batch's base sequence is still -1 (none).
+            sequence: i as i32 - 1,
             timestamp,
             key: key.clone(),
             value: value.clone(),
@@ -84,7 +86,11 @@ pub fn decode_fetched(bytes: &Bytes, from: i64) -> Result<(Vec<ConsumedRecord>, 
             break;
         }
         let last_offset_delta = (&rest[LAST_OFFSET_DELTA_AT..LAST_OFFSET_DELTA_AT + 4]).get_i32();
-        next = next.max(base_offset.saturating_add(i64::from(last_offset_delta)) + 1);
+        next = next.max(
+            base_offset
+                .saturating_add(i64::from(last_offset_delta))
+                .saturating_add(1),
+        );
         complete += total;
         rest = &rest[total..];
     }
@@ -178,6 +184,15 @@ mod tests {
             1,
         )
         .expect("encodes");
+        assert_eq!(
+            kafka_protocol::records::RecordBatchDecoder::decode_batch_info(&mut batch.clone())
+                .expect("headers")
+                .iter()
+                .map(|b| (b.record_count, b.base_sequence, b.producer_id))
+                .collect::<Vec<_>>(),
+            vec![(3, -1, -1)],
+            "one batch, without producer id or sequence"
+        );
         let (records, next) = decode_fetched(&batch, 1).expect("decodes");
         assert_eq!(next, 3);
         let values: Vec<_> = records.iter().map(|r| r.value.clone().unwrap()).collect();

@@ -156,7 +156,9 @@ impl OffsetStore {
                 producer_epoch: -1,
                 timestamp_type: TimestampType::Creation,
                 offset: i64::try_from(i).unwrap_or(0),
-                sequence: -1,
+                // The encoder starts a new batch whenever offset - sequence changes; keeping it
+                // constant puts all records in one batch whose base sequence stays -1.
+                sequence: i32::try_from(i).unwrap_or(0) - 1,
                 timestamp: now,
                 key: Some(key),
                 value,
