@@ -62,6 +62,11 @@ pub struct Config {
     )]
     pub log_retention_check_interval_ms: u64,
 
+    /// How often the log cleaner looks for compacted partitions (`cleanup.policy=compact`)
+    /// that are dirty enough to clean.
+    #[arg(long, env = "BROKER_LOG_CLEANER_BACKOFF_MS", default_value_t = 15_000)]
+    pub log_cleaner_backoff_ms: u64,
+
     /// Largest record batch a producer may send (default for the topic config
     /// `max.message.bytes`).
     #[arg(long, env = "BROKER_MESSAGE_MAX_BYTES", default_value_t = 1_048_588, value_parser = clap::value_parser!(i32).range(64..))]
@@ -119,6 +124,7 @@ impl Config {
             log_retention_ms: 7 * 24 * 3600 * 1000,
             log_retention_bytes: -1,
             log_retention_check_interval_ms: 300_000,
+            log_cleaner_backoff_ms: 15_000,
             message_max_bytes: 1_048_588,
             max_request_bytes: 100 * 1024 * 1024,
             flush_policy: FlushPolicy::GroupCommit,

@@ -86,6 +86,7 @@ pub async fn run(
 
     let stop = CancellationToken::new();
     let retention = tokio::spawn(enforce_retention(broker.clone(), stop.clone()));
+    let cleaner = tokio::spawn(clean_logs(broker.clone(), stop.clone()));
     let group_timers = tokio::spawn(run_group_timers(broker.clone(), stop.clone()));
     let server = tokio::spawn(server::serve(broker.clone(), listener, stop.clone()));
     shutdown.await;
@@ -93,6 +94,7 @@ pub async fn run(
     stop.cancel();
     let _ = server.await;
     let _ = retention.await;
+    let _ = cleaner.await;
     let _ = group_timers.await;
     let flushing = broker.clone();
     let _ = tokio::task::spawn_blocking(move || flushing.topics.flush_all()).await;
@@ -128,6 +130,40 @@ async fn enforce_retention(broker: Arc<Broker>, stop: CancellationToken) {
                         Ok(0) => {}
                         Ok(n) => tracing::info!(topic = %topic.name, partition = p.index, segments = n, "retention deleted segments"),
                         Err(e) => tracing::warn!(topic = %topic.name, partition = p.index, error = %e, "retention failed"),
+                    }
+                }
+            }
+        })
+        .await;
+    }
+}
+
+/// The log cleaner: every `--log-cleaner-backoff-ms`, compacts the partitions of compacted
+/// topics that are dirty enough (see [`log::cleaner`]), one partition at a time.
+async fn clean_logs(broker: Arc<Broker>, stop: CancellationToken) {
+    let period = Duration::from_millis(broker.config.log_cleaner_backoff_ms.max(10));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(period) => {}
+        }
+        let broker = broker.clone();
+        let stop = stop.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            for topic in broker.topics.all() {
+                for p in topic.partitions() {
+                    if stop.is_cancelled() {
+                        return;
+                    }
+                    match p.clean(now_ms()) {
+                        Ok(None) => {}
+                        Ok(Some(s)) if s.segments_cleaned == 0 => {}
+                        Ok(Some(s)) => tracing::info!(topic = %topic.name, partition = p.index,
+                            segments = s.segments_cleaned, deleted_segments = s.segments_deleted,
+                            bytes_before = s.bytes_before, bytes_after = s.bytes_after,
+                            records_removed = s.records_removed, tombstones_removed = s.tombstones_removed,
+                            "log cleaner compacted partition"),
+                        Err(e) => tracing::warn!(topic = %topic.name, partition = p.index, error = %e, "log cleaner failed"),
                     }
                 }
             }

@@ -9,6 +9,8 @@
 //! * [`segment`] — one `<base_offset>.log` file plus its indexes; positioned reads and writes.
 //! * [`partition_log`] — [`PartitionLog`]: offset assignment, segment rolling, fetches across
 //!   segments, retention, DeleteRecords, crash recovery.
+//! * [`cleaner`] — log compaction (`cleanup.policy=compact`): keeps the latest record per key in
+//!   closed segments, rewriting them beside the live files and swapping them in.
 //! * [`testing`] — encoding of record batches for tests and benchmarks.
 //!
 //! Durability model: an append is one `write` into the page cache; the caller makes it durable
@@ -17,6 +19,7 @@
 //! segment is validated batch by batch and cut at the first torn batch.
 
 pub mod batch;
+pub mod cleaner;
 pub mod error;
 pub mod index;
 pub mod partition_log;
@@ -24,5 +27,6 @@ pub mod segment;
 pub mod testing;
 
 pub use batch::{validate_batches, BatchHeader, BATCH_HEADER_LEN};
+pub use cleaner::{CleanStats, CompactionConfig};
 pub use error::LogError;
 pub use partition_log::{AppendInfo, LogConfig, PartitionLog, SyncHandle};

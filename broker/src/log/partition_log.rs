@@ -15,6 +15,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 
 use super::batch::{set_base_offset, validate_batches, BatchHeader, BATCH_HEADER_LEN};
+use super::cleaner::{self, CompactionConfig};
 use super::error::LogError;
 use super::segment::{
     ReadCursor, Segment, INDEX_EXT, LOG_EXT, MAX_SEGMENT_SIZE, NO_TIMESTAMP, TIME_INDEX_EXT,
@@ -36,6 +37,8 @@ pub struct LogConfig {
     pub retention_ms: Option<i64>,
     /// `retention.bytes`: `None` or negative means no size limit.
     pub retention_bytes: Option<i64>,
+    /// Compaction settings when `cleanup.policy` includes `compact`, else `None`.
+    pub compaction: Option<CompactionConfig>,
 }
 
 impl Default for LogConfig {
@@ -47,6 +50,7 @@ impl Default for LogConfig {
             max_batch_bytes: 1_048_588,
             retention_ms: Some(7 * 24 * 60 * 60 * 1000),
             retention_bytes: None,
+            compaction: None,
         }
     }
 }
@@ -91,14 +95,17 @@ impl SyncHandle {
 
 /// The log of one partition.
 pub struct PartitionLog {
-    dir: PathBuf,
-    config: LogConfig,
+    pub(super) dir: PathBuf,
+    pub(super) config: LogConfig,
     /// Sorted by base offset, never empty; the last one is the active segment.
-    segments: Vec<Segment>,
-    log_start_offset: i64,
+    pub(super) segments: Vec<Segment>,
+    pub(super) log_start_offset: i64,
+    /// The log cleaner's "first dirty offset": closed segments starting at or after it have not
+    /// been compacted yet. In memory only: after a restart the whole log counts as dirty.
+    pub(super) first_dirty_offset: i64,
 }
 
-fn parse_base_offset(name: &str, ext: &str) -> Option<i64> {
+pub(super) fn parse_base_offset(name: &str, ext: &str) -> Option<i64> {
     let stem = name.strip_suffix(ext)?.strip_suffix('.')?;
     if stem.is_empty() || !stem.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -106,7 +113,7 @@ fn parse_base_offset(name: &str, ext: &str) -> Option<i64> {
     stem.parse::<i64>().ok()
 }
 
-fn sync_dir(dir: &Path) -> io::Result<()> {
+pub(super) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
@@ -146,6 +153,7 @@ impl PartitionLog {
     /// deleted (a crash between checkpoint and deletion).
     pub fn open(dir: &Path, config: LogConfig) -> Result<Self, LogError> {
         fs::create_dir_all(dir)?;
+        cleaner::recover_interrupted_cleaning(dir)?;
         let mut bases = Vec::new();
         let mut index_files = Vec::new();
         for entry in fs::read_dir(dir)? {
@@ -197,6 +205,7 @@ impl PartitionLog {
             config,
             segments,
             log_start_offset: checkpoint.unwrap_or(first_base).max(first_base),
+            first_dirty_offset: 0,
         };
         let log_end = log.log_end_offset();
         if log.log_start_offset > log_end {
@@ -244,7 +253,7 @@ impl PartitionLog {
     }
 
     /// Seals the active segment (fsyncing it and its indexes) and starts a new one at the log end.
-    fn roll(&mut self) -> Result<(), LogError> {
+    pub(super) fn roll(&mut self) -> Result<(), LogError> {
         let next = self.log_end_offset();
         self.active_mut()?.seal()?;
         let segment = Segment::create(&self.dir, next, self.config.index_interval_bytes)?;
@@ -571,6 +580,7 @@ mod tests {
             max_batch_bytes: 1 << 20,
             retention_ms: None,
             retention_bytes: None,
+            compaction: None,
         }
     }
 

@@ -233,11 +233,17 @@ pub struct Segment {
 
 impl Segment {
     fn paths(dir: &Path, base_offset: i64) -> (PathBuf, PathBuf, PathBuf) {
-        (
-            dir.join(segment_file_name(base_offset, LOG_EXT)),
-            dir.join(segment_file_name(base_offset, INDEX_EXT)),
-            dir.join(segment_file_name(base_offset, TIME_INDEX_EXT)),
-        )
+        Self::paths_with_suffix(dir, base_offset, "")
+    }
+
+    /// The three file paths of a segment, with `suffix` (e.g. `".cleaned"`) appended.
+    fn paths_with_suffix(
+        dir: &Path,
+        base_offset: i64,
+        suffix: &str,
+    ) -> (PathBuf, PathBuf, PathBuf) {
+        let path = |ext: &str| dir.join(format!("{}{suffix}", segment_file_name(base_offset, ext)));
+        (path(LOG_EXT), path(INDEX_EXT), path(TIME_INDEX_EXT))
     }
 
     fn new_active(
@@ -247,7 +253,22 @@ impl Segment {
         file: File,
         size: u32,
     ) -> Result<Segment, LogError> {
-        let (log_path, index_path, time_path) = Self::paths(dir, base_offset);
+        Self::new_active_at(
+            Self::paths(dir, base_offset),
+            base_offset,
+            index_interval,
+            file,
+            size,
+        )
+    }
+
+    fn new_active_at(
+        (log_path, index_path, time_path): (PathBuf, PathBuf, PathBuf),
+        base_offset: i64,
+        index_interval: u32,
+        file: File,
+        size: u32,
+    ) -> Result<Segment, LogError> {
         Ok(Segment {
             base_offset,
             next_offset: base_offset,
@@ -275,6 +296,24 @@ impl Segment {
             .truncate(true)
             .open(&log_path)?;
         Self::new_active(dir, base_offset, index_interval, file, 0)
+    }
+
+    /// Creates an empty segment whose three files carry `suffix` after their usual names (the
+    /// log cleaner writes `<base>.log.cleaned` etc. and renames them into place when done).
+    pub(crate) fn create_with_suffix(
+        dir: &Path,
+        base_offset: i64,
+        index_interval: u32,
+        suffix: &str,
+    ) -> Result<Segment, LogError> {
+        let paths = Self::paths_with_suffix(dir, base_offset, suffix);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&paths.0)?;
+        Self::new_active_at(paths, base_offset, index_interval, file, 0)
     }
 
     /// Opens the last segment of a log after a restart or crash: validates every batch (length,
@@ -661,6 +700,12 @@ impl Segment {
     /// Shared handle on the data file (for fsync outside the partition lock).
     pub fn file(&self) -> Arc<File> {
         Arc::clone(&self.file)
+    }
+
+    /// Extends a closed segment's offset range up to `next_offset` (exclusive), when the
+    /// segment after it is removed by the log cleaner: its offsets become a gap of this one.
+    pub(crate) fn extend_to(&mut self, next_offset: i64) {
+        self.next_offset = self.next_offset.max(next_offset);
     }
 
     /// Sets the index interval used for future entries.

@@ -50,8 +50,13 @@ pub async fn serve(
             None => break,
             Some(Ok(frame)) => frame.freeze(),
             Some(Err(e)) => {
-                use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
-                if matches!(e.kind(), ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof) {
+                use std::io::ErrorKind::{
+                    BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof,
+                };
+                if matches!(
+                    e.kind(),
+                    ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
+                ) {
                     tracing::debug!(%peer, error = %e, "client went away");
                 } else {
                     // Oversized frames and the like: worth a line in the log.

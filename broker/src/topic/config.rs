@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::config::Config;
-use crate::log::LogConfig;
+use crate::log::{CompactionConfig, LogConfig};
 
 /// Kafka's config types, as DescribeConfigs (v3+) reports them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -333,7 +333,31 @@ impl TopicConfigs {
                 .unwrap_or(usize::MAX),
             retention_ms: positive(self.effective_i64("retention.ms", broker)),
             retention_bytes: positive(self.effective_i64("retention.bytes", broker)),
+            compaction: self.compaction_config(broker),
         }
+    }
+
+    /// The compaction settings, if `cleanup.policy` includes `compact`.
+    pub fn compaction_config(&self, broker: &Config) -> Option<CompactionConfig> {
+        if !self.is_compacted(broker) {
+            return None;
+        }
+        let defaults = CompactionConfig::default();
+        let long = |name: &str, default: i64| {
+            self.effective(name, broker)
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .filter(|v| *v >= 0)
+                .unwrap_or(default)
+        };
+        Some(CompactionConfig {
+            delete_retention_ms: long("delete.retention.ms", defaults.delete_retention_ms),
+            min_compaction_lag_ms: long("min.compaction.lag.ms", defaults.min_compaction_lag_ms),
+            min_cleanable_dirty_ratio: self
+                .effective("min.cleanable.dirty.ratio", broker)
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|r| (0.0..=1.0).contains(r))
+                .unwrap_or(defaults.min_cleanable_dirty_ratio),
+        })
     }
 }
 
@@ -366,5 +390,18 @@ mod tests {
         configs.0.insert("cleanup.policy".into(), "compact".into());
         assert!(configs.is_compacted(&broker));
         assert_eq!(configs.log_config(&broker).retention_ms, None);
+        assert_eq!(
+            configs.log_config(&broker).compaction,
+            Some(crate::log::CompactionConfig::default())
+        );
+        configs.0.insert("delete.retention.ms".into(), "0".into());
+        configs
+            .0
+            .insert("min.cleanable.dirty.ratio".into(), "0.1".into());
+        let compaction = configs.log_config(&broker).compaction.unwrap();
+        assert_eq!(compaction.delete_retention_ms, 0);
+        assert_eq!(compaction.min_cleanable_dirty_ratio, 0.1);
+        configs.0.insert("cleanup.policy".into(), "delete".into());
+        assert_eq!(configs.log_config(&broker).compaction, None);
     }
 }

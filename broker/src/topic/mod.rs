@@ -3,7 +3,7 @@
 pub mod config;
 pub mod name;
 mod partition;
-mod producer_state;
+pub(crate) mod producer_state;
 mod registry;
 
 pub use config::TopicConfigs;

@@ -11,7 +11,7 @@ use kafka_protocol::error::ResponseError;
 
 use super::producer_state::{ProducerStates, Sequencing};
 use crate::log::batch::BatchIter;
-use crate::log::{LogConfig, LogError, PartitionLog, SyncHandle};
+use crate::log::{cleaner, CleanStats, LogConfig, LogError, PartitionLog, SyncHandle};
 
 /// A partition of a topic on this broker.
 pub struct Partition {
@@ -211,6 +211,18 @@ impl Partition {
     /// Deletes closed segments past the retention limits.
     pub fn enforce_retention(&self, now_ms: i64) -> Result<u64, LogError> {
         self.log.lock().enforce_retention(now_ms)
+    }
+
+    /// One log cleaner pass if the log is compacted and dirty enough (see [`cleaner`]). Only
+    /// records below the high watermark are considered; the lock is taken only briefly.
+    pub fn clean(&self, now_ms: i64) -> Result<Option<CleanStats>, LogError> {
+        let upper = self.high_watermark();
+        cleaner::clean_log(
+            || parking_lot::MutexGuard::map(self.log.lock(), |inner| &mut inner.log),
+            upper,
+            now_ms,
+            false,
+        )
     }
 
     pub fn set_config(&self, config: LogConfig) {

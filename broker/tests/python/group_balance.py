@@ -7,7 +7,8 @@ Usage: group_balance.py BOOTSTRAP TOPIC LIB   (LIB = kafka-python | confluent)
 2. Starts three members of one group (session timeout 6000 ms, heartbeat 500 ms, auto commit
    off), each polling in its own thread and publishing its current assignment.
 3. Waits until the three assignments are disjoint, cover all 6 partitions, each member >= 1.
-4. Closes one member (a clean LeaveGroup); waits until the other two cover all 6 disjointly.
+4. Closes one member (a clean LeaveGroup); waits until the other two cover all 6 disjointly,
+   which must take < 5 s (less than the session timeout: the leave, not expiry, moved them).
 5. Starts a 4th member in a subprocess (group_member.py), waits until it owns partitions,
    SIGKILLs it (no LeaveGroup) and waits until the two in-process members cover all 6 again;
    that must take >= ~4 s (the session timeout expires the dead member, not a leave).
@@ -33,6 +34,8 @@ BALANCE_TIMEOUT_S = 30
 # After a SIGKILL the group may only move the dead member's partitions once its session
 # (6 s) expired; anything faster than this means the broker did not wait for the timeout.
 MIN_EXPIRY_S = 4.0
+# A clean LeaveGroup must move the partitions well before the session timeout would have.
+MAX_LEAVE_S = 5.0
 COMMIT_RECORDS = 20
 COMMIT_AT = 8
 TIMEOUT_S = 60
@@ -270,7 +273,7 @@ def wait_for(what, predicate, timeout):
 
 def balanced(assignments, names, extra=None):
     """Predicate: the members `names` (plus `extra()` -> (name, set) if given) own disjoint
-    non-empty sets covering all partitions; no other member reports anything."""
+    non-empty sets covering all partitions."""
     def check():
         snap, errors = assignments.snapshot()
         if errors:
@@ -349,8 +352,11 @@ def group_balance(lib, bootstrap, topic):
     names = ["member-a", "member-b"]
     got = wait_for("2 members to cover all partitions after member-c left",
                    balanced(assignments, names), BALANCE_TIMEOUT_S)
-    log(f"after a clean leave, 2 members balanced in {time.monotonic() - t:.1f}s: "
-        f"{got['members']}")
+    took = time.monotonic() - t
+    log(f"after a clean leave, 2 members balanced in {took:.1f}s: {got['members']}")
+    if took >= MAX_LEAVE_S:
+        fail(f"after member-c closed (LeaveGroup), the others took {took:.1f}s to cover all "
+             f"partitions: as long as a session timeout, so the leave was not honoured")
 
     # A member that dies without leaving.
     t = time.monotonic()
