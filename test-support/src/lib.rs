@@ -39,7 +39,9 @@ fn image_name() -> (String, String) {
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 impl MariaDb {
@@ -100,7 +102,10 @@ impl MariaDb {
                     tracing::debug!(error = %e, "MariaDB not ready yet");
                     tokio::time::sleep(Duration::from_millis(300)).await;
                 }
-                Err(e) => bail!("MariaDB at {} not ready within {within:?}: {e}", self.server_url),
+                Err(e) => bail!(
+                    "MariaDB at {} not ready within {within:?}: {e}",
+                    self.server_url
+                ),
             }
         }
     }

@@ -9,8 +9,12 @@ async fn mariadb_answers_and_survives_a_restart() -> anyhow::Result<()> {
     let pool = db.pool().await?;
     let (one,): (i64,) = sqlx::query_as("SELECT 1").fetch_one(&pool).await?;
     assert_eq!(one, 1);
-    sqlx::query("CREATE TABLE t (id INT PRIMARY KEY)").execute(&pool).await?;
-    sqlx::query("INSERT INTO t VALUES (7)").execute(&pool).await?;
+    sqlx::query("CREATE TABLE t (id INT PRIMARY KEY)")
+        .execute(&pool)
+        .await?;
+    sqlx::query("INSERT INTO t VALUES (7)")
+        .execute(&pool)
+        .await?;
     pool.close().await;
     if std::env::var("DATABASE_URL").is_err() {
         db.stop().await?;

@@ -107,6 +107,7 @@ struct Member {
 }
 
 struct Group {
+    id: String,
     state: State,
     generation: i32,
     protocol_type: Option<String>,
@@ -115,16 +116,18 @@ struct Group {
     members: IndexMap<String, Member>,
     /// Ids handed out with MEMBER_ID_REQUIRED, expected back before this instant.
     pending: HashMap<String, Instant>,
-    /// When the join phase ends even if not every member has rejoined.
+    /// When the join phase ends even if not every member has rejoined (the rebalance timeout).
     rebalance_deadline: Instant,
-    /// The first rebalance of an empty group waits out the initial delay even when everyone
-    /// has joined, so that members starting together land in one generation.
-    initial_rebalance: bool,
+    /// The first rebalance of an empty group does not end before this instant even when every
+    /// member has joined (`group.initial.rebalance.delay.ms`), so that members starting together
+    /// land in one generation.
+    initial_delay_until: Instant,
 }
 
 impl Group {
-    fn new() -> Self {
+    fn new(id: String) -> Self {
         Group {
+            id,
             state: State::Empty,
             generation: 0,
             protocol_type: None,
@@ -133,7 +136,7 @@ impl Group {
             members: IndexMap::new(),
             pending: HashMap::new(),
             rebalance_deadline: Instant::now(),
-            initial_rebalance: false,
+            initial_delay_until: Instant::now(),
         }
     }
 
@@ -171,11 +174,11 @@ impl Group {
             .max()
             .unwrap_or_default();
         let now = Instant::now();
-        self.initial_rebalance = was_empty;
-        self.rebalance_deadline = if was_empty {
+        self.rebalance_deadline = now + timeout;
+        self.initial_delay_until = if was_empty {
             now + config.initial_rebalance_delay.min(timeout)
         } else {
-            now + timeout
+            now
         };
     }
 
@@ -183,9 +186,10 @@ impl Group {
         self.pending.is_empty() && self.members.values().all(|m| m.join_waiter.is_some())
     }
 
-    /// Whether the join phase can end now.
+    /// Whether the join phase can end now: every member (including those just handed an id
+    /// with MEMBER_ID_REQUIRED) has joined and any initial delay is over, or time is up.
     fn join_complete_due(&self, now: Instant) -> bool {
-        now >= self.rebalance_deadline || (self.all_joined() && !self.initial_rebalance)
+        now >= self.rebalance_deadline || (self.all_joined() && now >= self.initial_delay_until)
     }
 
     /// Ends the join phase: members that did not rejoin are dropped, a new generation starts,
@@ -194,11 +198,12 @@ impl Group {
         self.members.retain(|id, m| {
             let keep = m.join_waiter.is_some();
             if !keep {
-                tracing::info!(member = %id, "member did not rejoin in time; removed");
+                tracing::info!(group = %self.id, member = %id, "member did not rejoin in time; removed");
             }
             keep
         });
-        self.pending.clear();
+        // Members handed an id but not back yet stay pending: they join the next generation
+        // (or expire after their session timeout).
         self.generation += 1;
         if self.members.is_empty() {
             self.state = State::Empty;
@@ -250,7 +255,7 @@ impl Group {
                 });
             }
         }
-        tracing::info!(generation = self.generation, members = self.members.len(), protocol = %protocol, "rebalance: join phase complete");
+        tracing::info!(group = %self.id, generation = self.generation, members = self.members.len(), protocol = %protocol, "rebalance: join phase complete");
     }
 
     /// Every member votes for its most preferred protocol that all members support.
@@ -382,7 +387,7 @@ impl GroupCoordinator {
         let mut groups = self.groups.lock();
         let group = groups
             .entry(req.group_id.clone())
-            .or_insert_with(Group::new);
+            .or_insert_with(|| Group::new(req.group_id.clone()));
         let compatible = group.members.is_empty()
             || (group.protocol_type.as_deref() == Some(req.protocol_type.as_str())
                 && req.protocols.iter().any(|(n, _)| group.all_support(n)));
@@ -797,4 +802,116 @@ fn check_member(
         return Err(ResponseError::IllegalGeneration);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn coordinator() -> GroupCoordinator {
+        GroupCoordinator::new(GroupConfig {
+            min_session_timeout: Duration::from_millis(10),
+            max_session_timeout: Duration::from_secs(60),
+            initial_rebalance_delay: Duration::ZERO,
+        })
+    }
+
+    fn join(c: &GroupCoordinator, member_id: &str) -> JoinOutcome {
+        c.join(JoinRequest {
+            group_id: "g".into(),
+            member_id: member_id.into(),
+            group_instance_id: None,
+            client_id: "client".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout: Duration::from_secs(10),
+            rebalance_timeout: Duration::from_secs(10),
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), Bytes::from_static(b"meta"))],
+            require_known_member_id: true,
+        })
+    }
+
+    fn member_id_required(outcome: JoinOutcome) -> String {
+        match outcome {
+            JoinOutcome::Now(r) => {
+                assert_eq!(r.error, ResponseError::MemberIdRequired.code());
+                r.member_id
+            }
+            JoinOutcome::Later(_) => panic!("expected MEMBER_ID_REQUIRED"),
+        }
+    }
+
+    #[tokio::test]
+    async fn members_starting_together_land_in_one_generation() {
+        let c = coordinator();
+        // Three members ask to join before any of them comes back with its id.
+        let ids: Vec<String> = (0..3).map(|_| member_id_required(join(&c, ""))).collect();
+        let mut waiting = Vec::new();
+        for id in &ids {
+            match join(&c, id) {
+                JoinOutcome::Later(rx) => waiting.push(rx),
+                JoinOutcome::Now(r) => panic!("answered early: {r:?}"),
+            }
+        }
+        let mut leaders = 0;
+        for rx in waiting {
+            let r = rx.await.expect("answer");
+            assert_eq!(
+                (r.error, r.generation),
+                (0, 1),
+                "one generation for all three"
+            );
+            if r.leader == r.member_id {
+                leaders += 1;
+                assert_eq!(r.members.len(), 3);
+            }
+        }
+        assert_eq!(leaders, 1);
+    }
+
+    #[tokio::test]
+    async fn followers_get_the_leaders_assignment_and_a_leave_triggers_a_rebalance() {
+        let c = coordinator();
+        let a = member_id_required(join(&c, ""));
+        let b = member_id_required(join(&c, ""));
+        let (ra, rb) = match (join(&c, &a), join(&c, &b)) {
+            (JoinOutcome::Later(ra), JoinOutcome::Later(rb)) => (ra, rb),
+            _ => panic!("joins answered early"),
+        };
+        let (ja, jb) = (ra.await.expect("a"), rb.await.expect("b"));
+        let (leader, follower) = if ja.leader == a { (ja, jb) } else { (jb, ja) };
+        // The follower syncs first and waits for the leader.
+        let pending = c
+            .sync("g", follower.generation, &follower.member_id, None, vec![])
+            .expect_err("follower waits");
+        let assignments = vec![
+            (leader.member_id.clone(), Bytes::from_static(b"L")),
+            (follower.member_id.clone(), Bytes::from_static(b"F")),
+        ];
+        let mine = c
+            .sync("g", leader.generation, &leader.member_id, None, assignments)
+            .map_err(|_| "leader must not wait")
+            .ok();
+        assert!(
+            mine.is_none(),
+            "the leader's own answer also comes through its waiter"
+        );
+        assert_eq!(
+            pending.await.expect("follower").assignment,
+            Bytes::from_static(b"F")
+        );
+        assert_eq!(c.heartbeat("g", 1, &follower.member_id, None), 0);
+        assert_eq!(
+            c.leave("g", &[(leader.member_id.clone(), None)]),
+            Ok(vec![0])
+        );
+        assert_eq!(
+            c.heartbeat("g", 1, &follower.member_id, None),
+            ResponseError::RebalanceInProgress.code()
+        );
+        assert_eq!(
+            c.heartbeat("g", 1, "nobody", None),
+            ResponseError::UnknownMemberId.code()
+        );
+    }
 }

@@ -14,6 +14,7 @@ use kafka_protocol::records::{
 use parking_lot::Mutex;
 
 use crate::flush::Flusher;
+use crate::log::batch::BatchIter;
 use crate::topic::{Partition, TopicConfigs, TopicError, TopicRegistry};
 
 /// The internal topic holding committed offsets.
@@ -256,6 +257,12 @@ fn replay(partition: &Partition) -> Result<HashMap<String, GroupOffsets>, TopicE
         if read.records.is_empty() {
             break;
         }
+        // Advance by batch ends, not record offsets: compaction can leave batches whose records
+        // are all gone.
+        let batches_end = BatchIter::new(&read.records)
+            .map(|(_, h)| h.next_offset())
+            .max()
+            .unwrap_or(offset);
         let mut bytes = read.records;
         let sets = RecordBatchDecoder::decode_all(&mut bytes).map_err(|e| {
             TopicError::Io(std::io::Error::new(
@@ -286,6 +293,7 @@ fn replay(partition: &Partition) -> Result<HashMap<String, GroupOffsets>, TopicE
                 }
             }
         }
+        offset = offset.max(batches_end);
         if offset == before {
             break;
         }

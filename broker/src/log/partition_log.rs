@@ -319,7 +319,8 @@ impl PartitionLog {
         })
     }
 
-    /// Reads whole batches starting with the one containing `offset`, stopping before the
+    /// Reads whole batches starting with the one containing `offset` (in a compacted log, where
+    /// `offset` may fall in a gap, the first batch after it), stopping before the
     /// first batch whose base offset is `>= upper` (the high watermark) and before exceeding
     /// `max_bytes` — except that the first batch is always returned whole (KIP-74).
     ///

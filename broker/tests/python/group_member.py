@@ -9,6 +9,7 @@ numbers, possibly empty) on stdout, flushed.
 """
 
 import sys
+import time
 import traceback
 
 SESSION_TIMEOUT_MS = 6000
@@ -29,10 +30,13 @@ def run_kafka_python(bootstrap, topic, group):
                              session_timeout_ms=SESSION_TIMEOUT_MS,
                              heartbeat_interval_ms=HEARTBEAT_MS,
                              enable_auto_commit=False, auto_offset_reset="earliest")
+    # Metadata before subscribing, 1 s polls: see KafkaPythonLib.subscribe in group_balance.py.
+    while not consumer.partitions_for_topic(topic):
+        time.sleep(0.1)
     consumer.subscribe([topic])
     last = None
     while True:
-        consumer.poll(timeout_ms=100)
+        consumer.poll(timeout_ms=1000)
         last = report(last, frozenset(tp.partition for tp in consumer.assignment()))
 
 

@@ -1,0 +1,163 @@
+//! The plugin boundary: every connector implements [`ConnectorPlugin`] and hands out source or
+//! sink tasks; the worker runs the tasks (Kafka clients, converters, offsets, error handling),
+//! so a new connector is one module plus one line in [`registry`].
+
+pub mod config_def;
+pub mod file;
+pub mod jdbc;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::Value as Json;
+
+use crate::data::{Schema, Value};
+use config_def::ConfigKey;
+
+pub type Config = BTreeMap<String, String>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectorKind {
+    Source,
+    Sink,
+}
+
+impl ConnectorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectorKind::Source => "source",
+            ConnectorKind::Sink => "sink",
+        }
+    }
+}
+
+/// A (topic, partition) pair.
+pub type TopicPartition = (String, i32);
+
+#[derive(Debug, Clone)]
+pub struct SinkRecord {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp: Option<i64>,
+    pub key_schema: Option<Schema>,
+    pub key: Value,
+    pub value_schema: Option<Schema>,
+    pub value: Value,
+}
+
+#[derive(Debug, Clone)]
+pub struct SourceRecord {
+    /// Where the record comes from, e.g. `{"filename": "..."}` (a key of `connect-offsets`).
+    pub source_partition: Json,
+    /// How far that source has been read once this record is delivered.
+    pub source_offset: Json,
+    pub topic: String,
+    pub key_schema: Option<Schema>,
+    pub key: Value,
+    pub value_schema: Option<Schema>,
+    pub value: Value,
+    pub timestamp: Option<i64>,
+}
+
+/// What a sink's `put` can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// Retrying the same records later may succeed (the database is down...).
+    #[error("{0}")]
+    Retriable(String),
+    /// These records cannot be written as they are.
+    #[error("{0}")]
+    Fatal(String),
+}
+
+/// Reads committed source offsets (from `connect-offsets`).
+pub trait OffsetReader: Send + Sync {
+    fn offset(&self, partition: &Json) -> Option<Json>;
+}
+
+#[async_trait]
+pub trait SourceTask: Send {
+    async fn start(&mut self, offsets: Arc<dyn OffsetReader>) -> anyhow::Result<()>;
+    /// The next records; may wait (up to about a poll interval) when there are none.
+    async fn poll(&mut self) -> anyhow::Result<Vec<SourceRecord>>;
+    async fn stop(&mut self) {}
+}
+
+#[async_trait]
+pub trait SinkTask: Send {
+    async fn start(&mut self) -> anyhow::Result<()>;
+    /// Partitions were assigned: the offsets to resume from, for sinks that store their own
+    /// (exactly-once). Partitions left out resume from the consumer group's committed offset.
+    async fn open(
+        &mut self,
+        _partitions: &[TopicPartition],
+    ) -> anyhow::Result<HashMap<TopicPartition, i64>> {
+        Ok(HashMap::new())
+    }
+    /// Writes records. When this returns Ok they are durable. `positions` holds, for every
+    /// partition the batch came from, the offset to resume from once it is applied (records
+    /// the error policy skipped are included, so they are not read again).
+    async fn put(
+        &mut self,
+        records: Vec<SinkRecord>,
+        positions: &BTreeMap<TopicPartition, i64>,
+    ) -> Result<(), SinkError>;
+    async fn stop(&mut self) {}
+}
+
+pub enum Task {
+    Source(Box<dyn SourceTask>),
+    Sink(Box<dyn SinkTask>),
+}
+
+#[async_trait]
+pub trait ConnectorPlugin: Send + Sync {
+    /// Fully qualified class name, as in `connector.class`.
+    fn class(&self) -> &'static str;
+    fn kind(&self) -> ConnectorKind;
+    fn version(&self) -> &'static str {
+        env!("CARGO_PKG_VERSION")
+    }
+    /// Connector-specific keys (the common ones are added by the worker).
+    fn config_keys(&self) -> Vec<ConfigKey>;
+    /// Cross-field checks, as (key, message); per-key checks come from [`Self::config_keys`].
+    fn validate(&self, _config: &Config) -> Vec<(String, String)> {
+        Vec::new()
+    }
+    /// Splits the connector's work into at most `max_tasks` task configs.
+    async fn task_configs(&self, config: &Config, max_tasks: usize) -> anyhow::Result<Vec<Config>>;
+    fn create_task(&self, config: &Config) -> anyhow::Result<Task>;
+}
+
+/// Every connector this worker knows.
+pub fn registry() -> Vec<Arc<dyn ConnectorPlugin>> {
+    vec![
+        Arc::new(jdbc::sink::JdbcSinkConnector),
+        Arc::new(jdbc::source::JdbcSourceConnector),
+        Arc::new(file::FileStreamSinkConnector),
+        Arc::new(file::FileStreamSourceConnector),
+    ]
+}
+
+/// Finds a plugin by class name or alias (simple name, or simple name without "Connector").
+pub fn find_plugin(
+    plugins: &[Arc<dyn ConnectorPlugin>],
+    class: &str,
+) -> Option<Arc<dyn ConnectorPlugin>> {
+    let class = class.trim();
+    plugins
+        .iter()
+        .find(|p| {
+            let full = p.class();
+            let simple = full.rsplit('.').next().unwrap_or(full);
+            full == class || simple == class || simple.strip_suffix("Connector") == Some(class)
+        })
+        .cloned()
+}
+
+/// The plugin's type name for REST (`sink`/`source`).
+pub fn simple_name(class: &str) -> &str {
+    class.rsplit('.').next().unwrap_or(class)
+}

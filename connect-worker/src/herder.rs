@@ -1,0 +1,601 @@
+//! The herder owns the connectors: it validates and stores configs, computes task configs,
+//! starts/stops/restarts task runners and answers the REST API's questions. Every change is
+//! written to the config topic before it is acted on, so a restarted worker (even after
+//! `kill -9`) replays the topic and resumes each connector in its target state.
+//!
+//! This worker runs every connector itself (a one-worker cluster); several workers on the same
+//! topics would each run everything, so run one per cluster.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use serde_json::{json, Value as Json};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::connectors::config_def::{self, ConfigExt};
+use crate::connectors::{self, Config, ConnectorKind, ConnectorPlugin, Task, TopicPartition};
+use crate::converters;
+use crate::error::{ConnectError, Result};
+use crate::storage::{ConfigStore, TargetState};
+use crate::worker::sink_runner::SinkRun;
+use crate::worker::source_runner::SourceRun;
+use crate::worker::status::{connector_key, task_key};
+use crate::worker::{mask_secrets, State, TaskHandle, WorkerContext};
+
+struct ConnectorRuntime {
+    config: Config,
+    plugin: Arc<dyn ConnectorPlugin>,
+    target: TargetState,
+    task_configs: Vec<Config>,
+    tasks: Vec<Option<TaskHandle>>,
+    applied: Arc<Mutex<BTreeMap<TopicPartition, i64>>>,
+}
+
+pub struct Herder {
+    plugins: Vec<Arc<dyn ConnectorPlugin>>,
+    ctx: Arc<WorkerContext>,
+    store: ConfigStore,
+    /// Connectors in creation order.
+    connectors: tokio::sync::Mutex<Vec<(String, ConnectorRuntime)>>,
+    generation: AtomicU64,
+}
+
+/// The result of validating a config: the plugin and every problem found.
+pub struct Validation {
+    pub plugin: Option<Arc<dyn ConnectorPlugin>>,
+    pub keys: Vec<config_def::ConfigKey>,
+    pub problems: Vec<(String, String)>,
+}
+
+impl Herder {
+    pub fn new(ctx: Arc<WorkerContext>, store: ConfigStore) -> Self {
+        Herder {
+            plugins: connectors::registry(),
+            ctx,
+            store,
+            connectors: tokio::sync::Mutex::new(Vec::new()),
+            generation: AtomicU64::new(1),
+        }
+    }
+
+    pub fn plugins(&self) -> &[Arc<dyn ConnectorPlugin>] {
+        &self.plugins
+    }
+
+    pub fn worker_id(&self) -> &str {
+        &self.ctx.worker_id
+    }
+
+    /// Starts what the config topic holds.
+    pub async fn resume_stored(&self, stored: Vec<(String, crate::storage::StoredConnector)>) {
+        let mut all = self.connectors.lock().await;
+        for (name, s) in stored {
+            let class = s.config.get("connector.class").cloned().unwrap_or_default();
+            let Some(plugin) = connectors::find_plugin(&self.plugins, &class) else {
+                tracing::error!(connector = %name, class, "stored connector has an unknown class; skipping");
+                continue;
+            };
+            tracing::info!(connector = %name, state = s.target.as_str(), "resuming stored connector");
+            let mut rt = ConnectorRuntime {
+                config: s.config,
+                plugin,
+                target: s.target,
+                task_configs: s.tasks,
+                tasks: Vec::new(),
+                applied: Arc::default(),
+            };
+            self.start_connector(&name, &mut rt, false).await;
+            all.push((name, rt));
+        }
+    }
+
+    pub fn validate(&self, config: &Config) -> Validation {
+        let mut keys = config_def::common_keys();
+        let class = config
+            .get("connector.class")
+            .map(|s| s.trim())
+            .unwrap_or("");
+        let plugin = connectors::find_plugin(&self.plugins, class);
+        let mut problems = Vec::new();
+        match &plugin {
+            None if class.is_empty() => {}
+            None => problems.push((
+                "connector.class".to_string(),
+                format!("Failed to find any class that implements Connector and which name matches {class}"),
+            )),
+            Some(p) => {
+                if p.kind() == ConnectorKind::Sink {
+                    keys.push(config_def::ConfigKey::new("topics", config_def::ConfigType::List, Some(""), "Common", "Topics to consume."));
+                    keys.push(config_def::ConfigKey::new("topics.regex", config_def::ConfigType::String, Some(""), "Common", "Regular expression of topics to consume."));
+                }
+                keys.extend(p.config_keys());
+            }
+        }
+        problems.extend(config_def::check_all(&keys, config));
+        if let Some(p) = &plugin {
+            if p.kind() == ConnectorKind::Sink {
+                let topics = config.list("topics");
+                let regex = config.str_or("topics.regex", "");
+                if topics.is_empty() && regex.is_empty() {
+                    problems.push((
+                        "topics".into(),
+                        "Must configure one of topics or topics.regex".into(),
+                    ));
+                } else if !topics.is_empty() && !regex.is_empty() {
+                    problems.push((
+                        "topics".into(),
+                        "topics and topics.regex are mutually exclusive options, but both are set."
+                            .into(),
+                    ));
+                }
+                if !regex.is_empty() {
+                    if let Err(e) = regex::Regex::new(regex) {
+                        problems.push((
+                            "topics.regex".into(),
+                            format!("Invalid value {regex} for configuration topics.regex: {e}"),
+                        ));
+                    }
+                }
+                let dlq = config.str_or("errors.deadletterqueue.topic.name", "");
+                if !dlq.is_empty() && topics.iter().any(|t| t == dlq) {
+                    problems.push(("errors.deadletterqueue.topic.name".into(), format!("The DLQ topic '{dlq}' may not be included in the list of topics ('topics=...') consumed by the connector")));
+                }
+            }
+            problems.extend(p.validate(config));
+        }
+        if config.parse_or("tasks.max", 1i64) < 1 {
+            problems.push((
+                "tasks.max".into(),
+                "Invalid value for configuration tasks.max: Value must be at least 1".into(),
+            ));
+        }
+        for prefix in ["key.converter", "value.converter"] {
+            if config.get(prefix).is_some_and(|c| !c.trim().is_empty()) {
+                if let Err(e) = converters::from_config(config, prefix) {
+                    problems.push((prefix.to_string(), e));
+                }
+            }
+        }
+        Validation {
+            plugin,
+            keys,
+            problems,
+        }
+    }
+
+    /// Creates (`allow_update` false: 409 if it exists) or replaces a connector. Returns
+    /// (created, info).
+    pub async fn put_connector(
+        &self,
+        name: &str,
+        mut config: Config,
+        allow_update: bool,
+    ) -> Result<(bool, Json)> {
+        if name.trim().is_empty() {
+            return Err(ConnectError::BadRequest(
+                "Connector name must not be empty".into(),
+            ));
+        }
+        if name.contains('/') || name.chars().any(char::is_control) {
+            return Err(ConnectError::BadRequest(format!(
+                "Connector name {name:?} contains invalid characters"
+            )));
+        }
+        match config.get("name") {
+            Some(n) if n != name => {
+                return Err(ConnectError::BadRequest(format!(
+                    "Connector name configuration ({n}) doesn't match connector name in the URL ({name})"
+                )))
+            }
+            _ => {
+                config.insert("name".into(), name.to_string());
+            }
+        }
+        let v = self.validate(&config);
+        let problems: Vec<String> = v.problems.iter().map(|(_, m)| m.clone()).collect();
+        let Some(plugin) = v.plugin.filter(|_| problems.is_empty()) else {
+            return Err(ConnectError::invalid_config(problems));
+        };
+        let mut all = self.connectors.lock().await;
+        let existing = all.iter().position(|(n, _)| n == name);
+        if existing.is_some() && !allow_update {
+            return Err(ConnectError::ConnectorExists(name.to_string()));
+        }
+        self.store.put_connector(name, &config).await?;
+        let created = match existing {
+            Some(i) => {
+                let rt = &mut all[i].1;
+                self.stop_tasks(name, rt).await;
+                rt.config = config;
+                rt.plugin = plugin;
+                self.start_connector(name, rt, true).await;
+                false
+            }
+            None => {
+                self.store
+                    .put_target_state(name, TargetState::Started)
+                    .await?;
+                let mut rt = ConnectorRuntime {
+                    config,
+                    plugin,
+                    target: TargetState::Started,
+                    task_configs: Vec::new(),
+                    tasks: Vec::new(),
+                    applied: Arc::default(),
+                };
+                self.start_connector(name, &mut rt, true).await;
+                all.push((name.to_string(), rt));
+                true
+            }
+        };
+        tracing::info!(connector = %name, created, "connector config stored");
+        let rt = &all.iter().find(|(n, _)| n == name).expect("just stored").1;
+        Ok((created, info_json(name, rt)))
+    }
+
+    /// Computes task configs (if asked or unknown) and starts tasks per the target state.
+    async fn start_connector(&self, name: &str, rt: &mut ConnectorRuntime, recompute: bool) {
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst);
+        if rt.target == TargetState::Stopped {
+            self.ctx
+                .status
+                .set(&connector_key(name), State::Stopped, None, generation);
+            return;
+        }
+        if recompute || rt.task_configs.is_empty() {
+            let max = rt.config.parse_or("tasks.max", 1usize).max(1);
+            match rt.plugin.task_configs(&rt.config, max).await {
+                Ok(tasks) => {
+                    if let Err(e) = self.store.put_tasks(name, &tasks).await {
+                        tracing::warn!(connector = %name, error = %e, "could not store task configs");
+                    }
+                    rt.task_configs = tasks;
+                }
+                Err(e) => {
+                    let trace = mask_secrets(
+                        &format!("org.apache.kafka.connect.errors.ConnectException: {e:#}"),
+                        &rt.config,
+                    );
+                    tracing::error!(connector = %name, "connector failed: {trace}");
+                    self.ctx.status.set(
+                        &connector_key(name),
+                        State::Failed,
+                        Some(trace),
+                        generation,
+                    );
+                    return;
+                }
+            }
+        }
+        let state = if rt.target == TargetState::Paused {
+            State::Paused
+        } else {
+            State::Running
+        };
+        self.ctx
+            .status
+            .set(&connector_key(name), state, None, generation);
+        rt.tasks = (0..rt.task_configs.len()).map(|_| None).collect();
+        for id in 0..rt.task_configs.len() {
+            self.start_task(name, rt, id);
+        }
+    }
+
+    fn start_task(&self, name: &str, rt: &mut ConnectorRuntime, id: usize) {
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst);
+        let mut config = rt.task_configs[id].clone();
+        // Worker-level settings of the connector (converters, errors.*) apply to every task.
+        for (k, v) in &rt.config {
+            config.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        let key = task_key(name, id);
+        let task = match rt.plugin.create_task(&config) {
+            Ok(t) => t,
+            Err(e) => {
+                let trace = mask_secrets(&format!("{e:#}"), &config);
+                self.ctx
+                    .status
+                    .set(&key, State::Failed, Some(trace), generation);
+                return;
+            }
+        };
+        self.ctx
+            .status
+            .set(&key, State::Unassigned, None, generation);
+        let cancel = CancellationToken::new();
+        let (target_tx, target_rx) = watch::channel(rt.target);
+        let join = match task {
+            Task::Sink(task) => SinkRun {
+                connector: name.to_string(),
+                task_id: id,
+                config,
+                task,
+                ctx: self.ctx.clone(),
+                cancel: cancel.clone(),
+                target: target_rx,
+                generation,
+                applied: rt.applied.clone(),
+            }
+            .spawn(),
+            Task::Source(task) => SourceRun {
+                connector: name.to_string(),
+                task_id: id,
+                config,
+                task,
+                ctx: self.ctx.clone(),
+                cancel: cancel.clone(),
+                target: target_rx,
+                generation,
+            }
+            .spawn(),
+        };
+        if id < rt.tasks.len() {
+            rt.tasks[id] = Some(TaskHandle {
+                cancel,
+                target: target_tx,
+                join,
+            });
+        }
+    }
+
+    async fn stop_tasks(&self, name: &str, rt: &mut ConnectorRuntime) {
+        let handles: Vec<TaskHandle> = rt.tasks.iter_mut().filter_map(Option::take).collect();
+        futures::future::join_all(handles.into_iter().map(TaskHandle::stop)).await;
+        for id in 0..rt.task_configs.len() {
+            let generation = self.generation.fetch_add(1, Ordering::SeqCst);
+            self.ctx
+                .status
+                .set(&task_key(name, id), State::Unassigned, None, generation);
+        }
+    }
+
+    async fn with<T>(&self, name: &str, f: impl FnOnce(&ConnectorRuntime) -> T) -> Result<T> {
+        let all = self.connectors.lock().await;
+        all.iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, rt)| f(rt))
+            .ok_or_else(|| ConnectError::ConnectorNotFound(name.to_string()))
+    }
+
+    pub async fn names(&self) -> Vec<String> {
+        self.connectors
+            .lock()
+            .await
+            .iter()
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    pub async fn info(&self, name: &str) -> Result<Json> {
+        self.with(name, |rt| info_json(name, rt)).await
+    }
+
+    pub async fn config(&self, name: &str) -> Result<Config> {
+        self.with(name, |rt| rt.config.clone()).await
+    }
+
+    pub async fn status(&self, name: &str) -> Result<Json> {
+        self.with(name, |rt| self.status_json(name, rt)).await
+    }
+
+    fn status_json(&self, name: &str, rt: &ConnectorRuntime) -> Json {
+        let tasks: Vec<Json> = if rt.target == TargetState::Stopped {
+            Vec::new()
+        } else {
+            (0..rt.task_configs.len())
+                .map(|id| self.ctx.status.to_json(&task_key(name, id), Some(id)))
+                .collect()
+        };
+        json!({
+            "name": name,
+            "connector": self.ctx.status.to_json(&connector_key(name), None),
+            "tasks": tasks,
+            "type": rt.plugin.kind().as_str(),
+        })
+    }
+
+    pub async fn task_status(&self, name: &str, id: usize) -> Result<Json> {
+        let n = self
+            .with(name, |rt| {
+                if rt.target == TargetState::Stopped {
+                    0
+                } else {
+                    rt.task_configs.len()
+                }
+            })
+            .await?;
+        if id >= n {
+            return Err(ConnectError::TaskNotFound(format!("{name}-{id}")));
+        }
+        Ok(self.ctx.status.to_json(&task_key(name, id), Some(id)))
+    }
+
+    pub async fn tasks(&self, name: &str) -> Result<Json> {
+        self.with(name, |rt| {
+            Json::Array(
+                rt.task_configs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| json!({"id": {"connector": name, "task": i}, "config": c}))
+                    .collect(),
+            )
+        })
+        .await
+    }
+
+    pub async fn offsets(&self, name: &str) -> Result<Json> {
+        let (kind, applied) = self
+            .with(name, |rt| (rt.plugin.kind(), rt.applied.lock().clone()))
+            .await?;
+        let offsets: Vec<Json> = match kind {
+            ConnectorKind::Source => self.ctx.offsets.list(name),
+            ConnectorKind::Sink => applied
+                .into_iter()
+                .map(|((t, p), o)| json!({"partition": {"kafka_topic": t, "kafka_partition": p}, "offset": {"kafka_offset": o}}))
+                .collect(),
+        };
+        Ok(json!({"offsets": offsets}))
+    }
+
+    pub async fn expanded(&self, status: bool, info: bool) -> Json {
+        let all = self.connectors.lock().await;
+        let mut out = serde_json::Map::new();
+        for (name, rt) in all.iter() {
+            let mut e = serde_json::Map::new();
+            if status {
+                e.insert("status".into(), self.status_json(name, rt));
+            }
+            if info {
+                e.insert("info".into(), info_json(name, rt));
+            }
+            out.insert(name.clone(), Json::Object(e));
+        }
+        Json::Object(out)
+    }
+
+    pub async fn set_target(&self, name: &str, target: TargetState) -> Result<()> {
+        let mut all = self.connectors.lock().await;
+        let rt = &mut all
+            .iter_mut()
+            .find(|(n, _)| n == name)
+            .ok_or_else(|| ConnectError::ConnectorNotFound(name.to_string()))?
+            .1;
+        self.store.put_target_state(name, target).await?;
+        let before = rt.target;
+        rt.target = target;
+        match (before, target) {
+            (a, b) if a == b => {}
+            (_, TargetState::Stopped) => {
+                self.stop_tasks(name, rt).await;
+                rt.tasks.clear();
+                let g = self.generation.fetch_add(1, Ordering::SeqCst);
+                self.ctx
+                    .status
+                    .set(&connector_key(name), State::Stopped, None, g);
+            }
+            (TargetState::Stopped, _) => self.start_connector(name, rt, true).await,
+            (_, t) => {
+                for h in rt.tasks.iter().flatten() {
+                    let _ = h.target.send(t);
+                }
+                let g = self.generation.fetch_add(1, Ordering::SeqCst);
+                let state = if t == TargetState::Paused {
+                    State::Paused
+                } else {
+                    State::Running
+                };
+                self.ctx.status.set(&connector_key(name), state, None, g);
+            }
+        }
+        tracing::info!(connector = %name, state = target.as_str(), "target state changed");
+        Ok(())
+    }
+
+    pub async fn delete(&self, name: &str) -> Result<()> {
+        let mut all = self.connectors.lock().await;
+        let i = all
+            .iter()
+            .position(|(n, _)| n == name)
+            .ok_or_else(|| ConnectError::ConnectorNotFound(name.to_string()))?;
+        let (_, mut rt) = all.remove(i);
+        self.store
+            .delete_connector(name, rt.task_configs.len())
+            .await?;
+        self.stop_tasks(name, &mut rt).await;
+        self.ctx.status.remove(&connector_key(name));
+        for id in 0..rt.task_configs.len() {
+            self.ctx.status.remove(&task_key(name, id));
+        }
+        tracing::info!(connector = %name, "connector deleted");
+        Ok(())
+    }
+
+    /// `POST /connectors/{name}/restart`. Returns the status after the restart was initiated.
+    pub async fn restart(
+        &self,
+        name: &str,
+        include_tasks: bool,
+        only_failed: bool,
+    ) -> Result<Json> {
+        let mut all = self.connectors.lock().await;
+        let rt = &mut all
+            .iter_mut()
+            .find(|(n, _)| n == name)
+            .ok_or_else(|| ConnectError::ConnectorNotFound(name.to_string()))?
+            .1;
+        let connector_failed = self
+            .ctx
+            .status
+            .get(&connector_key(name))
+            .is_some_and(|s| s.state == State::Failed);
+        if connector_failed
+            || rt.task_configs.is_empty()
+            || (!only_failed && !include_tasks) && rt.tasks.iter().all(Option::is_none)
+        {
+            self.stop_tasks(name, rt).await;
+            self.start_connector(name, rt, true).await;
+        } else if include_tasks {
+            for id in 0..rt.task_configs.len() {
+                let failed = self
+                    .ctx
+                    .status
+                    .get(&task_key(name, id))
+                    .is_some_and(|s| s.state == State::Failed);
+                if only_failed && !failed {
+                    continue;
+                }
+                self.restart_task_locked(name, rt, id).await;
+            }
+        }
+        Ok(self.status_json(name, rt))
+    }
+
+    pub async fn restart_task(&self, name: &str, id: usize) -> Result<()> {
+        let mut all = self.connectors.lock().await;
+        let rt = &mut all
+            .iter_mut()
+            .find(|(n, _)| n == name)
+            .ok_or_else(|| ConnectError::ConnectorNotFound(name.to_string()))?
+            .1;
+        if id >= rt.task_configs.len() || rt.target == TargetState::Stopped {
+            return Err(ConnectError::TaskNotFound(format!("{name}-{id}")));
+        }
+        self.restart_task_locked(name, rt, id).await;
+        Ok(())
+    }
+
+    async fn restart_task_locked(&self, name: &str, rt: &mut ConnectorRuntime, id: usize) {
+        if rt.tasks.len() < rt.task_configs.len() {
+            rt.tasks.resize_with(rt.task_configs.len(), || None);
+        }
+        if let Some(h) = rt.tasks[id].take() {
+            h.stop().await;
+        }
+        tracing::info!(connector = %name, task = id, "restarting task");
+        self.start_task(name, rt, id);
+    }
+
+    /// Stops every task (worker shutdown); stored state is untouched.
+    pub async fn shutdown(&self) {
+        let mut all = self.connectors.lock().await;
+        for (name, rt) in all.iter_mut() {
+            let handles: Vec<TaskHandle> = rt.tasks.iter_mut().filter_map(Option::take).collect();
+            futures::future::join_all(handles.into_iter().map(TaskHandle::stop)).await;
+            tracing::info!(connector = %name, "stopped");
+        }
+    }
+}
+
+fn info_json(name: &str, rt: &ConnectorRuntime) -> Json {
+    let tasks: Vec<Json> = if rt.target == TargetState::Stopped {
+        Vec::new()
+    } else {
+        (0..rt.task_configs.len())
+            .map(|i| json!({"connector": name, "task": i}))
+            .collect()
+    };
+    json!({"name": name, "config": rt.config, "tasks": tasks, "type": rt.plugin.kind().as_str()})
+}

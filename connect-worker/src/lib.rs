@@ -1,0 +1,177 @@
+//! `connect-worker`: a Kafka Connect-compatible worker.
+//!
+//! It speaks only the Kafka protocol (through librdkafka), so it runs against datasync's broker
+//! or real Kafka; it serves Kafka Connect's REST API and keeps its state in Kafka topics like
+//! Kafka Connect's distributed mode. Connectors: JDBC source and sink for MariaDB/MySQL (the sink
+//! exactly once) and the FileStream quickstart pair.
+
+pub mod connectors;
+pub mod converters;
+pub mod data;
+pub mod error;
+pub mod herder;
+pub mod rest;
+pub mod storage;
+pub mod worker;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::herder::Herder;
+use crate::storage::{kafka, ConfigStore, OffsetStore, StatusStore};
+use crate::worker::{StatusBoard, WorkerContext};
+
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "connect-worker",
+    about = "Kafka Connect-compatible worker (REST API, JDBC and FileStream connectors)"
+)]
+pub struct Config {
+    /// Address of the REST API.
+    #[arg(long, env = "CONNECT_LISTEN", default_value = "0.0.0.0:8083")]
+    pub listen: String,
+    /// Kafka bootstrap servers (host:port,...).
+    #[arg(
+        long,
+        env = "KAFKA_BOOTSTRAP_SERVERS",
+        default_value = "localhost:9092"
+    )]
+    pub bootstrap_servers: String,
+    /// This worker's id in statuses (default: the listen address).
+    #[arg(long, env = "CONNECT_WORKER_ID")]
+    pub worker_id: Option<String>,
+    /// Topic holding connector configs (compacted).
+    #[arg(
+        long,
+        env = "CONNECT_CONFIG_STORAGE_TOPIC",
+        default_value = "connect-configs"
+    )]
+    pub config_topic: String,
+    /// Topic holding source offsets (compacted).
+    #[arg(
+        long,
+        env = "CONNECT_OFFSET_STORAGE_TOPIC",
+        default_value = "connect-offsets"
+    )]
+    pub offset_topic: String,
+    /// Topic holding statuses (compacted).
+    #[arg(
+        long,
+        env = "CONNECT_STATUS_STORAGE_TOPIC",
+        default_value = "connect-status"
+    )]
+    pub status_topic: String,
+    /// Directory of connector JSON files (`{"name":..,"config":{..}}`) created at start-up
+    /// unless a connector of that name exists.
+    #[arg(long, env = "CONNECT_CONNECTORS_DIR")]
+    pub connectors_dir: Option<PathBuf>,
+}
+
+impl Config {
+    pub fn new(bootstrap_servers: &str) -> Self {
+        Config {
+            listen: "127.0.0.1:0".into(),
+            bootstrap_servers: bootstrap_servers.into(),
+            worker_id: None,
+            config_topic: "connect-configs".into(),
+            offset_topic: "connect-offsets".into(),
+            status_topic: "connect-status".into(),
+            connectors_dir: None,
+        }
+    }
+}
+
+/// Runs the worker on `listener` until `shutdown` completes.
+pub async fn run(
+    config: Config,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let addr = listener.local_addr()?;
+    let worker_id = config.worker_id.clone().unwrap_or_else(|| addr.to_string());
+    let bootstrap = config.bootstrap_servers.clone();
+    for (topic, partitions) in [
+        (&config.config_topic, 1),
+        (&config.offset_topic, 5),
+        (&config.status_topic, 5),
+    ] {
+        kafka::ensure_topic(&bootstrap, topic, partitions, true)
+            .await
+            .with_context(|| format!("creating internal topic {topic} on {bootstrap}"))?;
+    }
+    let producer = kafka::producer(&bootstrap)?;
+    let offsets =
+        Arc::new(OffsetStore::load(&bootstrap, &config.offset_topic, producer.clone()).await?);
+    let status = Arc::new(StatusBoard::new(
+        &worker_id,
+        StatusStore::new(&config.status_topic, producer.clone()),
+    ));
+    let store = ConfigStore::new(&config.config_topic, producer.clone());
+    let stored = store
+        .load(&bootstrap)
+        .await
+        .context("reading the config topic")?;
+    let ctx = Arc::new(WorkerContext {
+        bootstrap: bootstrap.clone(),
+        worker_id: worker_id.clone(),
+        status,
+        offsets,
+    });
+    let herder = Arc::new(Herder::new(ctx, store));
+    herder.resume_stored(stored).await;
+    if let Some(dir) = &config.connectors_dir {
+        create_from_dir(&herder, dir).await?;
+    }
+    let app = rest::router(herder.clone());
+    tracing::info!(worker_id, "listening on http://{addr}");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    herder.shutdown().await;
+    Ok(())
+}
+
+async fn create_from_dir(herder: &Herder, dir: &std::path::Path) -> anyhow::Result<()> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    let existing = herder.names().await;
+    for f in files {
+        let text = std::fs::read_to_string(&f)?;
+        let doc: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", f.display()))?;
+        let name = doc
+            .get("name")
+            .and_then(|n| n.as_str())
+            .with_context(|| format!("{}: no \"name\"", f.display()))?;
+        if existing.iter().any(|n| n == name) {
+            continue;
+        }
+        let config = doc
+            .get("config")
+            .and_then(|c| c.as_object())
+            .with_context(|| format!("{}: no \"config\" object", f.display()))?
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string()),
+                )
+            })
+            .collect();
+        herder
+            .put_connector(name, config, false)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?;
+        tracing::info!(connector = name, file = %f.display(), "created connector from file");
+    }
+    Ok(())
+}

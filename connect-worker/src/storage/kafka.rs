@@ -1,0 +1,153 @@
+//! Kafka plumbing shared by the stores: topic creation, reading a topic to its end, and a
+//! producer whose writes are awaited (a REST call answers only once its change is durable).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::message::{Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::TopicPartitionList;
+
+pub fn client_config(bootstrap: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap);
+    c.set("log_level", "3");
+    c
+}
+
+/// Creates each missing topic (compacted if asked) and waits until its metadata is visible.
+pub async fn ensure_topic(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    compact: bool,
+) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = client_config(bootstrap).create()?;
+    let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    if compact {
+        new = new.set("cleanup.policy", "compact");
+    }
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let results = admin
+        .create_topics([&new], &opts)
+        .await
+        .context("CreateTopics")?;
+    for r in results {
+        if let Err((t, code)) = r {
+            if code != RDKafkaErrorCode::TopicAlreadyExists {
+                bail!("creating topic {t}: {code}");
+            }
+        }
+    }
+    let bootstrap = bootstrap.to_string();
+    let topic = topic.to_string();
+    tokio::task::spawn_blocking(move || {
+        partitions_of(&bootstrap, &topic, Duration::from_secs(15)).map(|_| ())
+    })
+    .await?
+}
+
+/// The partitions of `topic`, waiting up to `within` for it to exist.
+pub fn partitions_of(bootstrap: &str, topic: &str, within: Duration) -> anyhow::Result<Vec<i32>> {
+    let consumer: BaseConsumer = client_config(bootstrap).create()?;
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(md) = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) {
+            if let Some(t) = md.topics().iter().find(|t| t.name() == topic) {
+                if t.error().is_none() && !t.partitions().is_empty() {
+                    return Ok(t.partitions().iter().map(|p| p.id()).collect());
+                }
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("topic {topic} not available");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Every record of `topic` from the beginning to the current end: (key, value).
+pub fn read_to_end(
+    bootstrap: &str,
+    topic: &str,
+) -> anyhow::Result<Vec<(Vec<u8>, Option<Vec<u8>>)>> {
+    let parts = partitions_of(bootstrap, topic, Duration::from_secs(15))?;
+    let consumer: BaseConsumer = client_config(bootstrap)
+        .set("group.id", "connect-worker-reader")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .create()?;
+    let mut tpl = TopicPartitionList::new();
+    let mut remaining = std::collections::HashMap::new();
+    for p in parts {
+        let (low, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(10))?;
+        if high > low {
+            tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning)?;
+            remaining.insert(p, high);
+        }
+    }
+    let mut out = Vec::new();
+    if remaining.is_empty() {
+        return Ok(out);
+    }
+    consumer.assign(&tpl)?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !remaining.is_empty() {
+        if Instant::now() > deadline {
+            bail!("timed out reading {topic}");
+        }
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                if m.offset() + 1 >= *remaining.get(&m.partition()).unwrap_or(&0) {
+                    remaining.remove(&m.partition());
+                }
+                out.push((
+                    m.key().unwrap_or_default().to_vec(),
+                    m.payload().map(<[u8]>::to_vec),
+                ));
+            }
+            Some(Err(e)) => bail!("reading {topic}: {e}"),
+            None => {}
+        }
+    }
+    Ok(out)
+}
+
+pub fn producer(bootstrap: &str) -> anyhow::Result<FutureProducer> {
+    Ok(client_config(bootstrap)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "1")
+        .set("message.timeout.ms", "30000")
+        .create()?)
+}
+
+/// Sends one record and waits for the broker's acknowledgement.
+pub async fn send(
+    producer: &FutureProducer,
+    topic: &str,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    headers: Option<OwnedHeaders>,
+) -> anyhow::Result<()> {
+    let mut rec: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic);
+    if let Some(k) = key {
+        rec = rec.key(k);
+    }
+    if let Some(v) = value {
+        rec = rec.payload(v);
+    }
+    if let Some(h) = headers {
+        rec = rec.headers(h);
+    }
+    producer
+        .send(rec, Duration::from_secs(30))
+        .await
+        .map_err(|(e, _)| anyhow::anyhow!("producing to {topic}: {e}"))?;
+    Ok(())
+}

@@ -1,0 +1,151 @@
+//! A source task's loop: `poll`, convert, produce (idempotent producer, awaited), and only then
+//! commit the source offsets of what was delivered to the offsets topic. A crash between the
+//! two re-sends the last records (at least once, as Kafka Connect's sources are).
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::join_all;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::Value as Json;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::status::task_key;
+use super::{mask_secrets, State, WorkerContext};
+use crate::connectors::config_def::ConfigExt;
+use crate::connectors::{Config, SourceTask};
+use crate::converters;
+use crate::storage::{kafka, TargetState};
+
+pub struct SourceRun {
+    pub connector: String,
+    pub task_id: usize,
+    pub config: Config,
+    pub task: Box<dyn SourceTask>,
+    pub ctx: Arc<WorkerContext>,
+    pub cancel: CancellationToken,
+    pub target: watch::Receiver<TargetState>,
+    pub generation: u64,
+}
+
+impl SourceRun {
+    pub fn spawn(self) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(self.run())
+    }
+
+    fn report(&self, state: State, trace: Option<String>) {
+        let trace = trace.map(|t| mask_secrets(&t, &self.config));
+        self.ctx.status.set(
+            &task_key(&self.connector, self.task_id),
+            state,
+            trace,
+            self.generation,
+        );
+    }
+
+    async fn run(mut self) {
+        let result = self.run_inner().await;
+        if let Err(trace) = result {
+            tracing::error!(connector = %self.connector, task = self.task_id, "source task failed: {}", mask_secrets(&trace, &self.config));
+            self.report(State::Failed, Some(trace));
+        }
+        self.task.stop().await;
+    }
+
+    async fn run_inner(&mut self) -> Result<(), String> {
+        let key_conv = converters::from_config(&self.config, "key.converter")?;
+        let value_conv = converters::from_config(&self.config, "value.converter")?;
+        let tolerate = self
+            .config
+            .str_or("errors.tolerance", "none")
+            .eq_ignore_ascii_case("all");
+        let producer: FutureProducer =
+            kafka::producer(&self.ctx.bootstrap).map_err(|e| e.to_string())?;
+        self.task
+            .start(self.ctx.offsets.reader(&self.connector))
+            .await
+            .map_err(|e| format!("starting the task: {e:#}"))?;
+        let mut known_topics: HashSet<String> = HashSet::new();
+        self.report(State::Running, None);
+        let mut paused = false;
+        loop {
+            if self.cancel.is_cancelled() {
+                return Ok(());
+            }
+            if *self.target.borrow() == TargetState::Paused {
+                if !paused {
+                    self.report(State::Paused, None);
+                    paused = true;
+                }
+                tokio::select! {
+                    _ = self.cancel.cancelled() => return Ok(()),
+                    _ = self.target.changed() => {}
+                }
+                continue;
+            } else if paused {
+                self.report(State::Running, None);
+                paused = false;
+            }
+            let records = tokio::select! {
+                _ = self.cancel.cancelled() => return Ok(()),
+                r = self.task.poll() => r.map_err(|e| format!("org.apache.kafka.connect.errors.ConnectException: {e:#}"))?,
+            };
+            if records.is_empty() {
+                continue;
+            }
+            let mut encoded = Vec::with_capacity(records.len());
+            let mut offsets: BTreeMap<String, (Json, Json)> = BTreeMap::new();
+            for r in &records {
+                offsets.insert(
+                    r.source_partition.to_string(),
+                    (r.source_partition.clone(), r.source_offset.clone()),
+                );
+                let key = key_conv.from_connect(&r.topic, r.key_schema.as_ref(), &r.key);
+                let value = value_conv.from_connect(&r.topic, r.value_schema.as_ref(), &r.value);
+                match (key, value) {
+                    (Ok(k), Ok(v)) => encoded.push((r.topic.as_str(), k, v, r.timestamp)),
+                    (Err(e), _) | (_, Err(e)) => {
+                        if !tolerate {
+                            return Err(format!("org.apache.kafka.connect.errors.ConnectException: Tolerance exceeded in error handler\nconverting a record for {}: {e}", r.topic));
+                        }
+                        tracing::warn!(connector = %self.connector, error = %e, "skipping a record that cannot be converted");
+                    }
+                }
+            }
+            for (topic, ..) in &encoded {
+                if known_topics.insert(topic.to_string()) {
+                    if let Err(e) = kafka::ensure_topic(&self.ctx.bootstrap, topic, 1, false).await
+                    {
+                        tracing::warn!(error = %e, topic, "could not create topic");
+                    }
+                }
+            }
+            let sends = encoded.iter().map(|(topic, k, v, ts)| {
+                let mut rec: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic);
+                if let Some(k) = k {
+                    rec = rec.key(k.as_slice());
+                }
+                if let Some(v) = v {
+                    rec = rec.payload(v.as_slice());
+                }
+                if let Some(ts) = ts {
+                    rec = rec.timestamp(*ts);
+                }
+                producer.send(rec, Duration::from_secs(60))
+            });
+            for r in join_all(sends).await {
+                if let Err((e, _)) = r {
+                    return Err(format!("org.apache.kafka.connect.errors.ConnectException: Unrecoverable exception from producer send callback: {e}"));
+                }
+            }
+            let offsets: Vec<(Json, Json)> = offsets.into_values().collect();
+            self.ctx
+                .offsets
+                .commit(&self.connector, &offsets)
+                .await
+                .map_err(|e| format!("committing source offsets: {e:#}"))?;
+        }
+    }
+}

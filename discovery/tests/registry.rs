@@ -1,0 +1,82 @@
+//! The registry against the real broker: instances appear, a tombstone removes one at once, and
+//! one that stops heartbeating (a crash) is dropped after about three intervals.
+
+use std::time::{Duration, Instant};
+
+use discovery::{Heartbeat, Registration, Registry};
+use test_support::TestBroker;
+
+async fn wait_for(what: &str, within: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn reg(url: &str) -> Registration {
+    Registration {
+        service: "svc".into(),
+        url: url.into(),
+        heartbeat_ms: 200,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tombstone_removes_at_once_and_silence_removes_after_three_intervals() -> anyhow::Result<()>
+{
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let broker = TestBroker::start().await?;
+    let topic = format!("registry-{}", uuid::Uuid::new_v4().simple());
+    let a = Heartbeat::start(&broker.bootstrap(), &topic, "a", reg("http://a"))?;
+    let b = Heartbeat::start(&broker.bootstrap(), &topic, "b", reg("http://b"))?;
+    let other = Heartbeat::start(
+        &broker.bootstrap(),
+        &topic,
+        "c",
+        Registration {
+            service: "other".into(),
+            ..reg("http://c")
+        },
+    )?;
+    let registry = Registry::start(&broker.bootstrap(), &topic)?;
+    wait_for("a and b", Duration::from_secs(15), || {
+        registry.live("svc").len() == 2
+    })
+    .await;
+    let live = registry.live("svc");
+    assert_eq!(live[0].url, "http://a");
+    assert_eq!(live[1].url, "http://b");
+    assert_eq!(registry.live("other").len(), 1);
+
+    // A late reader sees the same, reading from the beginning.
+    let late = Registry::start(&broker.bootstrap(), &topic)?;
+    wait_for("late reader", Duration::from_secs(15), || {
+        late.live("svc").len() == 2
+    })
+    .await;
+
+    a.deregister(Duration::from_secs(5)).await;
+    wait_for("tombstone", Duration::from_millis(1000), || {
+        registry.live("svc").len() == 1
+    })
+    .await;
+
+    let killed_at = Instant::now();
+    drop(b);
+    wait_for("dead b", Duration::from_secs(5), || {
+        registry.live("svc").is_empty()
+    })
+    .await;
+    // Not before ~3 heartbeats of silence (minus the age of its last heartbeat).
+    assert!(
+        killed_at.elapsed() >= Duration::from_millis(350),
+        "{:?}",
+        killed_at.elapsed()
+    );
+    drop(other);
+    Ok(())
+}

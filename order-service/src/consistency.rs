@@ -1,0 +1,170 @@
+//! Read-your-writes across instances.
+//!
+//! A 201 carries `X-Consistency-Token: <topic>:<partition>:<offset>`, the position of the
+//! acknowledged record. The connect worker's sink records in `datasync_sink_offsets`, in the same
+//! transaction as the rows, the next offset it will apply per partition. A GET that sends the
+//! token back polls that table (5 ms, doubling to 100 ms) until `next_offset > offset`, then
+//! reads. If that does not happen within `--consistency-timeout-ms` the GET fails with 503 and
+//! `X-Consistency-Status: timeout` rather than silently returning stale data, as a Kafka user
+//! would expect; the client may retry with the same token.
+//!
+//! The highest watermark seen per partition is cached, so requests for positions already applied
+//! cost no extra query.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use sqlx::MySqlPool;
+
+use crate::db;
+use crate::error::ApiError;
+use crate::publisher::Position;
+
+/// Name of the request/response header.
+pub const HEADER: &str = "x-consistency-token";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsistencyToken {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+impl ConsistencyToken {
+    pub fn new(topic: &str, position: Position) -> Self {
+        ConsistencyToken {
+            topic: topic.to_string(),
+            partition: position.partition,
+            offset: position.offset,
+        }
+    }
+
+    /// Parses `topic:partition:offset` (the topic may itself not contain ':').
+    pub fn parse(s: &str) -> Option<Self> {
+        let mut parts = s.trim().rsplitn(3, ':');
+        let offset = parts.next()?.parse::<i64>().ok().filter(|o| *o >= 0)?;
+        let partition = parts.next()?.parse::<i32>().ok().filter(|p| *p >= 0)?;
+        let topic = parts.next().filter(|t| !t.is_empty() && !t.contains(':'))?;
+        Some(ConsistencyToken {
+            topic: topic.to_string(),
+            partition,
+            offset,
+        })
+    }
+}
+
+impl fmt::Display for ConsistencyToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.topic, self.partition, self.offset)
+    }
+}
+
+pub struct Consistency {
+    topic: String,
+    timeout: Duration,
+    db_timeout: Duration,
+    /// Highest `next_offset` seen per partition.
+    seen: Mutex<HashMap<i32, i64>>,
+}
+
+impl Consistency {
+    pub fn new(topic: &str, timeout: Duration, db_timeout: Duration) -> Self {
+        Consistency {
+            topic: topic.to_string(),
+            timeout,
+            db_timeout,
+            seen: Mutex::default(),
+        }
+    }
+
+    fn cached(&self, partition: i32) -> Option<i64> {
+        self.seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&partition)
+            .copied()
+    }
+
+    fn remember(&self, partition: i32, next: i64) {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let e = seen.entry(partition).or_insert(next);
+        *e = (*e).max(next);
+    }
+
+    /// Waits until the sink has applied the token's record (bounded by the timeout).
+    pub async fn wait_for(&self, pool: &MySqlPool, raw: &str) -> Result<(), ApiError> {
+        let token = ConsistencyToken::parse(raw).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "invalid {HEADER} header: expected <topic>:<partition>:<offset>, got {raw:?}"
+            ))
+        })?;
+        if token.topic != self.topic {
+            return Err(ApiError::BadRequest(format!(
+                "invalid {HEADER} header: topic {:?} is not this service's topic {:?}",
+                token.topic, self.topic
+            )));
+        }
+        if self
+            .cached(token.partition)
+            .is_some_and(|n| n > token.offset)
+        {
+            return Ok(());
+        }
+        let deadline = Instant::now() + self.timeout;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let next = db::with_timeout(
+                self.db_timeout.min(left.max(Duration::from_millis(1))),
+                db::sink_next_offset(pool, &self.topic, token.partition),
+            )
+            .await?;
+            if let Some(next) = next {
+                self.remember(token.partition, next);
+                if next > token.offset {
+                    return Ok(());
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ApiError::NotYetConsistent(format!(
+                    "the write {token} is not in the database after {} ms; retry later",
+                    self.timeout.as_millis()
+                )));
+            }
+            tokio::time::sleep(pause.min(left)).await;
+            pause = (pause * 2).min(Duration::from_millis(100));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip_and_garbage_is_rejected() {
+        let t = ConsistencyToken::new(
+            "orders",
+            Position {
+                partition: 2,
+                offset: 41,
+            },
+        );
+        assert_eq!(t.to_string(), "orders:2:41");
+        assert_eq!(ConsistencyToken::parse("orders:2:41"), Some(t));
+        for bad in [
+            "",
+            "orders",
+            "orders:1",
+            ":1:2",
+            "orders:-1:2",
+            "orders:1:x",
+            "a:b:1:2",
+        ] {
+            assert_eq!(ConsistencyToken::parse(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! HTTP routes, one file per resource.
+
+pub mod health;
+pub mod orders;
+
+use axum::routing::get;
+use axum::Router;
+
+use crate::error::ApiError;
+use crate::startup::AppState;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/order-service/{user_id}/orders",
+            get(orders::list).post(orders::create),
+        )
+        .route("/order-service/health_check", get(health::health_check))
+        .route("/order-service/ready", get(health::ready))
+        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .with_state(state)
+}

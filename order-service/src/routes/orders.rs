@@ -1,0 +1,57 @@
+//! `POST /order-service/{userId}/orders` publishes; `GET` reads what the sink wrote.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use crate::consistency::{ConsistencyToken, HEADER};
+use crate::db;
+use crate::domain::{NewOrder, Order, OrderRequest, UserId};
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiPath};
+use crate::startup::AppState;
+
+fn user_id(raw: String) -> Result<UserId, ApiError> {
+    UserId::parse(raw).map_err(|e| ApiError::Validation(vec![e]))
+}
+
+/// 201 once the broker acknowledged the record; 503 (and no order) otherwise.
+pub async fn create(
+    State(state): State<AppState>,
+    ApiPath(raw_user_id): ApiPath<String>,
+    ApiJson(body): ApiJson<OrderRequest>,
+) -> Result<Response, ApiError> {
+    let user_id = user_id(raw_user_id)?;
+    let order = Order::create(&user_id, NewOrder::parse(body)?);
+    let position = state.publisher.publish(&order).await?;
+    let token = ConsistencyToken::new(&state.orders_topic, position).to_string();
+    tracing::debug!(order_id = %order.order_id, %token, "order published");
+    let mut response = (StatusCode::CREATED, Json(order.to_response())).into_response();
+    if let Ok(v) = HeaderValue::from_str(&token) {
+        response.headers_mut().insert(HEADER, v);
+    }
+    Ok(response)
+}
+
+/// The user's orders from MariaDB; with `X-Consistency-Token`, only once that write is there.
+pub async fn list(
+    State(state): State<AppState>,
+    ApiPath(raw_user_id): ApiPath<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let user_id = user_id(raw_user_id)?;
+    if let Some(token) = headers.get(HEADER) {
+        let token = token
+            .to_str()
+            .map_err(|_| ApiError::BadRequest(format!("invalid {HEADER} header")))?;
+        state.consistency.wait_for(&state.pool, token).await?;
+    }
+    let orders = db::with_timeout(
+        state.db_timeout,
+        db::orders_of(&state.pool, user_id.as_str()),
+    )
+    .await?;
+    let body: Vec<_> = orders.iter().map(Order::to_response).collect();
+    Ok(Json(body).into_response())
+}

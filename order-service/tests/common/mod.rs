@@ -1,0 +1,134 @@
+//! Starts real order-service instances in-process on port 0, against a real MariaDB and broker.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use order_service::Config;
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+pub fn config(database_url: &str, bootstrap: &str, extra: &[&str]) -> Config {
+    let mut args = vec![
+        "order-service",
+        "--database-url",
+        database_url,
+        "--bootstrap-servers",
+        bootstrap,
+        "--heartbeat-ms",
+        "200",
+        "--publish-timeout-ms",
+        "2000",
+        "--consistency-timeout-ms",
+        "3000",
+        "--db-timeout-ms",
+        "1500",
+        "--startup-timeout-secs",
+        "30",
+    ];
+    args.extend_from_slice(extra);
+    Config::parse_from(args)
+}
+
+impl TestApp {
+    pub async fn spawn(config: Config) -> anyhow::Result<TestApp> {
+        init_tracing();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(order_service::run(config, listener, async {
+            let _ = stopped.await;
+        }));
+        let app = TestApp {
+            addr,
+            url: format!("http://{addr}"),
+            stop: Some(stop),
+            task: Some(task),
+        };
+        // Ready once it serves (migrations done).
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let r = client
+                .get(format!("{}/order-service/health_check", app.url))
+                .send()
+                .await;
+            if matches!(r, Ok(ref r) if r.status().is_success()) {
+                return Ok(app);
+            }
+            anyhow::ensure!(Instant::now() < deadline, "order-service did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Graceful shutdown (deregisters).
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await??;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
+
+/// Records what a JDBC sink applying `orders` up to `next_offset` would have written: only for
+/// tests named `reads_what_the_sink_wrote*`, which check the read side on its own.
+pub async fn sink_wrote(pool: &sqlx::MySqlPool, partition: i32, next_offset: i64) {
+    sqlx::query(
+        "INSERT INTO datasync_sink_offsets (connector, topic, kafka_partition, next_offset) \
+         VALUES ('orders-sink', 'orders', ?, ?) \
+         ON DUPLICATE KEY UPDATE next_offset = VALUES(next_offset)",
+    )
+    .bind(partition)
+    .bind(next_offset)
+    .execute(pool)
+    .await
+    .expect("writing datasync_sink_offsets");
+}
+
+pub async fn insert_order_row(pool: &sqlx::MySqlPool, o: &serde_json::Value, user_id: &str) {
+    let created = chrono::DateTime::parse_from_rfc3339(o["createdAt"].as_str().unwrap())
+        .unwrap()
+        .naive_utc();
+    sqlx::query(
+        "INSERT INTO orders (order_id, user_id, product_id, qty, unit_price, total_price, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(o["orderId"].as_str())
+    .bind(user_id)
+    .bind(o["productId"].as_str())
+    .bind(o["qty"].as_i64())
+    .bind(o["unitPrice"].as_i64())
+    .bind(o["totalPrice"].as_i64())
+    .bind(created)
+    .execute(pool)
+    .await
+    .expect("inserting an order row");
+}
