@@ -5,9 +5,11 @@
 # write speed with dd (as a ceiling for acks=all throughput), starts a fresh broker on
 # 127.0.0.1:$BENCH_PORT with a temporary data dir, and runs:
 #   1. throughput: BENCH_RECORDS records of BENCH_RECORD_SIZE B, acks=all, linger 5 ms, no rate limit
-#   2. latency:    BENCH_LAT_RECORDS records of BENCH_RECORD_SIZE B, acks=all, linger 1 ms,
+#   2. the same with an idempotent producer (enable.idempotence=true)
+#   3. latency:    BENCH_LAT_RECORDS records of BENCH_RECORD_SIZE B, acks=all, linger 1 ms,
 #                  paced at BENCH_LAT_RATE records/s
-# Both consume the records back and sample the broker's RSS. The output's markdown blocks can be
+#   4. rebalance:  three consumers join a group on a 6-partition topic, ten rounds
+# The produce runs consume the records back and sample the broker's RSS. The output's markdown blocks can be
 # pasted into docs/benchmarks.md. The broker and temp dirs are removed on exit.
 #
 # Environment overrides (defaults in brackets):
@@ -111,9 +113,21 @@ run_bench throughput --topic bench-throughput --num-records "$records" \
     --record-size "$record_size" --partitions "$partitions" --acks all --linger-ms 5 \
     --throughput -1
 
+run_bench throughput-idempotent --topic bench-idempotent --num-records "$records" \
+    --record-size "$record_size" --partitions "$partitions" --acks all --linger-ms 5 \
+    --throughput -1 --idempotence true
+
 run_bench latency --topic bench-latency --num-records "$lat_records" \
     --record-size "$record_size" --partitions "$partitions" --acks all --linger-ms 1 \
     --throughput "$lat_rate"
+
+echo "==> rebalance: target/release/rebalance-bench" >&2
+if ! target/release/rebalance-bench --bootstrap-servers "127.0.0.1:$port" --rounds 10 \
+    --heartbeat-interval-ms 100 | tail -n 1; then
+    status=1
+    echo "**rebalance bench FAILED**"
+fi
+echo
 
 if ! kill -0 "$broker_pid" 2>/dev/null; then
     echo "error: the broker died during the benchmark; log tail:" >&2

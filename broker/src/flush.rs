@@ -88,6 +88,8 @@ fn run(mut rx: mpsc::UnboundedReceiver<Request>, appended: Arc<watch::Sender<u64
                 .1
                 .push(req.done);
         }
+        let started = std::time::Instant::now();
+        let requests: usize = by_partition.values().map(|(_, w)| w.len()).sum();
         let mut results = Vec::with_capacity(by_partition.len());
         for (_, (partition, waiters)) in by_partition {
             let result = partition.sync().map(|_| ()).map_err(|e| {
@@ -96,6 +98,7 @@ fn run(mut rx: mpsc::UnboundedReceiver<Request>, appended: Arc<watch::Sender<u64
             });
             results.push((result, waiters));
         }
+        tracing::trace!(requests, partitions = results.len(), took_us = started.elapsed().as_micros() as u64, "group commit");
         appended.send_modify(|v| *v = v.wrapping_add(1));
         for (result, waiters) in results {
             for w in waiters {
