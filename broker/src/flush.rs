@@ -98,7 +98,12 @@ fn run(mut rx: mpsc::UnboundedReceiver<Request>, appended: Arc<watch::Sender<u64
             });
             results.push((result, waiters));
         }
-        tracing::trace!(requests, partitions = results.len(), took_us = started.elapsed().as_micros() as u64, "group commit");
+        tracing::trace!(
+            requests,
+            partitions = results.len(),
+            took_us = started.elapsed().as_micros() as u64,
+            "group commit"
+        );
         appended.send_modify(|v| *v = v.wrapping_add(1));
         for (result, waiters) in results {
             for w in waiters {

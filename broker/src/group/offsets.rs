@@ -7,12 +7,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use indexmap::IndexMap;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::RecordBatchDecoder;
 use parking_lot::Mutex;
 
+use crate::client::records::encode_batch;
 use crate::flush::Flusher;
 use crate::log::batch::BatchIter;
 use crate::topic::{Partition, TopicConfigs, TopicError, TopicRegistry};
@@ -145,38 +143,11 @@ impl OffsetStore {
     }
 
     fn append(&self, records: Vec<(Bytes, Option<Bytes>)>) -> Result<(), String> {
-        let now = crate::now_ms();
-        let records: Vec<Record> = records
-            .into_iter()
-            .enumerate()
-            .map(|(i, (key, value))| Record {
-                transactional: false,
-                control: false,
-                partition_leader_epoch: 0,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i64::try_from(i).unwrap_or(0),
-                // The encoder starts a new batch whenever offset - sequence changes; keeping it
-                // constant puts all records in one batch whose base sequence stays -1.
-                sequence: i32::try_from(i).unwrap_or(0) - 1,
-                timestamp: now,
-                key: Some(key),
-                value,
-                headers: IndexMap::new(),
-                delete_horizon: false,
-            })
-            .collect();
-        let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            &records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression: Compression::None,
-            },
-        )
-        .map_err(|e| format!("could not encode offsets: {e}"))?;
+        let records: Vec<(Option<Bytes>, Option<Bytes>)> =
+            records.into_iter().map(|(k, v)| (Some(k), v)).collect();
+        let batch = encode_batch(&records, crate::now_ms())
+            .map_err(|e| format!("could not encode offsets: {e}"))?;
+        let mut buf = BytesMut::from(&batch[..]);
         self.partition
             .append(&mut buf)
             .map(|_| ())
