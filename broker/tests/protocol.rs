@@ -337,6 +337,20 @@ async fn every_advertised_version_round_trips() {
             "list offsets v{v}"
         );
     }
+    // Earliest, by timestamp, and a timestamp after every record.
+    for (ts, want) in [(-2, 0), (1000, 0), (1001, 1), (i64::MAX, -1)] {
+        let req = ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
+                .with_name(name("created-7"))
+                .with_partitions(vec![
+                    list_offsets_request::ListOffsetsPartition::default()
+                        .with_partition_index(1)
+                        .with_timestamp(ts),
+                ])]);
+        let resp = c.call(7, &req).await;
+        assert_eq!(resp.topics[0].partitions[0].offset, want, "timestamp {ts}");
+    }
     for v in 1..=4 {
         let req = DescribeConfigsRequest::default().with_resources(vec![
             describe_configs_request::DescribeConfigsResource::default()
@@ -696,5 +710,156 @@ async fn idempotent_retries_are_stored_once_even_across_a_restart() {
     // New producer ids never repeat an old one.
     let again = c.call(4, &InitProducerIdRequest::default()).await;
     assert!(again.producer_id.0 > pid);
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn standalone_commits_fetch_delete_and_group_deletion() {
+    let broker = TestBroker::start().await;
+    let mut c = broker.connect().await;
+    c.call(7, &create_topics_request("offs", 2)).await;
+    let commit = |partition: i32, offset: i64| {
+        OffsetCommitRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("standalone")))
+            .with_generation_id_or_member_epoch(-1)
+            .with_topics(vec![
+                offset_commit_request::OffsetCommitRequestTopic::default()
+                    .with_name(name("offs"))
+                    .with_partitions(vec![
+                        offset_commit_request::OffsetCommitRequestPartition::default()
+                            .with_partition_index(partition)
+                            .with_committed_offset(offset)
+                            .with_committed_metadata(Some(StrBytes::from_static_str("meta"))),
+                    ]),
+            ])
+    };
+    for (p, o) in [(0, 5), (1, 7)] {
+        let resp = c.call(8, &commit(p, o)).await;
+        assert_eq!(resp.topics[0].partitions[0].error_code, 0);
+    }
+    // Plain form (v7): all topics of the group.
+    let fetched = c
+        .call(
+            7,
+            &OffsetFetchRequest::default()
+                .with_group_id(GroupId(StrBytes::from_static_str("standalone")))
+                .with_topics(None),
+        )
+        .await;
+    let got: Vec<(i32, i64, String)> = fetched.topics[0]
+        .partitions
+        .iter()
+        .map(|p| {
+            (
+                p.partition_index,
+                p.committed_offset,
+                p.metadata
+                    .as_ref()
+                    .map(|m| m.to_string())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![(0, 5, "meta".to_string()), (1, 7, "meta".to_string())]
+    );
+    // Grouped form (v8+), asking for one partition and an unknown group.
+    let req = OffsetFetchRequest::default().with_groups(vec![
+        offset_fetch_request::OffsetFetchRequestGroup::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("standalone")))
+            .with_topics(Some(vec![
+                offset_fetch_request::OffsetFetchRequestTopics::default()
+                    .with_name(name("offs"))
+                    .with_partition_indexes(vec![1]),
+            ])),
+        offset_fetch_request::OffsetFetchRequestGroup::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("nobody")))
+            .with_topics(Some(vec![
+                offset_fetch_request::OffsetFetchRequestTopics::default()
+                    .with_name(name("offs"))
+                    .with_partition_indexes(vec![0]),
+            ])),
+    ]);
+    let fetched = c.call(9, &req).await;
+    assert_eq!(
+        fetched.groups[0].topics[0].partitions[0].committed_offset,
+        7
+    );
+    assert_eq!(
+        fetched.groups[1].topics[0].partitions[0].committed_offset,
+        -1
+    );
+
+    let listed = c.call(5, &ListGroupsRequest::default()).await;
+    assert!(listed
+        .groups
+        .iter()
+        .any(|g| g.group_id.0.as_str() == "standalone" && g.group_state.as_str() == "Empty"));
+
+    let req = OffsetDeleteRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("standalone")))
+        .with_topics(vec![
+            offset_delete_request::OffsetDeleteRequestTopic::default()
+                .with_name(name("offs"))
+                .with_partitions(vec![
+                    offset_delete_request::OffsetDeleteRequestPartition::default()
+                        .with_partition_index(0),
+                ]),
+        ]);
+    let deleted = c.call(0, &req).await;
+    assert_eq!(
+        (
+            deleted.error_code,
+            deleted.topics[0].partitions[0].error_code
+        ),
+        (0, 0)
+    );
+    let fetched = c
+        .call(
+            7,
+            &OffsetFetchRequest::default()
+                .with_group_id(GroupId(StrBytes::from_static_str("standalone")))
+                .with_topics(None),
+        )
+        .await;
+    assert_eq!(
+        fetched.topics[0].partitions.len(),
+        1,
+        "partition 0's offset is gone"
+    );
+
+    let resp = c
+        .call(
+            2,
+            &DeleteGroupsRequest::default().with_groups_names(vec![
+                GroupId(StrBytes::from_static_str("standalone")),
+                GroupId(StrBytes::from_static_str("nobody")),
+            ]),
+        )
+        .await;
+    assert_eq!(resp.results[0].error_code, 0);
+    assert_eq!(resp.results[1].error_code, 69, "GROUP_ID_NOT_FOUND");
+    let listed = c.call(5, &ListGroupsRequest::default()).await;
+    assert!(listed
+        .groups
+        .iter()
+        .all(|g| g.group_id.0.as_str() != "standalone"));
+
+    // Committed offsets survive a restart (they live in __consumer_offsets).
+    let resp = c.call(8, &commit(1, 11)).await;
+    assert_eq!(resp.topics[0].partitions[0].error_code, 0);
+    drop(c);
+    let broker = broker.restart().await;
+    let mut c = broker.connect().await;
+    let fetched = c
+        .call(
+            7,
+            &OffsetFetchRequest::default()
+                .with_group_id(GroupId(StrBytes::from_static_str("standalone")))
+                .with_topics(None),
+        )
+        .await;
+    assert_eq!(fetched.topics[0].partitions[0].committed_offset, 11);
     broker.stop().await;
 }
