@@ -914,4 +914,99 @@ mod tests {
             ResponseError::UnknownMemberId.code()
         );
     }
+
+    fn join_static(c: &GroupCoordinator, member_id: &str, instance: &str) -> JoinOutcome {
+        c.join(JoinRequest {
+            group_id: "s".into(),
+            member_id: member_id.into(),
+            group_instance_id: Some(instance.into()),
+            client_id: "client".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout: Duration::from_secs(10),
+            rebalance_timeout: Duration::from_secs(10),
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), Bytes::from_static(b"meta"))],
+            require_known_member_id: true,
+        })
+    }
+
+    #[tokio::test]
+    async fn a_static_member_restarting_keeps_its_assignment_without_a_rebalance() {
+        let c = coordinator();
+        let (ra, rb) = match (join_static(&c, "", "a"), join_static(&c, "", "b")) {
+            (JoinOutcome::Later(ra), JoinOutcome::Later(rb)) => (ra, rb),
+            _ => panic!("static members join without MEMBER_ID_REQUIRED"),
+        };
+        let first = ra.await.expect("a");
+        // The first member completed a generation alone; b's join started the next one.
+        let (a, b) = if first.generation == 1 {
+            let JoinOutcome::Later(again) = join_static(&c, &first.member_id, "a") else {
+                panic!("rejoin answered early")
+            };
+            (again.await.expect("a again"), rb.await.expect("b"))
+        } else {
+            (first, rb.await.expect("b"))
+        };
+        assert_eq!(a.generation, b.generation);
+        let (leader, follower) = if a.leader == a.member_id {
+            (a, b)
+        } else {
+            (b, a)
+        };
+        let assignments = vec![
+            (leader.member_id.clone(), Bytes::from_static(b"L")),
+            (follower.member_id.clone(), Bytes::from_static(b"F")),
+        ];
+        let follower_sync = c
+            .sync("s", follower.generation, &follower.member_id, None, vec![])
+            .expect_err("waits for the leader");
+        let _ = c.sync("s", leader.generation, &leader.member_id, None, assignments);
+        assert_eq!(
+            follower_sync.await.expect("sync").assignment,
+            Bytes::from_static(b"F")
+        );
+
+        // The follower restarts: same instance id, no member id.
+        let instance = if follower.member_id == a_id(&c, "a") {
+            "a"
+        } else {
+            "b"
+        };
+        let JoinOutcome::Now(back) = join_static(&c, "", instance) else {
+            panic!("a returning static follower is answered at once")
+        };
+        assert_eq!(
+            (back.error, back.generation),
+            (0, follower.generation),
+            "no new generation"
+        );
+        assert_ne!(back.member_id, follower.member_id);
+        let sync = c
+            .sync(
+                "s",
+                back.generation,
+                &back.member_id,
+                Some(instance),
+                vec![],
+            )
+            .expect("stable group answers at once");
+        assert_eq!(
+            sync.assignment,
+            Bytes::from_static(b"F"),
+            "keeps its assignment"
+        );
+        // The old member id is fenced.
+        assert_eq!(
+            c.heartbeat("s", back.generation, &follower.member_id, Some(instance)),
+            ResponseError::FencedInstanceId.code()
+        );
+    }
+
+    fn a_id(c: &GroupCoordinator, instance: &str) -> String {
+        c.groups
+            .lock()
+            .get("s")
+            .and_then(|g| g.member_by_instance(instance))
+            .unwrap_or_default()
+    }
 }
