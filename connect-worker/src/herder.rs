@@ -291,6 +291,12 @@ impl Herder {
         for (k, v) in &rt.config {
             config.entry(k.clone()).or_insert_with(|| v.clone());
         }
+        config
+            .entry("key.converter".into())
+            .or_insert_with(|| self.ctx.key_converter.clone());
+        config
+            .entry("value.converter".into())
+            .or_insert_with(|| self.ctx.value_converter.clone());
         let key = task_key(name, id);
         let task = match rt.plugin.create_task(&config) {
             Ok(t) => t,

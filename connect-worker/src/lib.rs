@@ -64,6 +64,20 @@ pub struct Config {
         default_value = "connect-status"
     )]
     pub status_topic: String,
+    /// Default `key.converter` of connectors that set none (Confluent's images use StringConverter).
+    #[arg(
+        long,
+        env = "CONNECT_KEY_CONVERTER",
+        default_value = "org.apache.kafka.connect.storage.StringConverter"
+    )]
+    pub key_converter: String,
+    /// Default `value.converter` of connectors that set none (JsonConverter, schemas enabled).
+    #[arg(
+        long,
+        env = "CONNECT_VALUE_CONVERTER",
+        default_value = "org.apache.kafka.connect.json.JsonConverter"
+    )]
+    pub value_converter: String,
     /// Directory of connector JSON files (`{"name":..,"config":{..}}`) created at start-up
     /// unless a connector of that name exists.
     #[arg(long, env = "CONNECT_CONNECTORS_DIR")]
@@ -80,6 +94,8 @@ impl Config {
             offset_topic: "connect-offsets".into(),
             status_topic: "connect-status".into(),
             connectors_dir: None,
+            key_converter: converters::STRING_CONVERTER.into(),
+            value_converter: converters::JSON_CONVERTER.into(),
         }
     }
 }
@@ -119,6 +135,8 @@ pub async fn run(
         worker_id: worker_id.clone(),
         status,
         offsets,
+        key_converter: config.key_converter.clone(),
+        value_converter: config.value_converter.clone(),
     });
     let herder = Arc::new(Herder::new(ctx, store));
     herder.resume_stored(stored).await;

@@ -4,7 +4,11 @@
 use clap::Parser;
 
 #[derive(Debug, Clone, Parser)]
-#[command(name = "order-service", about = "Orders over HTTP, published to Kafka")]
+#[command(
+    name = "order-service",
+    about = "Orders over HTTP, published to Kafka",
+    args_override_self = true
+)]
 pub struct Config {
     /// Address to bind (the binary only; `run` takes a bound listener).
     #[arg(long, env = "HOST", default_value = "0.0.0.0")]

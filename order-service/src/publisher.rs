@@ -1,5 +1,6 @@
 //! Publishing orders to Kafka as Kafka Connect JSON (schema + payload), the format the JDBC sink
-//! connector (`orders-sink`) expects with `value.converter.schemas.enable=true`.
+//! connector (`orders-sink`) reads with Connect's default JsonConverter (`schemas.enable=true`)
+//! for both key and value; the key is the order id.
 //!
 //! The producer is idempotent with `acks=all`, and `message.timeout.ms` is the POST's deadline:
 //! when librdkafka gives up, the record was never appended, the client gets 503 and no order
@@ -56,6 +57,17 @@ pub fn connect_json(order: &Order) -> Vec<u8> {
     out
 }
 
+/// The record key of `order`: its id as a Connect JSON string
+/// (`{"schema":{"type":"string","optional":false},"payload":"<order_id>"}`). A bare id would make
+/// the sink fail: Kafka Connect's default key converter is JsonConverter with schemas, and the
+/// `orders-sink` config does not override it.
+pub fn connect_key(order_id: &str) -> Vec<u8> {
+    let mut out = br#"{"schema":{"type":"string","optional":false},"payload":"#.to_vec();
+    serde_json::to_writer(&mut out, order_id).unwrap_or_default();
+    out.push(b'}');
+    out
+}
+
 /// Where an acknowledged record landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Position {
@@ -94,8 +106,9 @@ impl OrderPublisher {
     /// Publishes `order` keyed by its id and waits for the broker's acknowledgement.
     pub async fn publish(&self, order: &Order) -> Result<Position, ApiError> {
         let value = connect_json(order);
+        let key = connect_key(&order.order_id);
         let record = FutureRecord::to(&self.topic)
-            .key(order.order_id.as_str())
+            .key(&key)
             .payload(&value)
             .timestamp(order.created_at.timestamp_millis());
         // librdkafka enforces the deadline (message.timeout.ms); the outer timeout is only a
@@ -200,6 +213,11 @@ mod tests {
         assert_eq!(
             v["schema"]["fields"][6]["name"],
             "org.apache.kafka.connect.data.Timestamp"
+        );
+        let k: serde_json::Value = serde_json::from_slice(&connect_key("o-1")).unwrap();
+        assert_eq!(
+            k,
+            serde_json::json!({"schema":{"type":"string","optional":false},"payload":"o-1"})
         );
         assert_eq!(
             v["payload"],

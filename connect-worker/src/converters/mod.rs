@@ -11,6 +11,7 @@ use crate::data::{Schema, Value};
 pub const JSON_CONVERTER: &str = "org.apache.kafka.connect.json.JsonConverter";
 pub const STRING_CONVERTER: &str = "org.apache.kafka.connect.storage.StringConverter";
 
+#[allow(clippy::wrong_self_convention)] // Kafka's names: toConnectData / fromConnectData
 pub trait Converter: Send + Sync {
     /// Bytes (None for a null key or tombstone) to Connect data.
     fn to_connect(
@@ -35,7 +36,8 @@ pub fn from_config(
 ) -> Result<Box<dyn Converter>, String> {
     let class = config
         .get(prefix)
-        .map(String::as_str)
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
         .unwrap_or(JSON_CONVERTER);
     let sub = format!("{prefix}.");
     let props: BTreeMap<String, String> = config

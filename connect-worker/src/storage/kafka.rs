@@ -13,6 +13,9 @@ use rdkafka::message::{Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::TopicPartitionList;
 
+/// A record's (key, value) as read back.
+pub type KeyValue = (Vec<u8>, Option<Vec<u8>>);
+
 pub fn client_config(bootstrap: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", bootstrap);
@@ -72,10 +75,7 @@ pub fn partitions_of(bootstrap: &str, topic: &str, within: Duration) -> anyhow::
 }
 
 /// Every record of `topic` from the beginning to the current end: (key, value).
-pub fn read_to_end(
-    bootstrap: &str,
-    topic: &str,
-) -> anyhow::Result<Vec<(Vec<u8>, Option<Vec<u8>>)>> {
+pub fn read_to_end(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<KeyValue>> {
     let parts = partitions_of(bootstrap, topic, Duration::from_secs(15))?;
     let consumer: BaseConsumer = client_config(bootstrap)
         .set("group.id", "connect-worker-reader")

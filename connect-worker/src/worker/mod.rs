@@ -21,6 +21,9 @@ pub struct WorkerContext {
     pub worker_id: String,
     pub status: Arc<StatusBoard>,
     pub offsets: Arc<OffsetStore>,
+    /// Converters of connectors that name none.
+    pub key_converter: String,
+    pub value_converter: String,
 }
 
 /// A running task, as the herder holds it.

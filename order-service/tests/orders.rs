@@ -1,0 +1,410 @@
+//! order-service over HTTP against a real MariaDB and the real broker: the 201 contract and the
+//! record on the topic, validation, read-your-writes with the consistency token (on rows written
+//! the way the sink writes them; the end-to-end version with the real connect worker is in
+//! `end_to_end.rs`), and 503s when MariaDB or the broker is down.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{config, insert_order_row, sink_wrote, TestApp};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use serde_json::{json, Value};
+use test_support::{MariaDb, TestBroker};
+
+async fn post(
+    client: &reqwest::Client,
+    app: &TestApp,
+    user: &str,
+    body: Value,
+) -> reqwest::Response {
+    client
+        .post(format!("{}/order-service/{user}/orders", app.url))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn read_record(bootstrap: &str, partition: i32, offset: i64) -> (String, Value) {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "order-service-test")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("orders", partition, Offset::Offset(offset))
+        .unwrap();
+    consumer.assign(&tpl).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            let key = String::from_utf8(m.key().unwrap().to_vec()).unwrap();
+            return (key, serde_json::from_slice(m.payload().unwrap()).unwrap());
+        }
+    }
+    panic!("record orders:{partition}:{offset} not readable");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_answers_201_after_the_broker_acknowledged_a_connect_json_record() -> anyhow::Result<()>
+{
+    let db = MariaDb::start().await?;
+    let broker = TestBroker::start().await?;
+    let app = TestApp::spawn(config(&db.url, &broker.bootstrap(), &[])).await?;
+    let client = reqwest::Client::new();
+
+    let r = post(
+        &client,
+        &app,
+        "user-1",
+        json!({"productId":"CATALOG-001","qty":3,"unitPrice":1500}),
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let token = r.headers()["x-consistency-token"].to_str()?.to_string();
+    let body: Value = r.json().await?;
+    assert_eq!(body["productId"], "CATALOG-001");
+    assert_eq!(body["qty"], 3);
+    assert_eq!(body["unitPrice"], 1500);
+    assert_eq!(body["totalPrice"], 4500);
+    let order_id = body["orderId"].as_str().unwrap();
+    uuid::Uuid::parse_str(order_id)?;
+    let created = chrono::DateTime::parse_from_rfc3339(body["createdAt"].as_str().unwrap())?;
+
+    let parts: Vec<&str> = token.split(':').collect();
+    assert_eq!(parts[0], "orders", "{token}");
+    let (partition, offset): (i32, i64) = (parts[1].parse()?, parts[2].parse()?);
+    let (key, value) = read_record(&broker.bootstrap(), partition, offset);
+    let key: Value = serde_json::from_str(&key)?;
+    assert_eq!(key["payload"], order_id);
+    assert_eq!(value["schema"]["name"], "orders");
+    assert_eq!(
+        value["payload"],
+        json!({"order_id": order_id, "user_id": "user-1", "product_id": "CATALOG-001", "qty": 3,
+               "unit_price": 1500, "total_price": 4500, "created_at": created.timestamp_millis()})
+    );
+
+    // The order-service never writes orders itself.
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM orders")
+        .fetch_one(&db.pool().await?)
+        .await?;
+    assert_eq!(n, 0);
+
+    // A second order gets a later position.
+    let r = post(
+        &client,
+        &app,
+        "user-1",
+        json!({"productId":"CATALOG-002","qty":1,"unitPrice":0}),
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let token2 = r.headers()["x-consistency-token"].to_str()?.to_string();
+    assert_eq!(token2, format!("orders:{partition}:{}", offset + 1));
+    app.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_requests_get_400_with_a_json_body_naming_the_field() -> anyhow::Result<()> {
+    let db = MariaDb::start().await?;
+    let broker = TestBroker::start().await?;
+    let app = TestApp::spawn(config(&db.url, &broker.bootstrap(), &[])).await?;
+    let client = reqwest::Client::new();
+    let url = format!("{}/order-service/u1/orders", app.url);
+
+    for (body, field) in [
+        (json!({"productId":"p","qty":0,"unitPrice":1}), "qty"),
+        (json!({"productId":"p","qty":1,"unitPrice":-1}), "unitPrice"),
+        (json!({"productId":"","qty":1,"unitPrice":1}), "productId"),
+        (json!({"qty":1,"unitPrice":1}), "productId"),
+        (json!({"productId":"p","qty":"two","unitPrice":1}), "qty"),
+        (json!({"productId":"p","qty":1.5,"unitPrice":1}), "qty"),
+    ] {
+        let r = client.post(&url).json(&body).send().await?;
+        assert_eq!(r.status(), 400, "{body}");
+        let e: Value = r.json().await?;
+        assert_eq!(e["status"], 400);
+        assert_eq!(e["fields"][0]["field"], field, "{e}");
+        assert!(e["fields"][0]["message"].as_str().unwrap().len() > 3);
+    }
+    // Malformed JSON, a JSON array, a missing content type: 400 with a JSON body.
+    for (body, ctype) in [
+        ("{\"productId\":", "application/json"),
+        ("[1,2]", "application/json"),
+        ("{}", "text/plain"),
+    ] {
+        let r = client
+            .post(&url)
+            .header("content-type", ctype)
+            .body(body)
+            .send()
+            .await?;
+        assert_eq!(r.status(), 400, "{body} {ctype}");
+        let e: Value = r.json().await?;
+        assert_eq!(e["error"], "Bad Request");
+    }
+    // A bad user id, a bad consistency token.
+    let long = "x".repeat(65);
+    let r = post(
+        &client,
+        &app,
+        &long,
+        json!({"productId":"p","qty":1,"unitPrice":1}),
+    )
+    .await;
+    assert_eq!(r.status(), 400);
+    let r = client
+        .get(&url)
+        .header("x-consistency-token", "orders:zero:1")
+        .send()
+        .await?;
+    assert_eq!(r.status(), 400);
+    let r = client
+        .get(&url)
+        .header("x-consistency-token", "payments:0:1")
+        .send()
+        .await?;
+    assert_eq!(r.status(), 400);
+    // Unknown endpoint: JSON 404.
+    let r = client.get(format!("{}/nope", app.url)).send().await?;
+    assert_eq!(r.status(), 404);
+    let _: Value = r.json().await?;
+    // Liveness and readiness.
+    let r = client
+        .get(format!("{}/order-service/health_check", app.url))
+        .send()
+        .await?;
+    assert!(r.text().await?.contains(&app.addr.port().to_string()));
+    let r = client
+        .get(format!("{}/order-service/ready", app.url))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 200);
+    app.stop().await
+}
+
+/// The read side on its own: rows and `datasync_sink_offsets` are inserted by the test exactly as
+/// the JDBC sink writes them (the real sink runs in `end_to_end.rs`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_what_the_sink_wrote_on_both_instances_and_waits_for_the_token() -> anyhow::Result<()>
+{
+    let db = MariaDb::start().await?;
+    let broker = TestBroker::start().await?;
+    let a = TestApp::spawn(config(&db.url, &broker.bootstrap(), &[])).await?;
+    let b = TestApp::spawn(config(
+        &db.url,
+        &broker.bootstrap(),
+        &["--consistency-timeout-ms", "800"],
+    ))
+    .await?;
+    let pool = db.pool().await?;
+    let client = reqwest::Client::new();
+
+    let mut tokens = Vec::new();
+    let mut created = Vec::new();
+    for (i, app) in [&a, &b, &a].into_iter().enumerate() {
+        let r = post(
+            &client,
+            app,
+            "u-42",
+            json!({"productId": format!("P{i}"), "qty": i + 1, "unitPrice": 100}),
+        )
+        .await;
+        assert_eq!(r.status(), 201);
+        tokens.push(r.headers()["x-consistency-token"].to_str()?.to_string());
+        created.push(r.json::<Value>().await?);
+    }
+    // Not applied yet: without a token, an empty list at once; with it on b, 503 after its
+    // (short) consistency timeout, saying so.
+    let url_a = format!("{}/order-service/u-42/orders", a.url);
+    let url_b = format!("{}/order-service/u-42/orders", b.url);
+    let r = client.get(&url_a).send().await?;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await?, json!([]));
+    let started = Instant::now();
+    let r = client
+        .get(&url_b)
+        .header("x-consistency-token", &tokens[2])
+        .send()
+        .await?;
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["x-consistency-status"], "timeout");
+    assert!(
+        started.elapsed() >= Duration::from_millis(700),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // The "sink" applies the first two records, then (later) the third: a GET on b with the
+    // token of a's third order waits for it.
+    for o in &created[..2] {
+        insert_order_row(&pool, o, "u-42").await;
+    }
+    sink_wrote(&pool, 0, 2).await;
+    let waiting = {
+        let client = client.clone();
+        let (url, token) = (
+            format!("{}/order-service/u-42/orders", a.url),
+            tokens[2].clone(),
+        );
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let r = client
+                .get(&url)
+                .header("x-consistency-token", token)
+                .send()
+                .await
+                .unwrap();
+            (
+                r.status(),
+                r.json::<Value>().await.unwrap(),
+                started.elapsed(),
+            )
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    insert_order_row(&pool, &created[2], "u-42").await;
+    sink_wrote(&pool, 0, 3).await;
+    let (status, list, waited) = waiting.await?;
+    assert_eq!(status, 200);
+    assert!(waited >= Duration::from_millis(350), "{waited:?}");
+    assert_eq!(list, Value::Array(created.clone()));
+
+    // Both instances answer identically, with or without a token.
+    let from_a: Value = client.get(&url_a).send().await?.json().await?;
+    let from_b: Value = client
+        .get(&url_b)
+        .header("x-consistency-token", &tokens[0])
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(from_a, from_b);
+    assert_eq!(from_a, Value::Array(created));
+    // Other users see nothing.
+    let other: Value = client
+        .get(format!("{}/order-service/u-43/orders", b.url))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(other, json!([]));
+    a.stop().await?;
+    b.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_down_means_503_quickly_and_no_order() -> anyhow::Result<()> {
+    let db = MariaDb::start().await?;
+    let mut broker = TestBroker::start().await?;
+    let app = TestApp::spawn(config(
+        &db.url,
+        &broker.bootstrap(),
+        &["--publish-timeout-ms", "1000"],
+    ))
+    .await?;
+    let client = reqwest::Client::new();
+    let r = post(
+        &client,
+        &app,
+        "u1",
+        json!({"productId":"p","qty":1,"unitPrice":1}),
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+
+    broker.stop().await;
+    let started = Instant::now();
+    let r = post(
+        &client,
+        &app,
+        "u1",
+        json!({"productId":"lost","qty":1,"unitPrice":1}),
+    )
+    .await;
+    assert_eq!(r.status(), 503);
+    let e: Value = r.json().await?;
+    assert_eq!(e["status"], 503);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let r = client
+        .get(format!("{}/order-service/ready", app.url))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.json::<Value>().await?["broker"]["status"], "DOWN");
+
+    // Back up: the record of the failed POST was never appended.
+    let broker = broker.restart().await?;
+    let r = post(
+        &client,
+        &app,
+        "u1",
+        json!({"productId":"after","qty":1,"unitPrice":1}),
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.headers()["x-consistency-token"], "orders:0:1");
+    let (_, v) = read_record(&broker.bootstrap(), 0, 1);
+    assert_eq!(v["payload"]["product_id"], "after");
+    app.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_down_means_503_quickly_never_a_hang() -> anyhow::Result<()> {
+    let db = MariaDb::start().await?;
+    let broker = TestBroker::start().await?;
+    let app = TestApp::spawn(config(&db.url, &broker.bootstrap(), &[])).await?;
+    let client = reqwest::Client::new();
+    let url = format!("{}/order-service/u1/orders", app.url);
+    assert_eq!(client.get(&url).send().await?.status(), 200);
+    if std::env::var("DATABASE_URL").is_ok() {
+        // A shared server cannot be stopped; the fault half needs the container.
+        return app.stop().await;
+    }
+    db.stop().await?;
+    for header in [None, Some("orders:0:5")] {
+        let started = Instant::now();
+        let mut req = client.get(&url);
+        if let Some(h) = header {
+            req = req.header("x-consistency-token", h);
+        }
+        let r = req.send().await?;
+        assert_eq!(r.status(), 503);
+        let _: Value = r.json().await?;
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    let r = client
+        .get(format!("{}/order-service/ready", app.url))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 503);
+    db.start_again().await?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if client.get(&url).send().await?.status() == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no recovery after the database came back"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    app.stop().await
+}

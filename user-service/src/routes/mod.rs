@@ -1,0 +1,23 @@
+//! HTTP routes, one file per resource (paths as in the tutorial's user-service).
+
+pub mod health;
+pub mod login;
+pub mod users;
+
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::error::ApiError;
+use crate::startup::AppState;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/users", get(users::list).post(users::create))
+        .route("/users/{user_id}", get(users::get_one))
+        .route("/login", post(login::login))
+        .route("/health_check", get(health::health_check))
+        .route("/welcome", get(health::welcome))
+        .route("/ready", get(health::ready))
+        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .with_state(state)
+}

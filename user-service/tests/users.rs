@@ -1,0 +1,329 @@
+//! user-service over HTTP against a real MariaDB and the real broker: sign-up, hashing, login,
+//! error codes, and a user's orders fetched from live order-service instances found through the
+//! registry (round-robin, skipping dead ones, empty list and a warning when none answers).
+
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use serde_json::{json, Value};
+use test_support::{MariaDb, TestBroker};
+
+struct App {
+    url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl App {
+    /// Graceful shutdown (deregisters).
+    async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await??;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        // Dropping without `stop` is a crash: no tombstone, the port closes.
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
+
+async fn spawn<F>(
+    health: &str,
+    run: impl FnOnce(tokio::net::TcpListener, tokio::sync::oneshot::Receiver<()>) -> F,
+) -> anyhow::Result<App>
+where
+    F: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_test_writer()
+        .try_init();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(run(listener, stopped));
+    let app = App {
+        url,
+        stop: Some(stop),
+        task: Some(task),
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !matches!(reqwest::get(format!("{}{health}", app.url)).await, Ok(r) if r.status() == 200)
+    {
+        anyhow::ensure!(Instant::now() < deadline, "service did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(app)
+}
+
+const SECRET: &str = "test-secret-0123456789";
+
+async fn user_service(db: &str, bootstrap: &str) -> anyhow::Result<App> {
+    let config = user_service::Config::parse_from([
+        "user-service",
+        "--database-url",
+        db,
+        "--bootstrap-servers",
+        bootstrap,
+        "--jwt-secret",
+        SECRET,
+        "--heartbeat-ms",
+        "200",
+        "--order-service-timeout-ms",
+        "1000",
+        "--db-timeout-ms",
+        "1500",
+        "--startup-timeout-secs",
+        "30",
+    ]);
+    spawn("/health_check", |l, s| {
+        user_service::run(config, l, async {
+            let _ = s.await;
+        })
+    })
+    .await
+}
+
+async fn order_service(db: &str, bootstrap: &str) -> anyhow::Result<App> {
+    let config = order_service::Config::parse_from([
+        "order-service",
+        "--database-url",
+        db,
+        "--bootstrap-servers",
+        bootstrap,
+        "--heartbeat-ms",
+        "200",
+        "--startup-timeout-secs",
+        "30",
+    ]);
+    spawn("/order-service/health_check", |l, s| {
+        order_service::run(config, l, async {
+            let _ = s.await;
+        })
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_up_hashes_the_password_and_login_returns_a_jwt() -> anyhow::Result<()> {
+    let db = MariaDb::start().await?;
+    let broker = TestBroker::start().await?;
+    let app = user_service(&db.url, &broker.bootstrap()).await?;
+    let c = reqwest::Client::new();
+    let users = format!("{}/users", app.url);
+
+    let r = c
+        .post(&users)
+        .json(&json!({"email":"kim@example.com","name":"Kim","pwd":"s3cret-pass"}))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 201);
+    let created: Value = r.json().await?;
+    let user_id = created["userId"].as_str().unwrap().to_string();
+    assert_eq!(
+        created,
+        json!({"email":"kim@example.com","name":"Kim","userId": user_id})
+    );
+
+    // Stored hashed with argon2, never in clear.
+    let (stored,): (String,) = sqlx::query_as("SELECT encrypted_pwd FROM users WHERE user_id = ?")
+        .bind(&user_id)
+        .fetch_one(&db.pool().await?)
+        .await?;
+    assert!(stored.starts_with("$argon2id$"), "{stored}");
+    assert!(!stored.contains("s3cret-pass"));
+
+    // Duplicate email (any case) → 409.
+    let r = c
+        .post(&users)
+        .json(&json!({"email":"KIM@example.com","name":"Kim2","pwd":"another-pass"}))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 409);
+    assert_eq!(r.json::<Value>().await?["status"], 409);
+
+    // Validation → 400 naming the fields; malformed JSON → 400.
+    let r = c
+        .post(&users)
+        .json(&json!({"email":"not-an-email","name":"K","pwd":"short"}))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await?;
+    let fields: Vec<&str> = e["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["email", "name", "pwd"]);
+    let r = c
+        .post(&users)
+        .header("content-type", "application/json")
+        .body("{\"email\":")
+        .send()
+        .await?;
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().await?["status"], 400);
+
+    // Lists and lookups never show the password.
+    let list: Value = c.get(&users).send().await?.json().await?;
+    assert_eq!(
+        list,
+        json!([{"email":"kim@example.com","name":"Kim","userId": user_id}])
+    );
+    let r = c.get(format!("{users}/no-such-user")).send().await?;
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.json::<Value>().await?["status"], 404);
+
+    // Login: token + userId headers; wrong password or unknown email → 401.
+    let r = c
+        .post(format!("{}/login", app.url))
+        .json(&json!({"email":"kim@example.com","password":"s3cret-pass"}))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["userId"], user_id.as_str());
+    let token = r.headers()["token"].to_str()?;
+    let claims = jsonwebtoken::decode::<Value>(
+        token,
+        &jsonwebtoken::DecodingKey::from_secret(SECRET.as_bytes()),
+        &jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS512),
+    )?;
+    assert_eq!(claims.claims["sub"], user_id.as_str());
+    for body in [
+        json!({"email":"kim@example.com","password":"wrong-pass"}),
+        json!({"email":"nobody@example.com","password":"s3cret-pass"}),
+    ] {
+        let r = c
+            .post(format!("{}/login", app.url))
+            .json(&body)
+            .send()
+            .await?;
+        assert_eq!(r.status(), 401);
+        assert!(r.headers().get("token").is_none());
+    }
+    let r = c
+        .post(format!("{}/login", app.url))
+        .json(&json!({"email":"kim@example.com"}))
+        .send()
+        .await?;
+    assert_eq!(r.status(), 400);
+
+    assert_eq!(
+        c.get(format!("{}/welcome", app.url))
+            .send()
+            .await?
+            .text()
+            .await?,
+        "Welcome to the Simple E-commerce."
+    );
+    assert_eq!(
+        c.get(format!("{}/ready", app.url)).send().await?.status(),
+        200
+    );
+
+    // MariaDB down → 503 quickly.
+    if std::env::var("DATABASE_URL").is_err() {
+        db.stop().await?;
+        let started = Instant::now();
+        let r = c.get(&users).send().await?;
+        assert_eq!(r.status(), 503);
+        assert!(started.elapsed() < Duration::from_secs(4));
+        let r = c
+            .post(&users)
+            .json(&json!({"email":"x@example.com","name":"Xi","pwd":"12345678"}))
+            .send()
+            .await?;
+        assert_eq!(r.status(), 503);
+    }
+    app.stop().await
+}
+
+/// Orders rows are inserted by the test as the JDBC sink writes them (this test is about
+/// discovery, not the sink; see order-service/tests/end_to_end.rs for the real pipeline).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_what_the_sink_wrote_through_live_order_services_skipping_dead_ones(
+) -> anyhow::Result<()> {
+    let db = MariaDb::start().await?;
+    let broker = TestBroker::start().await?;
+    let users = user_service(&db.url, &broker.bootstrap()).await?;
+    let c = reqwest::Client::new();
+    let r = c
+        .post(format!("{}/users", users.url))
+        .json(&json!({"email":"lee@example.com","name":"Lee","pwd":"s3cret-pass"}))
+        .send()
+        .await?;
+    let user_id = r.json::<Value>().await?["userId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let one = format!("{}/users/{user_id}", users.url);
+
+    // No order-service at all: the user, no orders, a warning.
+    let r = c.get(&one).send().await?;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("warning").is_some());
+    assert_eq!(r.json::<Value>().await?["orders"], json!([]));
+
+    let a = order_service(&db.url, &broker.bootstrap()).await?;
+    let b = order_service(&db.url, &broker.bootstrap()).await?;
+    sqlx::query("INSERT INTO orders (order_id, user_id, product_id, qty, unit_price, total_price, created_at) \
+                 VALUES ('o-1', ?, 'CATALOG-001', 2, 1500, 3000, '2024-05-01 10:00:00.123')")
+        .bind(&user_id).execute(&db.pool().await?).await?;
+    let expected = json!([{"orderId":"o-1","productId":"CATALOG-001","qty":2,"unitPrice":1500,"totalPrice":3000,"createdAt":"2024-05-01T10:00:00.123Z"}]);
+
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = c.get(&one).send().await?;
+        let warned = r.headers().get("warning").is_some();
+        let body: Value = r.json().await?;
+        if !warned {
+            assert_eq!(body["orders"], expected);
+            break;
+        }
+        assert!(Instant::now() < deadline, "order-services never discovered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Several requests in a row all succeed (round-robin over both).
+    for _ in 0..4 {
+        let r = c.get(&one).send().await?;
+        assert!(r.headers().get("warning").is_none());
+        assert_eq!(r.json::<Value>().await?["orders"], expected);
+    }
+
+    // a crashes (no tombstone; its port closes): every request still gets the orders, at once
+    // (b answers when a is refused), and a disappears from the registry.
+    drop(a);
+    for _ in 0..4 {
+        let started = Instant::now();
+        let r = c.get(&one).send().await?;
+        assert!(r.headers().get("warning").is_none());
+        assert_eq!(r.json::<Value>().await?["orders"], expected);
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+    // b shuts down gracefully: no instance left → empty list with a warning.
+    b.stop().await?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = c.get(&one).send().await?;
+        if r.headers().get("warning").is_some() {
+            assert_eq!(r.json::<Value>().await?["orders"], json!([]));
+            break;
+        }
+        assert!(Instant::now() < deadline, "stopped instances still used");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    users.stop().await
+}
