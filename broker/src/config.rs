@@ -29,6 +29,12 @@ pub struct Config {
     #[arg(long, env = "BROKER_ADVERTISED_LISTENER")]
     pub advertised_listener: Option<String>,
 
+    /// A second listener, as `LISTEN_ADDR=ADVERTISED_HOST:PORT`: clients connecting there are
+    /// told the second address (Kafka's internal/external listeners). Compose uses it so that
+    /// containers reach `broker:9092` while the host reaches `localhost:9092`.
+    #[arg(long, env = "BROKER_EXTRA_LISTENER")]
+    pub extra_listener: Option<String>,
+
     /// Directory holding topic metadata and partition logs.
     #[arg(long, env = "BROKER_DATA_DIR", default_value = "./data/broker")]
     pub data_dir: PathBuf,
@@ -117,6 +123,7 @@ impl Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             advertised_listener: None,
+            extra_listener: None,
             data_dir: data_dir.into(),
             default_partitions: 1,
             auto_create_topics: true,

@@ -35,27 +35,45 @@ pub use crate::config::{Config, FlushPolicy};
 pub enum StartError {
     #[error("invalid --advertised-listener {0:?}: expected HOST:PORT")]
     AdvertisedListener(String),
+    #[error("invalid --extra-listener {0:?}: expected LISTEN_ADDR=ADVERTISED_HOST:PORT, e.g. 0.0.0.0:19092=localhost:9092")]
+    ExtraListener(String),
     #[error("could not open the data directory: {0}")]
     Storage(#[from] topic::TopicError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
 
+/// Parses `HOST:PORT` as an advertised address.
+pub fn parse_advertised(listener: &str) -> Result<Advertised, StartError> {
+    let bad = || StartError::AdvertisedListener(listener.to_string());
+    let (host, port) = listener.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(bad());
+    }
+    Ok(Advertised {
+        host: host.to_string(),
+        port: i32::from(port),
+    })
+}
+
+/// Parses `--extra-listener LISTEN_ADDR=ADVERTISED_HOST:PORT`.
+pub fn parse_extra_listener(spec: &str) -> Result<(SocketAddr, Advertised), StartError> {
+    let bad = || StartError::ExtraListener(spec.to_string());
+    let (listen, advertised) = spec.split_once('=').ok_or_else(bad)?;
+    let listen: SocketAddr = listen.trim().parse().map_err(|_| bad())?;
+    Ok((
+        listen,
+        parse_advertised(advertised.trim()).map_err(|_| bad())?,
+    ))
+}
+
 /// The address clients are told to use: the configured advertised listener, or the bound
 /// address with an unspecified IP replaced by loopback.
 pub fn advertised(config: &Config, bound: SocketAddr) -> Result<Advertised, StartError> {
     if let Some(listener) = &config.advertised_listener {
-        let bad = || StartError::AdvertisedListener(listener.clone());
-        let (host, port) = listener.rsplit_once(':').ok_or_else(bad)?;
-        let port: u16 = port.parse().map_err(|_| bad())?;
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        if host.is_empty() {
-            return Err(bad());
-        }
-        return Ok(Advertised {
-            host: host.to_string(),
-            port: i32::from(port),
-        });
+        return parse_advertised(listener);
     }
     let ip = match bound.ip() {
         ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_string(),
@@ -75,6 +93,16 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StartError> {
+    run_with_extra_listeners(config, listener, Vec::new(), shutdown).await
+}
+
+/// [`run`] with further listeners, each telling its clients its own advertised address.
+pub async fn run_with_extra_listeners(
+    config: Config,
+    listener: TcpListener,
+    extra: Vec<(TcpListener, Advertised)>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StartError> {
     let bound = listener.local_addr()?;
     let advertised = advertised(&config, bound)?;
     let broker = Arc::new(Broker::open(config, advertised).await?);
@@ -88,11 +116,31 @@ pub async fn run(
     let retention = tokio::spawn(enforce_retention(broker.clone(), stop.clone()));
     let cleaner = tokio::spawn(clean_logs(broker.clone(), stop.clone()));
     let group_timers = tokio::spawn(run_group_timers(broker.clone(), stop.clone()));
-    let server = tokio::spawn(server::serve(broker.clone(), listener, stop.clone()));
+    let primary = Arc::new(broker.advertised.clone());
+    let mut servers = vec![tokio::spawn(server::serve(
+        broker.clone(),
+        listener,
+        primary,
+        stop.clone(),
+    ))];
+    for (extra, advertised) in extra {
+        tracing::info!(
+            advertised = %format!("{}:{}", advertised.host, advertised.port),
+            "also listening on {}", extra.local_addr()?
+        );
+        servers.push(tokio::spawn(server::serve(
+            broker.clone(),
+            extra,
+            Arc::new(advertised),
+            stop.clone(),
+        )));
+    }
     shutdown.await;
     tracing::info!("shutting down");
     stop.cancel();
-    let _ = server.await;
+    for server in servers {
+        let _ = server.await;
+    }
     let _ = retention.await;
     let _ = cleaner.await;
     let _ = group_timers.await;

@@ -47,7 +47,15 @@ async fn main() -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(cli.config.listen)
         .await
         .with_context(|| format!("could not listen on {}", cli.config.listen))?;
-    broker::run(cli.config, listener, shutdown_signal()).await?;
+    let mut extra = Vec::new();
+    if let Some(spec) = &cli.config.extra_listener {
+        let (addr, advertised) = broker::parse_extra_listener(spec)?;
+        let extra_listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("could not listen on {addr}"))?;
+        extra.push((extra_listener, advertised));
+    }
+    broker::run_with_extra_listeners(cli.config, listener, extra, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
 

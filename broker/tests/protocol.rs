@@ -863,3 +863,63 @@ async fn standalone_commits_fetch_delete_and_group_deletion() {
     assert_eq!(fetched.topics[0].partitions[0].committed_offset, 11);
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn each_listener_advertises_its_own_address() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = broker::Config::for_data_dir(dir.path());
+    let internal = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let external = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let (internal_addr, external_addr) = (
+        internal.local_addr().expect("addr"),
+        external.local_addr().expect("addr"),
+    );
+    let (_, advertised) =
+        broker::parse_extra_listener("127.0.0.1:0=external.example:1234").expect("spec");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        broker::run_with_extra_listeners(config, internal, vec![(external, advertised)], async {
+            let _ = stopped.await;
+        })
+        .await
+        .expect("run");
+    });
+    for (addr, host, port) in [
+        (
+            internal_addr,
+            "127.0.0.1".to_string(),
+            i32::from(internal_addr.port()),
+        ),
+        (external_addr, "external.example".to_string(), 1234),
+    ] {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        let mut c = Client {
+            stream,
+            correlation: 0,
+        };
+        let resp = c
+            .call(12, &MetadataRequest::default().with_topics(None))
+            .await;
+        assert_eq!(
+            (resp.brokers[0].host.to_string(), resp.brokers[0].port),
+            (host.clone(), port)
+        );
+        let resp = c
+            .call(
+                4,
+                &FindCoordinatorRequest::default()
+                    .with_coordinator_keys(vec![StrBytes::from_static_str("g")]),
+            )
+            .await;
+        assert_eq!(
+            (
+                resp.coordinators[0].host.to_string(),
+                resp.coordinators[0].port
+            ),
+            (host, port)
+        );
+    }
+    assert!(broker::parse_extra_listener("0.0.0.0:1").is_err());
+    let _ = stop.send(());
+    task.await.expect("task");
+}

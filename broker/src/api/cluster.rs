@@ -7,12 +7,16 @@ use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 
 use super::{code, str_bytes};
-use crate::broker::Broker;
+use crate::broker::{Advertised, Broker};
 
 /// Endpoint type 1 is "brokers"; 2 ("controllers") is for KRaft controllers, which we are not.
 const BROKERS: i8 = 1;
 
-pub fn describe(broker: &Arc<Broker>, req: DescribeClusterRequest) -> DescribeClusterResponse {
+pub fn describe(
+    broker: &Arc<Broker>,
+    advertised: &Advertised,
+    req: DescribeClusterRequest,
+) -> DescribeClusterResponse {
     let mut resp = DescribeClusterResponse::default()
         .with_cluster_id(str_bytes(broker.topics.cluster_id()))
         .with_controller_id(BrokerId(broker.node_id()))
@@ -27,7 +31,7 @@ pub fn describe(broker: &Arc<Broker>, req: DescribeClusterRequest) -> DescribeCl
     }
     resp.brokers = vec![DescribeClusterBroker::default()
         .with_broker_id(BrokerId(broker.node_id()))
-        .with_host(str_bytes(broker.advertised.host.clone()))
-        .with_port(broker.advertised.port)];
+        .with_host(str_bytes(advertised.host.clone()))
+        .with_port(advertised.port)];
     resp
 }

@@ -16,7 +16,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
 use super::{code, str_bytes};
-use crate::broker::Broker;
+use crate::broker::{Advertised, Broker};
 use crate::group::{JoinOutcome, JoinRequest, JoinResult, SyncResult};
 
 /// Who sent a request, for the group member records.
@@ -26,13 +26,14 @@ pub struct Client {
 }
 
 pub fn find_coordinator(
+    advertised: &Advertised,
     broker: &Arc<Broker>,
     req: FindCoordinatorRequest,
     version: i16,
 ) -> FindCoordinatorResponse {
     let node = BrokerId(broker.node_id());
-    let host = str_bytes(broker.advertised.host.clone());
-    let port = broker.advertised.port;
+    let host = str_bytes(advertised.host.clone());
+    let port = advertised.port;
     if version >= 4 {
         let coordinators = req
             .coordinator_keys

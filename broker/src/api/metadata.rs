@@ -10,16 +10,21 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 
 use super::{code, str_bytes, topic_name};
-use crate::broker::Broker;
+use crate::broker::{Advertised, Broker};
 use crate::topic::{name, Topic, TopicConfigs};
 
-pub async fn handle(broker: &Arc<Broker>, req: MetadataRequest, version: i16) -> MetadataResponse {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    advertised: &Advertised,
+    req: MetadataRequest,
+    version: i16,
+) -> MetadataResponse {
     let node = BrokerId(broker.node_id());
     let mut resp = MetadataResponse::default()
         .with_brokers(vec![MetadataResponseBroker::default()
             .with_node_id(node)
-            .with_host(str_bytes(broker.advertised.host.clone()))
-            .with_port(broker.advertised.port)])
+            .with_host(str_bytes(advertised.host.clone()))
+            .with_port(advertised.port)])
         .with_cluster_id(Some(str_bytes(broker.topics.cluster_id())))
         .with_controller_id(node);
 

@@ -19,7 +19,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 use super::frame::{encode_response, error_frame};
 use super::versions;
 use crate::api;
-use crate::broker::Broker;
+use crate::broker::{Advertised, Broker};
 
 /// A response on its way: `Ok(None)` when the request gets no answer (produce with acks=0),
 /// `Err` when the connection must be closed.
@@ -59,7 +59,12 @@ where
 }
 
 /// Handles one request frame (without its length prefix).
-pub async fn dispatch(broker: &Arc<Broker>, peer: SocketAddr, mut frame: Bytes) -> Outcome {
+pub async fn dispatch(
+    broker: &Arc<Broker>,
+    peer: SocketAddr,
+    advertised: &Advertised,
+    mut frame: Bytes,
+) -> Outcome {
     let Some(prefix) = frame.get(..8) else {
         return Outcome::Close {
             last: None,
@@ -118,7 +123,7 @@ pub async fn dispatch(broker: &Arc<Broker>, peer: SocketAddr, mut frame: Bytes) 
         RequestKind::Metadata(req) => ready(
             c,
             version,
-            api::metadata::handle(broker, req, version).await,
+            api::metadata::handle(broker, advertised, req, version).await,
         ),
         RequestKind::Produce(req) => {
             deferred(c, version, api::produce::handle(broker, req, version))
@@ -160,7 +165,7 @@ pub async fn dispatch(broker: &Arc<Broker>, peer: SocketAddr, mut frame: Bytes) 
         RequestKind::FindCoordinator(req) => ready(
             c,
             version,
-            api::groups::find_coordinator(broker, req, version),
+            api::groups::find_coordinator(advertised, broker, req, version),
         ),
         RequestKind::JoinGroup(req) => {
             let client = api::groups::Client {
@@ -190,7 +195,9 @@ pub async fn dispatch(broker: &Arc<Broker>, peer: SocketAddr, mut frame: Bytes) 
         RequestKind::OffsetDelete(req) => {
             ready(c, version, api::offsets::delete(broker, req).await)
         }
-        RequestKind::DescribeCluster(req) => ready(c, version, api::cluster::describe(broker, req)),
+        RequestKind::DescribeCluster(req) => {
+            ready(c, version, api::cluster::describe(broker, advertised, req))
+        }
         other => Outcome::Close {
             last: Some(error_frame(correlation_id, unsupported)),
             reason: format!("no handler for {:?}", std::mem::discriminant(&other)),

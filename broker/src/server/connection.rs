@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
 
-use crate::broker::Broker;
+use crate::broker::{Advertised, Broker};
 use crate::protocol::{dispatch, Outcome};
 
 /// Requests of one connection answered concurrently at most; the reader waits beyond that.
@@ -28,6 +28,7 @@ pub async fn serve(
     broker: Arc<Broker>,
     socket: TcpStream,
     peer: SocketAddr,
+    advertised: Arc<Advertised>,
     shutdown: CancellationToken,
 ) {
     let _ = socket.set_nodelay(true);
@@ -65,7 +66,7 @@ pub async fn serve(
                 break;
             }
         };
-        let queued = match dispatch(&broker, peer, frame).await {
+        let queued = match dispatch(&broker, peer, &advertised, frame).await {
             Outcome::Respond(pending) => Queued::Response(tokio::spawn(pending)),
             Outcome::Close { last, reason } => {
                 tracing::warn!(%peer, %reason, "closing connection");

@@ -9,11 +9,16 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::broker::Broker;
+use crate::broker::{Advertised, Broker};
 
 /// Accepts connections until `shutdown` is cancelled, then waits (a bounded time) for the
 /// connections to finish their in-flight requests.
-pub async fn serve(broker: Arc<Broker>, listener: TcpListener, shutdown: CancellationToken) {
+pub async fn serve(
+    broker: Arc<Broker>,
+    listener: TcpListener,
+    advertised: Arc<Advertised>,
+    shutdown: CancellationToken,
+) {
     let tracker = TaskTracker::new();
     let mut backoff = Duration::from_millis(10);
     loop {
@@ -24,8 +29,9 @@ pub async fn serve(broker: Arc<Broker>, listener: TcpListener, shutdown: Cancell
                     backoff = Duration::from_millis(10);
                     let broker = broker.clone();
                     let shutdown = shutdown.clone();
+                    let advertised = advertised.clone();
                     tracker.spawn(async move {
-                        connection::serve(broker, socket, peer, shutdown).await;
+                        connection::serve(broker, socket, peer, advertised, shutdown).await;
                     });
                 }
                 Err(e) => {
