@@ -25,6 +25,10 @@ use crate::worker::source_runner::SourceRun;
 use crate::worker::status::{connector_key, task_key};
 use crate::worker::{mask_secrets, State, TaskHandle, WorkerContext};
 
+/// Upper bound of `tasks.max`: one worker runs every task, each sink task on its own blocking
+/// thread (tokio allows 512), and connectors build all task configs up front.
+pub const MAX_TASKS: i64 = 256;
+
 struct ConnectorRuntime {
     config: Config,
     plugin: Arc<dyn ConnectorPlugin>,
@@ -146,10 +150,18 @@ impl Herder {
             }
             problems.extend(p.validate(config));
         }
-        if config.parse_or("tasks.max", 1i64) < 1 {
+        let tasks_max = config.parse_or("tasks.max", 1i64);
+        if tasks_max < 1 {
             problems.push((
                 "tasks.max".into(),
                 "Invalid value for configuration tasks.max: Value must be at least 1".into(),
+            ));
+        } else if tasks_max > MAX_TASKS {
+            // Connectors build one config per task up front (tasks.max=2147483647 would exhaust
+            // memory), and every sink task holds a blocking thread of this one worker.
+            problems.push((
+                "tasks.max".into(),
+                format!("Invalid value {tasks_max} for configuration tasks.max: Value must be no more than {MAX_TASKS}"),
             ));
         }
         for prefix in ["key.converter", "value.converter"] {
@@ -246,7 +258,8 @@ impl Herder {
             return;
         }
         if recompute || rt.task_configs.is_empty() {
-            let max = rt.config.parse_or("tasks.max", 1usize).max(1);
+            // Clamped as well: configs stored before the bound existed are not re-validated.
+            let max = rt.config.parse_or("tasks.max", 1i64).clamp(1, MAX_TASKS) as usize;
             match rt.plugin.task_configs(&rt.config, max).await {
                 Ok(tasks) => {
                     if let Err(e) = self.store.put_tasks(name, &tasks).await {

@@ -89,6 +89,20 @@ async fn rest_api_shapes_and_errors() -> anyhow::Result<()> {
     for needle in ["tasks.max", "insert.mode", "connection.url", "topics"] {
         assert!(msg.contains(needle), "{needle} missing in {msg}");
     }
+    // An absurd tasks.max is a 400, not a worker that runs out of memory building task configs.
+    let (code, body) = w
+        .post(
+            "/connectors",
+            &json!({"name": "huge", "config": {
+        "connector.class": "io.confluent.connect.jdbc.JdbcSinkConnector", "tasks.max": "2147483647",
+        "connection.url": "jdbc:mysql://127.0.0.1:1/db", "topics": "t"}}),
+        )
+        .await;
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("tasks.max"),
+        "{body}"
+    );
     let (code, body) = w
         .post(
             "/connectors",

@@ -194,6 +194,17 @@ struct Entry {
     timestamp_ms: i64,
 }
 
+impl Entry {
+    /// Whether the last heartbeat is younger than [`DEAD_AFTER_HEARTBEATS`] intervals at `now`.
+    /// Both numbers come from records anyone may write to the topic, so the arithmetic saturates
+    /// instead of overflowing (a panic in debug builds, a wrong answer in release ones).
+    fn is_live(&self, now_ms: i64) -> bool {
+        let window = DEAD_AFTER_HEARTBEATS.saturating_mul(self.registration.heartbeat_ms);
+        let window = i64::try_from(window).unwrap_or(i64::MAX);
+        now_ms.saturating_sub(self.timestamp_ms) <= window
+    }
+}
+
 type Table = Arc<RwLock<HashMap<String, Entry>>>;
 
 /// A live view of the registry, kept up to date by a background consumer.
@@ -234,11 +245,7 @@ impl Registry {
         let table = self.table.read().unwrap_or_else(|e| e.into_inner());
         let mut live: Vec<Instance> = table
             .iter()
-            .filter(|(_, e)| {
-                e.registration.service == service
-                    && now - e.timestamp_ms
-                        <= (DEAD_AFTER_HEARTBEATS * e.registration.heartbeat_ms) as i64
-            })
+            .filter(|(_, e)| e.registration.service == service && e.is_live(now))
             .map(|(id, e)| Instance {
                 id: id.clone(),
                 url: e.registration.url.clone(),
@@ -311,5 +318,36 @@ async fn consume(consumer: StreamConsumer, bootstrap: String, topic: String, tab
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(heartbeat_ms: u64, timestamp_ms: i64) -> Entry {
+        Entry {
+            registration: Registration {
+                service: "s".into(),
+                url: "http://x".into(),
+                heartbeat_ms,
+            },
+            timestamp_ms,
+        }
+    }
+
+    #[test]
+    fn liveness_follows_the_heartbeat_interval() {
+        assert!(entry(1000, 10_000).is_live(13_000));
+        assert!(!entry(1000, 10_000).is_live(13_001));
+    }
+
+    #[test]
+    fn hostile_registry_records_do_not_overflow() {
+        // Values a producer can put on the topic: no panic, and a sensible answer.
+        assert!(entry(u64::MAX, 0).is_live(now_ms()));
+        assert!(entry(u64::MAX / 2, i64::MIN).is_live(i64::MAX));
+        assert!(!entry(1000, i64::MIN).is_live(now_ms()));
+        assert!(!entry(0, i64::MIN).is_live(i64::MAX));
     }
 }

@@ -345,8 +345,23 @@ async fn broker_down_means_503_quickly_and_no_order() -> anyhow::Result<()> {
     assert_eq!(r.status(), 503);
     assert_eq!(r.json::<Value>().await?["broker"]["status"], "DOWN");
 
-    // Back up: the record of the failed POST was never appended.
+    // Back up: the record of the failed POST was never appended. Wait until the service's
+    // readiness probe sees the broker again (librdkafka reconnects with a backoff), as a load
+    // balancer would, before posting.
     let broker = broker.restart().await?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = client
+            .get(format!("{}/order-service/ready", app.url))
+            .send()
+            .await?
+            .status();
+        if ready == 200 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never ready again");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let r = post(
         &client,
         &app,

@@ -49,7 +49,9 @@ pub fn issue_token(user_id: &str, secret: &[u8], lifetime_secs: u64) -> Result<S
     let claims = Claims {
         sub: user_id.to_string(),
         iat: now,
-        exp: now + lifetime_secs as i64,
+        // Saturating: a huge --jwt-expiration-secs must neither wrap into a token that is
+        // already expired nor overflow.
+        exp: now.saturating_add(i64::try_from(lifetime_secs).unwrap_or(i64::MAX)),
     };
     encode(
         &Header::new(Algorithm::HS512),
@@ -85,5 +87,19 @@ mod tests {
         )
         .unwrap();
         assert_eq!(d.claims.sub, "u-1");
+    }
+
+    #[test]
+    fn huge_lifetimes_saturate_instead_of_wrapping() {
+        for lifetime in [u64::MAX, i64::MAX as u64] {
+            let t = issue_token("u-1", b"secret", lifetime).unwrap();
+            let d = jsonwebtoken::decode::<Claims>(
+                &t,
+                &jsonwebtoken::DecodingKey::from_secret(b"secret"),
+                &jsonwebtoken::Validation::new(Algorithm::HS512),
+            )
+            .unwrap();
+            assert_eq!(d.claims.exp, i64::MAX);
+        }
     }
 }

@@ -2,7 +2,7 @@
 
 use clap::Parser;
 
-#[derive(Debug, Clone, Parser)]
+#[derive(Clone, Parser)]
 #[command(
     name = "user-service",
     about = "Users, login (JWT) and their orders",
@@ -63,4 +63,72 @@ pub struct Config {
         default_value = "Welcome to the Simple E-commerce."
     )]
     pub greeting_message: String,
+}
+
+/// By hand, so that logging a `Config` with `{:?}` shows neither the database password nor other
+/// secrets.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("advertised_host", &self.advertised_host)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field("jwt_secret", &"[hidden]")
+            .field("jwt_expiration_secs", &self.jwt_expiration_secs)
+            .field("order_service_timeout_ms", &self.order_service_timeout_ms)
+            .field("db_timeout_ms", &self.db_timeout_ms)
+            .field("db_max_connections", &self.db_max_connections)
+            .field("startup_timeout_secs", &self.startup_timeout_secs)
+            .field("registry_topic", &self.registry_topic)
+            .field("heartbeat_ms", &self.heartbeat_ms)
+            .field("instance_id", &self.instance_id)
+            .field("greeting_message", &self.greeting_message)
+            .finish()
+    }
+}
+
+/// `scheme://user:password@host/...` with the password replaced by `[hidden]`. Splits at the
+/// last `@` so that an unescaped `@`, `/` or `?` in the password is hidden as well (at worst more
+/// than the password is hidden, never less).
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo
+                .split_once(':')
+                .map_or(userinfo, |(u, _)| u)
+                .split(['/', '?', '#'])
+                .next()
+                .unwrap_or("");
+            format!("{scheme}://{user}:[hidden]@{host}")
+        }
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        for url in [
+            "mysql://root:test1357@127.0.0.1:3306/mydb",
+            "mysql://root:te/st1357@db/mydb",
+            "mysql://root:te@st1357@db/mydb?ssl-mode=disabled",
+        ] {
+            let config =
+                Config::parse_from(["x", "--database-url", url, "--jwt-secret", "jwt-s3cret"]);
+            let shown = format!("{config:?}");
+            assert!(!shown.contains("st1357"), "{shown}");
+            assert!(shown.contains("root:[hidden]@"), "{shown}");
+            assert!(!shown.contains("jwt-s3cret"), "{shown}");
+        }
+        assert_eq!(redact_url("mysql://db/mydb"), "mysql://db/mydb");
+    }
 }

@@ -306,6 +306,16 @@ struct JdbcSourceTask {
     cursor: usize,
 }
 
+/// The upper bound of timestamp mode's window: now minus `timestamp.delay.interval.ms`. The
+/// multiplication saturates, so a huge configured delay cannot overflow (a panic in debug builds,
+/// a negative interval in release ones).
+fn delay_end(delay_ms: i64) -> String {
+    format!(
+        "DATE_SUB(CURRENT_TIMESTAMP(3), INTERVAL {} MICROSECOND)",
+        delay_ms.saturating_mul(1000)
+    )
+}
+
 fn column_schema(c: &Column) -> Schema {
     let s = match c.data_type.as_str() {
         "tinyint" if c.unsigned => Schema::new(SchemaType::Int16),
@@ -421,10 +431,7 @@ impl JdbcSourceTask {
         };
         let inc_col = self.incrementing.as_deref().map(quote);
         let ts_col = self.timestamp.as_deref().map(quote);
-        let end = format!(
-            "DATE_SUB(CURRENT_TIMESTAMP(3), INTERVAL {} MICROSECOND)",
-            self.delay_ms * 1000
-        );
+        let end = delay_end(self.delay_ms);
         let t = &self.tables[idx];
         let epoch = DateTime::from_timestamp_millis(0)
             .expect("epoch")
@@ -617,5 +624,19 @@ impl SourceTask for JdbcSourceTask {
 
     async fn stop(&mut self) {
         self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn huge_delays_saturate() {
+        assert_eq!(
+            delay_end(5),
+            "DATE_SUB(CURRENT_TIMESTAMP(3), INTERVAL 5000 MICROSECOND)"
+        );
+        assert!(delay_end(i64::MAX).contains(&format!("INTERVAL {} MICROSECOND", i64::MAX)));
     }
 }
