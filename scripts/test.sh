@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The project's test command: ./scripts/test.sh
 #
-# Prepares the Python venv used by the broker's client-compatibility tests, then runs the whole
-# workspace test suite with a single `cargo test` invocation (its summary is the last output).
+# Prepares the Python venv used by the broker's client-compatibility tests, runs the whole
+# workspace test suite with a single `cargo test` invocation, then the compose smoke test
+# (scripts/compose-smoke.sh; COMPOSE_SMOKE=0 leaves it out). Exits non-zero if either fails.
 # Extra arguments are passed to the test binaries, e.g. `./scripts/test.sh kcat` to filter.
-# System prerequisites (cmake, g++, kcat, ...) are installed by .ci/run.
+# System prerequisites (cmake, g++, kcat, docker-compose, ...) are installed by .ci/run.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -34,4 +35,21 @@ fi
 # Debug profile: on a 2-core machine compiling the workspace (and librdkafka) in release costs
 # more than the tests save.
 # --no-fail-fast: run every test binary even when an earlier one fails (still exits non-zero).
-exec cargo test --workspace --no-fail-fast -- --test-threads=2 "$@"
+cargo_status=0
+cargo test --workspace --no-fail-fast -- --test-threads=2 "$@" || cargo_status=$?
+
+# Then the compose smoke test (builds the image, brings docker-compose.yml up, checks the
+# tutorial's flow across both order-service instances and MariaDB, tears it down). It runs even
+# when cargo test failed, so both results are reported. COMPOSE_SMOKE=0 leaves it out.
+smoke_status=0
+if [[ "${COMPOSE_SMOKE:-1}" != 0 ]]; then
+    echo "==> compose smoke test (scripts/compose-smoke.sh)" >&2
+    ./scripts/compose-smoke.sh || smoke_status=$?
+    smoke_result=$([[ $smoke_status == 0 ]] && echo ok || echo "FAILED (exit $smoke_status)")
+else
+    smoke_result="not run (COMPOSE_SMOKE=0)"
+fi
+
+echo "==> cargo test: $([[ $cargo_status == 0 ]] && echo ok || echo "FAILED (exit $cargo_status)"); compose smoke: $smoke_result" >&2
+if ((cargo_status != 0)); then exit "$cargo_status"; fi
+exit "$smoke_status"

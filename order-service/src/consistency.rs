@@ -115,12 +115,27 @@ impl Consistency {
         let deadline = Instant::now() + self.timeout;
         let mut pause = Duration::from_millis(5);
         loop {
+            let not_yet = || {
+                ApiError::NotYetConsistent(format!(
+                    "the write {token} is not in the database after {} ms; retry later",
+                    self.timeout.as_millis()
+                ))
+            };
             let left = deadline.saturating_duration_since(Instant::now());
-            let next = db::with_timeout(
-                self.db_timeout.min(left.max(Duration::from_millis(1))),
+            let budget = self.db_timeout.min(left.max(Duration::from_millis(1)));
+            let next = match db::with_timeout(
+                budget,
                 db::sink_next_offset(pool, &self.topic, token.partition),
             )
-            .await?;
+            .await
+            {
+                Ok(next) => next,
+                // Cut short by the consistency deadline, not by the database's own timeout.
+                Err(_) if budget < self.db_timeout && Instant::now() >= deadline => {
+                    return Err(not_yet());
+                }
+                Err(e) => return Err(e),
+            };
             if let Some(next) = next {
                 self.remember(token.partition, next);
                 if next > token.offset {
@@ -129,10 +144,7 @@ impl Consistency {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(ApiError::NotYetConsistent(format!(
-                    "the write {token} is not in the database after {} ms; retry later",
-                    self.timeout.as_millis()
-                )));
+                return Err(not_yet());
             }
             tokio::time::sleep(pause.min(left)).await;
             pause = (pause * 2).min(Duration::from_millis(100));

@@ -1,0 +1,188 @@
+#!/usr/bin/env bash
+# Compose smoke test: builds the image, brings the whole docker-compose.yml stack up under a
+# unique project name on free host ports, then checks the tutorial's flow end to end:
+#   a user on the user-service; orders posted alternately to BOTH order-service instances, each
+#   read back on the OTHER instance with its X-Consistency-Token (read-your-writes); both
+#   instances, the user-service and MariaDB (docker exec ... mariadb) agree on the orders; the
+#   tutorial's users source/sink connectors copied the user into `my_topic_users`.
+# The stack is always torn down (down -v), also when a step fails; on failure the service logs
+# are printed first.
+#
+#   ./scripts/compose-smoke.sh          # KEEP_STACK=1 leaves the stack running for debugging
+#
+# Where the public base images cannot be pulled and RUST_IMAGE/BASE_IMAGE/MARIADB_IMAGE are not
+# set, the local stand-ins of ../shared/ci/offline-images.sh are used.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+log() { printf '==> compose-smoke: %s\n' "$*"; }
+fail() { printf '==> compose-smoke: FAILED: %s\n' "$*" >&2; exit 1; }
+
+command -v docker >/dev/null || fail "docker not found"
+docker info >/dev/null 2>&1 || fail "no Docker engine answers"
+command -v curl >/dev/null || fail "curl not found"
+command -v python3 >/dev/null || fail "python3 not found (used to parse JSON)"
+command -v kcat >/dev/null || fail "kcat not found (used to reach the broker from the host)"
+if docker compose version >/dev/null 2>&1; then
+    compose_cmd=(docker compose)
+elif command -v docker-compose >/dev/null; then
+    compose_cmd=(docker-compose)
+else
+    fail "neither 'docker compose' nor 'docker-compose' is available"
+fi
+
+# Base images: the public ones when present or pullable, else the offline stand-ins.
+have_or_pull() { docker image inspect "$1" >/dev/null 2>&1 || timeout 120 docker pull -q "$1" >/dev/null 2>&1; }
+if [[ -z "${RUST_IMAGE:-}" || -z "${BASE_IMAGE:-}" || -z "${MARIADB_IMAGE:-}" ]]; then
+    if ! { have_or_pull "${RUST_IMAGE:-rust:1-bookworm}" && have_or_pull "${BASE_IMAGE:-debian:bookworm-slim}" \
+           && have_or_pull "${MARIADB_IMAGE:-mariadb:11.4}"; }; then
+        offline=../shared/ci/offline-images.sh
+        [[ -f "$offline" ]] || fail "public images cannot be pulled and $offline is missing"
+        log "public images unavailable; using the stand-ins of $offline"
+        eval "$(bash "$offline")"
+    fi
+fi
+export RUST_IMAGE=${RUST_IMAGE:-rust:1-bookworm} BASE_IMAGE=${BASE_IMAGE:-debian:bookworm-slim} \
+    MARIADB_IMAGE=${MARIADB_IMAGE:-mariadb:11.4}
+export MARIADB_ROOT_PASSWORD=${MARIADB_ROOT_PASSWORD:-test1357}
+
+# Free host ports, so that a stack already running on the default ports does not interfere.
+read -r MARIADB_PORT BROKER_PORT CONNECT_PORT USER_SERVICE_PORT ORDER_SERVICE_1_PORT ORDER_SERVICE_2_PORT < <(
+    python3 -c 'import socket
+ss=[socket.socket() for _ in range(6)]
+[s.bind(("127.0.0.1",0)) for s in ss]
+print(*[s.getsockname()[1] for s in ss])')
+export MARIADB_PORT BROKER_PORT CONNECT_PORT USER_SERVICE_PORT ORDER_SERVICE_1_PORT ORDER_SERVICE_2_PORT
+
+project="datasync-smoke-$$"
+compose() { "${compose_cmd[@]}" -p "$project" "$@"; }
+services=(mariadb broker connect-worker user-service order-service-1 order-service-2)
+
+ok=0
+hdr=$(mktemp); body=$(mktemp)
+cleanup() {
+    local rc=$?
+    rm -f "$hdr" "$body"
+    if [[ $ok != 1 ]]; then
+        log "service logs (last 60 lines each):"
+        compose logs --no-color --tail=60 >&2 || true
+    fi
+    if [[ "${KEEP_STACK:-}" == 1 ]]; then
+        log "KEEP_STACK=1: leaving project $project running (remove: ${compose_cmd[*]} -p $project down -v)"
+    else
+        log "tearing down project $project"
+        compose down -v --remove-orphans >/dev/null 2>&1 || compose down -v --remove-orphans || true
+    fi
+    if [[ $ok == 1 ]]; then log "PASSED"; else log "FAILED (exit $rc)"; fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log "using ${compose_cmd[*]} ($("${compose_cmd[@]}" version --short 2>/dev/null || echo '?')), project $project"
+log "images: RUST_IMAGE=$RUST_IMAGE BASE_IMAGE=$BASE_IMAGE MARIADB_IMAGE=$MARIADB_IMAGE"
+log "host ports: mariadb $MARIADB_PORT, broker $BROKER_PORT, connect $CONNECT_PORT, user-service $USER_SERVICE_PORT, order-service $ORDER_SERVICE_1_PORT and $ORDER_SERVICE_2_PORT"
+
+t0=$SECONDS
+log "building the image datasync:local"
+compose build >/tmp/compose-smoke-build.$$.log 2>&1 || { tail -n 80 /tmp/compose-smoke-build.$$.log >&2; rm -f /tmp/compose-smoke-build.$$.log; fail "image build"; }
+rm -f /tmp/compose-smoke-build.$$.log
+log "image built in $((SECONDS - t0)) s"
+
+t0=$SECONDS
+log "starting the stack"
+compose up -d >&2 || fail "compose up"
+health() { docker inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' "$1" 2>/dev/null || echo missing; }
+cid() { compose ps -q "$1"; }
+deadline=$((SECONDS + 180))
+while :; do
+    pending=()
+    for s in "${services[@]}"; do
+        id=$(cid "$s")
+        st=$([[ -n "$id" ]] && health "$id" || echo missing)
+        [[ "$st" == healthy ]] || pending+=("$s:$st")
+    done
+    ((${#pending[@]} == 0)) && break
+    ((SECONDS < deadline)) || fail "not healthy within 180 s: ${pending[*]}"
+    sleep 1
+done
+log "all ${#services[@]} services healthy $((SECONDS - t0)) s after 'up'"
+
+# --- helpers -------------------------------------------------------------------------------
+json() { python3 -c 'import json,sys; v=json.load(sys.stdin)
+for k in sys.argv[1:]: v=v[int(k)] if isinstance(v,list) else v[k]
+print(v if not isinstance(v,(dict,list)) else json.dumps(v, sort_keys=True))' "$@"; }
+order_ids() { python3 -c 'import json,sys; print(" ".join(sorted(o["orderId"] for o in json.load(sys.stdin))))'; }
+sql() { docker exec -e MYSQL_PWD="$MARIADB_ROOT_PASSWORD" "$(cid mariadb)" mariadb -uroot mydb -N -B -e "$1"; }
+users="http://127.0.0.1:$USER_SERVICE_PORT"
+orders=("http://127.0.0.1:$ORDER_SERVICE_1_PORT" "http://127.0.0.1:$ORDER_SERVICE_2_PORT")
+connect="http://127.0.0.1:$CONNECT_PORT"
+
+# --- the broker from the host: its host-facing listener advertises localhost:$BROKER_PORT ---------
+meta=$(kcat -b "localhost:$BROKER_PORT" -L -m 10 2>&1) || fail "kcat -L: $meta"
+grep -q "at localhost:$BROKER_PORT" <<<"$meta" || fail "the broker does not advertise localhost:$BROKER_PORT to the host: $meta"
+printf 'smoke-%s\n' "$$" | kcat -b "localhost:$BROKER_PORT" -P -t compose-smoke -m 10 || fail "kcat could not produce from the host"
+got=$(kcat -b "localhost:$BROKER_PORT" -C -t compose-smoke -o beginning -e -c 1 -m 10 2>/dev/null) || true
+[[ "$got" == "smoke-$$" ]] || fail "consumed [$got] from the host, want [smoke-$$]"
+log "host Kafka client (kcat) produced and consumed through localhost:$BROKER_PORT"
+
+# --- connectors ------------------------------------------------------------------------------
+for c in orders-sink my-source-connect my-sink-connect; do
+    st=$(curl -fsS "$connect/connectors/$c/status" | json connector state) || fail "connector $c missing"
+    [[ "$st" == RUNNING ]] || fail "connector $c is $st"
+done
+log "connectors orders-sink, my-source-connect, my-sink-connect: RUNNING"
+
+# --- a user ----------------------------------------------------------------------------------
+email="smoke-$$-$RANDOM@example.com"
+code=$(curl -sS -o "$body" -w '%{http_code}' -XPOST "$users/users" -H 'content-type: application/json' \
+    -d "{\"email\":\"$email\",\"name\":\"Smoke\",\"pwd\":\"s3cret-pass\"}")
+[[ "$code" == 201 ]] || fail "POST /users answered $code: $(cat "$body")"
+uid=$(json userId <"$body")
+log "user created: $uid ($email)"
+
+# --- orders through both instances, read back on the other one ---------------------------------
+expected=()
+token=
+for i in 0 1 2 3 4 5; do
+    w=${orders[$((i % 2))]} r=${orders[$(((i + 1) % 2))]}
+    code=$(curl -sS -D "$hdr" -o "$body" -w '%{http_code}' -XPOST "$w/order-service/$uid/orders" \
+        -H 'content-type: application/json' -d "{\"productId\":\"CATALOG-00$i\",\"qty\":$((i + 1)),\"unitPrice\":1500}")
+    [[ "$code" == 201 ]] || fail "POST $w answered $code: $(cat "$body")"
+    oid=$(json orderId <"$body")
+    expected+=("$oid")
+    token=$(sed -n 's/^[Xx]-[Cc]onsistency-[Tt]oken: *\([^[:space:]]*\).*/\1/p' "$hdr")
+    [[ -n "$token" ]] || fail "201 from $w without X-Consistency-Token"
+    code=$(curl -sS -o "$body" -w '%{http_code}' -H "X-Consistency-Token: $token" "$r/order-service/$uid/orders")
+    [[ "$code" == 200 ]] || fail "GET $r with token $token answered $code: $(cat "$body")"
+    grep -q "\"$oid\"" "$body" || fail "order $oid (posted to $w, token $token) missing on $r: $(cat "$body")"
+    log "order $((i + 1))/6 $oid posted to $w, read back on $r with $token"
+done
+want=$(printf '%s\n' "${expected[@]}" | sort | tr '\n' ' ' | sed 's/ $//')
+
+a=$(curl -fsS -H "X-Consistency-Token: $token" "${orders[0]}/order-service/$uid/orders")
+b=$(curl -fsS -H "X-Consistency-Token: $token" "${orders[1]}/order-service/$uid/orders")
+[[ "$(order_ids <<<"$a")" == "$want" ]] || fail "instance 1 lists $(order_ids <<<"$a"), want $want"
+[[ "$(order_ids <<<"$b")" == "$want" ]] || fail "instance 2 lists $(order_ids <<<"$b"), want $want"
+[[ "$(json <<<"$a")" == "$(json <<<"$b")" ]] || fail "the two instances answer differently: $a / $b"
+log "both order-service instances list the same 6 orders"
+
+db=$(sql "SELECT order_id FROM orders WHERE user_id = '$uid' ORDER BY order_id" | tr '\n' ' ' | sed 's/ $//')
+[[ "$db" == "$want" ]] || fail "MariaDB has [$db], want [$want]"
+counts=$(sql "SELECT COUNT(*), COUNT(DISTINCT order_id) FROM orders WHERE user_id = '$uid'" | tr '\t' ' ')
+[[ "$counts" == "6 6" ]] || fail "MariaDB counts (rows, distinct ids) = $counts, want 6 6"
+log "MariaDB (docker exec mariadb) holds exactly these 6 orders, once each"
+
+u=$(curl -fsS "$users/users/$uid")
+[[ "$(json orders <<<"$u" | order_ids)" == "$want" ]] || fail "user-service GET /users/$uid: $u"
+log "user-service GET /users/$uid shows the 6 orders (found the instances through the broker)"
+
+# --- the tutorial's users source -> my_topic_users -> sink ---------------------------------------
+deadline=$((SECONDS + 60))
+until [[ "$(sql "SELECT COUNT(*) FROM my_topic_users WHERE user_id = '$uid'" 2>/dev/null)" == 1 ]]; do
+    ((SECONDS < deadline)) || fail "user $uid not copied to my_topic_users within 60 s"
+    sleep 1
+done
+log "the users source/sink connectors copied the user into my_topic_users"
+
+ok=1
