@@ -36,7 +36,13 @@ fi
 # more than the tests save.
 # --no-fail-fast: run every test binary even when an earlier one fails (still exits non-zero).
 cargo_status=0
-cargo test --workspace --no-fail-fast -- --test-threads=2 "$@" || cargo_status=$?
+cargo_log="$(mktemp)"
+trap 'rm -f "$cargo_log"' EXIT
+cargo test --workspace --no-fail-fast -- --test-threads=2 "$@" 2>&1 | tee "$cargo_log" || cargo_status=$?
+# Totals over every test binary (cargo prints one "test result:" line per binary).
+read -r passed failed < <(awk '/^test result:/ {
+        for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i }
+    } END { print p + 0, f + 0 }' "$cargo_log")
 
 # Then the compose smoke test (builds the image, brings docker-compose.yml up, checks the
 # tutorial's flow across both order-service instances and MariaDB, tears it down). It runs even
@@ -51,5 +57,9 @@ else
 fi
 
 echo "==> cargo test: $([[ $cargo_status == 0 ]] && echo ok || echo "FAILED (exit $cargo_status)"); compose smoke: $smoke_result" >&2
+# The closing line: every cargo test plus the compose smoke test as one more.
+smoke_passed=$([[ "${COMPOSE_SMOKE:-1}" != 0 && $smoke_status == 0 ]] && echo 1 || echo 0)
+smoke_failed=$([[ $smoke_status != 0 ]] && echo 1 || echo 0)
+echo "tests: $((passed + smoke_passed)) passed, $((failed + smoke_failed)) failed"
 if ((cargo_status != 0)); then exit "$cargo_status"; fi
 exit "$smoke_status"
