@@ -74,7 +74,8 @@ async fn concurrent_startups_apply_the_migrations_once() -> anyhow::Result<()> {
             let url = db.url.clone();
             tokio::spawn(async move {
                 let pool = order_service::db::pool(&url, 2, Duration::from_secs(10))?;
-                order_service::db::migrate(&pool, Duration::from_secs(30)).await
+                order_service::db::migrate(&pool, Duration::from_secs(30)).await?;
+                anyhow::Ok(())
             })
         })
         .collect();
