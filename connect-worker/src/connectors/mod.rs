@@ -41,9 +41,9 @@ pub struct SinkRecord {
     pub partition: i32,
     pub offset: i64,
     pub timestamp: Option<i64>,
-    pub key_schema: Option<Schema>,
+    pub key_schema: Option<Arc<Schema>>,
     pub key: Value,
-    pub value_schema: Option<Schema>,
+    pub value_schema: Option<Arc<Schema>>,
     pub value: Value,
 }
 

@@ -3,22 +3,40 @@
 //! Logical types are encoded like Kafka's: Timestamp as epoch millis, Date as epoch days, Time
 //! as millis of the day, Decimal as base64 of the big-endian two's-complement unscaled value
 //! (numbers are accepted too, as with `decimal.format=NUMERIC`).
+//!
+//! Reading is the sink's hot path, so envelopes take a fast path: the schema text is looked up
+//! in a small cache (every record of a topic usually carries the same schema, so it is parsed
+//! once), and the payload is decoded straight from the bytes against that schema, without an
+//! intermediate JSON tree. Whatever the fast path does not handle (defaults, maps, numeric
+//! decimals) or rejects goes through the general decoder, which also words every error; both
+//! give the same result for every input the fast path accepts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Timelike};
+use parking_lot::Mutex;
 use rust_decimal::Decimal;
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value as Json};
 
 use super::Converter;
 use crate::data::schema::{DATE, DECIMAL, TIME, TIMESTAMP};
 use crate::data::{Field, Schema, SchemaType, Value};
 
+/// Distinct schemas remembered per converter; past that the cache starts over.
+const SCHEMA_CACHE_ENTRIES: usize = 256;
+
 pub struct JsonConverter {
     schemas_enable: bool,
     decimal_numeric: bool,
+    /// Schema JSON text → parsed schema.
+    schemas: Mutex<HashMap<Box<str>, Arc<Schema>>>,
 }
 
 impl JsonConverter {
@@ -35,7 +53,45 @@ impl JsonConverter {
         Ok(JsonConverter {
             schemas_enable,
             decimal_numeric,
+            schemas: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The parsed schema for `raw` (a schema's JSON text), from the cache when seen before.
+    fn schema(&self, raw: &str) -> Option<Arc<Schema>> {
+        if let Some(s) = self.schemas.lock().get(raw) {
+            return Some(s.clone());
+        }
+        let doc: Json = serde_json::from_str(raw).ok()?;
+        let schema = Arc::new(parse_schema(&doc).ok()?);
+        let mut cache = self.schemas.lock();
+        if cache.len() >= SCHEMA_CACHE_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(raw.into(), schema.clone());
+        Some(schema)
+    }
+
+    /// The fast path: `None` when it does not apply or the record is not valid (the general
+    /// decoder then decides and words the error).
+    fn envelope_fast(&self, bytes: &[u8]) -> Option<(Arc<Schema>, Value)> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Envelope<'a> {
+            #[serde(borrow)]
+            schema: &'a RawValue,
+            #[serde(borrow)]
+            payload: &'a RawValue,
+        }
+        let envelope: Envelope<'_> = serde_json::from_slice(bytes).ok()?;
+        if envelope.schema.get() == "null" {
+            return None;
+        }
+        let schema = self.schema(envelope.schema.get())?;
+        let mut de = serde_json::Deserializer::from_str(envelope.payload.get());
+        let value = Decode(&schema).deserialize(&mut de).ok()?;
+        de.end().ok()?;
+        Some((schema, value))
     }
 }
 
@@ -44,10 +100,15 @@ impl Converter for JsonConverter {
         &self,
         _topic: &str,
         bytes: Option<&[u8]>,
-    ) -> Result<(Option<Schema>, Value), String> {
+    ) -> Result<(Option<Arc<Schema>>, Value), String> {
         let Some(bytes) = bytes else {
             return Ok((None, Value::Null));
         };
+        if self.schemas_enable {
+            if let Some((schema, value)) = self.envelope_fast(bytes) {
+                return Ok((Some(schema), value));
+            }
+        }
         let doc: Json = serde_json::from_slice(bytes).map_err(|e| {
             format!(
                 "Converting byte[] to Kafka Connect data failed due to serialization error: {e}"
@@ -66,7 +127,7 @@ impl Converter for JsonConverter {
         }
         let schema = parse_schema(schema_doc)?;
         let value = decode(&schema, &doc["payload"], "payload")?;
-        Ok((Some(schema), value))
+        Ok((Some(Arc::new(schema)), value))
     }
 
     fn from_connect(
@@ -90,6 +151,188 @@ impl Converter for JsonConverter {
         serde_json::to_vec(&doc)
             .map(Some)
             .map_err(|e| e.to_string())
+    }
+}
+
+/// Decodes a payload straight from JSON against a schema: the fast path of [`decode`], with
+/// the same result wherever it succeeds. It declines (with an error) what it leaves to
+/// [`decode`]: nulls of fields with defaults, maps, numeric decimals, and every mismatch.
+struct Decode<'s>(&'s Schema);
+
+fn decline<E: de::Error>() -> E {
+    E::custom("left to the general decoder")
+}
+
+impl Decode<'_> {
+    fn null<E: de::Error>(&self) -> Result<Value, E> {
+        if self.0.default.is_none() && self.0.optional {
+            Ok(Value::Null)
+        } else {
+            Err(decline())
+        }
+    }
+
+    fn int<E: de::Error>(&self, v: i64) -> Result<Value, E> {
+        let s = self.0;
+        if s.is(TIMESTAMP) {
+            return DateTime::from_timestamp_millis(v)
+                .map(|t| Value::Timestamp(t.naive_utc()))
+                .ok_or_else(decline);
+        }
+        if s.is(DATE) {
+            return epoch()
+                .checked_add_signed(Duration::try_days(v).ok_or_else(decline)?)
+                .map(Value::Date)
+                .ok_or_else(decline);
+        }
+        if s.is(TIME) {
+            if !(0..86_400_000).contains(&v) {
+                return Err(decline());
+            }
+            return NaiveTime::from_num_seconds_from_midnight_opt(
+                (v / 1000) as u32,
+                ((v % 1000) * 1_000_000) as u32,
+            )
+            .map(Value::Time)
+            .ok_or_else(decline);
+        }
+        if s.is(DECIMAL) {
+            return Err(decline());
+        }
+        let ok = match s.kind {
+            SchemaType::Int8 => i8::try_from(v).is_ok(),
+            SchemaType::Int16 => i16::try_from(v).is_ok(),
+            SchemaType::Int32 => i32::try_from(v).is_ok(),
+            SchemaType::Int64 => true,
+            SchemaType::Float32 | SchemaType::Float64 => return Ok(Value::Float(v as f64)),
+            _ => false,
+        };
+        if ok {
+            Ok(Value::Int(v))
+        } else {
+            Err(decline())
+        }
+    }
+
+    fn plain(&self) -> bool {
+        self.0.name.is_none()
+            || !(self.0.is(TIMESTAMP) || self.0.is(DATE) || self.0.is(TIME) || self.0.is(DECIMAL))
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Decode<'_> {
+    type Value = Value;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Decode<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a {} value", self.0.kind.name())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        self.null()
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
+        self.null()
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+        if self.0.kind == SchemaType::Boolean && self.plain() {
+            Ok(Value::Bool(v))
+        } else {
+            Err(decline())
+        }
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+        self.int(v)
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        match i64::try_from(v) {
+            Ok(v) => self.int(v),
+            // Beyond i64 only a float column takes it (as `as_f64` does).
+            Err(_)
+                if matches!(self.0.kind, SchemaType::Float32 | SchemaType::Float64)
+                    && self.plain() =>
+            {
+                Ok(Value::Float(v as f64))
+            }
+            Err(_) => Err(decline()),
+        }
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        if matches!(self.0.kind, SchemaType::Float32 | SchemaType::Float64) && self.plain() {
+            Ok(Value::Float(v))
+        } else {
+            Err(decline())
+        }
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        let s = self.0;
+        if s.is(DECIMAL) {
+            let bytes = B64.decode(v).map_err(|_| decline::<E>())?;
+            return decimal_from_bytes(&bytes, s.decimal_scale())
+                .map(Value::Decimal)
+                .map_err(|_| decline());
+        }
+        if !self.plain() {
+            return Err(decline());
+        }
+        match s.kind {
+            SchemaType::String => Ok(Value::String(v.to_string())),
+            SchemaType::Bytes => B64.decode(v).map(Value::Bytes).map_err(|_| decline()),
+            _ => Err(decline()),
+        }
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let items = match (self.0.kind, &self.0.value_schema) {
+            (SchemaType::Array, Some(items)) if self.plain() => items,
+            _ => return Err(decline()),
+        };
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(v) = seq.next_element_seed(Decode(items))? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let s = self.0;
+        if s.kind != SchemaType::Struct || !self.plain() {
+            return Err(decline());
+        }
+        let mut values: Vec<Option<Value>> = vec![None; s.fields.len()];
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match s.fields.iter().position(|f| f.name == *key) {
+                // A repeated key: the last one counts, as in a parsed document.
+                Some(i) => values[i] = Some(map.next_value_seed(Decode(&s.fields[i].schema))?),
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        s.fields
+            .iter()
+            .zip(values)
+            .map(|(f, v)| {
+                let v = match v {
+                    Some(v) => v,
+                    None => Decode(&f.schema).null()?,
+                };
+                Ok((f.name.clone(), v))
+            })
+            .collect::<Result<_, _>>()
+            .map(Value::Struct)
     }
 }
 
@@ -298,7 +541,7 @@ fn decode(schema: &Schema, doc: &Json, path: &str) -> Result<Value, String> {
     if schema.is(DATE) {
         let days = doc.as_i64().ok_or_else(mismatch)?;
         return epoch()
-            .checked_add_signed(Duration::days(days))
+            .checked_add_signed(Duration::try_days(days).ok_or_else(mismatch)?)
             .map(Value::Date)
             .ok_or_else(mismatch);
     }
@@ -520,6 +763,87 @@ mod tests {
         let back = c.from_connect("t", Some(&schema), &v).unwrap().unwrap();
         let back: Json = serde_json::from_slice(&back).unwrap();
         assert_eq!(back["payload"], doc["payload"]);
+    }
+
+    /// The general decoder alone, as the fast path's reference.
+    fn general(bytes: &[u8]) -> Result<(Option<Schema>, Value), String> {
+        let doc: Json = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        let schema = parse_schema(&doc["schema"])?;
+        let value = decode(&schema, &doc["payload"], "payload")?;
+        Ok((Some(schema), value))
+    }
+
+    #[test]
+    fn fast_path_agrees_with_the_general_decoder() {
+        let c = JsonConverter::new(&BTreeMap::new()).unwrap();
+        let schema = json!({"type":"struct","name":"orders","fields":[
+            {"field":"i8","type":"int8","optional":true},
+            {"field":"i32","type":"int32","optional":true},
+            {"field":"i64","type":"int64","optional":true},
+            {"field":"f","type":"double","optional":true},
+            {"field":"b","type":"boolean","optional":true},
+            {"field":"s","type":"string","optional":true},
+            {"field":"by","type":"bytes","optional":true},
+            {"field":"ts","type":"int64","name":TIMESTAMP,"optional":true},
+            {"field":"d","type":"int32","name":DATE,"optional":true},
+            {"field":"t","type":"int32","name":TIME,"optional":true},
+            {"field":"dec","type":"bytes","name":DECIMAL,"parameters":{"scale":"2"},"optional":true},
+            {"field":"arr","type":"array","items":{"type":"int32"},"optional":true},
+            {"field":"m","type":"map","keys":{"type":"string"},"values":{"type":"int32"},"optional":true},
+            {"field":"def","type":"int32","optional":true,"default":7},
+            {"field":"req","type":"string"}]});
+        let payloads = [
+            json!({"req":"x"}),
+            json!({"req":"x","i8":127,"i32":-5,"i64":9007199254740993i64,"f":1.5,"b":true,"s":"é\"q","by":"AAE=","ts":1700000000123i64,"d":19000,"t":1500,"dec":"ZA==","arr":[1,2,3],"m":{"a":1}}),
+            json!({"req":"x","i8":128}),
+            json!({"req":"x","i32":2147483648i64}),
+            json!({"req":"x","i64":18446744073709551615u64}),
+            json!({"req":"x","f":18446744073709551615u64}),
+            json!({"req":"x","i32":1.0}),
+            json!({"req":"x","f":3}),
+            json!({"req":"x","s":5}),
+            json!({"req":"x","b":"true"}),
+            json!({"req":"x","by":"not base64!"}),
+            json!({"req":"x","t":86400000}),
+            json!({"req":"x","d":9223372036854775807i64}),
+            json!({"req":"x","ts":9223372036854775807i64}),
+            json!({"req":"x","dec":1.25}),
+            json!({"req":"x","arr":[1,"2"]}),
+            json!({"req":"x","def":null}),
+            json!({"req":null}),
+            json!({}),
+            json!({"req":"x","unknown":{"deep":[1,2,{"x":null}]}}),
+            json!([1, 2]),
+            json!("scalar"),
+            json!(null),
+        ];
+        for payload in payloads {
+            let bytes = json!({"schema": schema, "payload": payload}).to_string();
+            let fast = c
+                .to_connect("t", Some(bytes.as_bytes()))
+                .map(|(s, v)| (s.map(|s| (*s).clone()), v));
+            let slow = general(bytes.as_bytes());
+            assert_eq!(
+                fast.is_ok(),
+                slow.is_ok(),
+                "{payload}: {fast:?} vs {slow:?}"
+            );
+            if let (Ok(a), Ok(b)) = (&fast, &slow) {
+                assert_eq!(a, b, "{payload}");
+            }
+            if let (Err(a), Err(b)) = (&fast, &slow) {
+                assert_eq!(a, b, "{payload}: the general decoder words every error");
+            }
+        }
+        // Duplicate keys: the last one counts, as in a parsed document.
+        let bytes = format!(r#"{{"schema":{schema},"payload":{{"req":"a","req":"b"}}}}"#);
+        let (_, v) = c.to_connect("t", Some(bytes.as_bytes())).unwrap();
+        assert_eq!(v.get("req"), Some(&Value::String("b".into())));
+        // The schema is parsed once and shared by every record that carries the same text.
+        let one = json!({"schema": schema, "payload": {"req":"x","def":1}}).to_string();
+        let (a, _) = c.to_connect("t", Some(one.as_bytes())).unwrap();
+        let (b, _) = c.to_connect("t", Some(one.as_bytes())).unwrap();
+        assert!(Arc::ptr_eq(&a.unwrap(), &b.unwrap()));
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod json;
 pub mod string;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::data::{Schema, Value};
 
@@ -13,12 +14,13 @@ pub const STRING_CONVERTER: &str = "org.apache.kafka.connect.storage.StringConve
 
 #[allow(clippy::wrong_self_convention)] // Kafka's names: toConnectData / fromConnectData
 pub trait Converter: Send + Sync {
-    /// Bytes (None for a null key or tombstone) to Connect data.
+    /// Bytes (None for a null key or tombstone) to Connect data. The schema is shared: records
+    /// of one topic usually carry the same one.
     fn to_connect(
         &self,
         topic: &str,
         bytes: Option<&[u8]>,
-    ) -> Result<(Option<Schema>, Value), String>;
+    ) -> Result<(Option<Arc<Schema>>, Value), String>;
     /// Connect data to bytes; a null value becomes None.
     fn from_connect(
         &self,
@@ -46,7 +48,7 @@ pub fn from_config(
         .collect();
     match class {
         JSON_CONVERTER | "JsonConverter" => Ok(Box::new(json::JsonConverter::new(&props)?)),
-        STRING_CONVERTER | "StringConverter" => Ok(Box::new(string::StringConverter)),
+        STRING_CONVERTER | "StringConverter" => Ok(Box::new(string::StringConverter::default())),
         other => Err(format!(
             "Invalid value {other} for configuration {prefix}: Class {other} could not be found."
         )),

@@ -31,6 +31,9 @@ use crate::connectors::{Config, SinkError, SinkRecord, SinkTask, TopicPartition}
 use crate::converters::{self, Converter};
 use crate::storage::TargetState;
 
+/// Records per put when nothing says otherwise (the JDBC sink's `batch.size` default).
+const DEFAULT_BATCH: usize = 3000;
+
 pub struct SinkRun {
     pub connector: String,
     pub task_id: usize,
@@ -126,11 +129,12 @@ impl ConsumerContext for SinkContext {
     }
 }
 
+/// A record's bytes as read, kept only where the error policy may need them later (record by
+/// record retries with `errors.tolerance=all`).
 struct Polled {
     topic: String,
     partition: i32,
     offset: i64,
-    timestamp: Option<i64>,
     key: Option<Vec<u8>>,
     value: Option<Vec<u8>>,
 }
@@ -141,7 +145,6 @@ impl Polled {
             topic: m.topic().to_string(),
             partition: m.partition(),
             offset: m.offset(),
-            timestamp: m.timestamp().to_millis(),
             key: m.key().map(<[u8]>::to_vec),
             value: m.payload().map(<[u8]>::to_vec),
         }
@@ -155,6 +158,38 @@ impl Polled {
             value: self.value.as_deref(),
         }
     }
+}
+
+fn raw<'a>(m: &'a BorrowedMessage<'_>) -> RawRecord<'a> {
+    RawRecord {
+        topic: m.topic(),
+        partition: m.partition(),
+        offset: m.offset(),
+        key: m.key(),
+        value: m.payload(),
+    }
+}
+
+/// Records converted and ready to hand to the task, with the positions they complete.
+#[derive(Default)]
+struct Batch {
+    generation: u64,
+    records: Vec<SinkRecord>,
+    /// Next offset per partition once this batch is applied (skipped bad records included).
+    positions: BTreeMap<TopicPartition, i64>,
+    /// First offset read per partition (where to go back to when the batch is not applied).
+    first: BTreeMap<TopicPartition, i64>,
+    /// With `errors.tolerance=all`: each record's bytes, to retry record by record.
+    raws: Option<Vec<Polled>>,
+}
+
+/// A batch being written by the task while the next one is read and converted.
+struct InFlight {
+    generation: u64,
+    positions: BTreeMap<TopicPartition, i64>,
+    /// With `errors.tolerance=all`: the records and their bytes, to retry record by record.
+    retry: Option<(Vec<SinkRecord>, Vec<Polled>)>,
+    put: tokio::task::JoinHandle<Result<(), SinkError>>,
 }
 
 impl SinkRun {
@@ -222,6 +257,9 @@ impl SinkRun {
         Ok(consumer)
     }
 
+    /// The consumer loop. Reading and converting the next batch overlaps with the task writing
+    /// the previous one (one batch in flight, applied strictly in order), so the database is
+    /// kept busy instead of waiting for the worker between transactions.
     fn run_inner(
         &self,
         handle: &Handle,
@@ -244,21 +282,27 @@ impl SinkRun {
             handle: handle.clone(),
             assignment: assignment.clone(),
         })?;
-        let max_batch = self.config.parse_or("batch.size", 0usize);
-        let max_batch = if max_batch == 0 {
-            self.config.parse_or("consumer.max.poll.records", 500usize)
-        } else {
-            max_batch
-        }
-        .max(1);
+        // Records per put (one transaction for the JDBC sink): `batch.size`, else the consumer's
+        // max.poll.records override, else the JDBC sink's documented default of 3000. Larger
+        // batches matter: each transaction also locks and advances the stored offsets.
+        let max_batch = [
+            "batch.size",
+            "consumer.override.max.poll.records",
+            "consumer.max.poll.records",
+        ]
+        .iter()
+        .map(|k| self.config.parse_or(k, 0usize))
+        .find(|n| *n > 0)
+        .unwrap_or(DEFAULT_BATCH);
         self.report(State::Running, None);
         let mut paused = false;
-        loop {
+        let mut inflight: Option<InFlight> = None;
+        let result = loop {
             if self.cancel.is_cancelled() {
-                return Ok(());
+                break Ok(());
             }
             if let Some(e) = assignment.lock().error.take() {
-                return Err(e);
+                break Err(e);
             }
             let want_paused = *self.target.borrow() == TargetState::Paused;
             if want_paused {
@@ -266,6 +310,16 @@ impl SinkRun {
                     let _ = consumer.pause(&a);
                 }
                 if !paused {
+                    if let Err(e) = self.finish(
+                        handle,
+                        &task,
+                        &consumer,
+                        &assignment,
+                        &mut policy,
+                        inflight.take(),
+                    ) {
+                        break Err(e);
+                    }
                     self.report(State::Paused, None);
                     paused = true;
                 }
@@ -276,129 +330,198 @@ impl SinkRun {
                 self.report(State::Running, None);
                 paused = false;
             }
-            // Collect a batch: wait for the first record, then take what is already fetched.
-            let mut batch: Vec<Polled> = Vec::new();
-            let mut generation = assignment.lock().generation;
-            let mut wait = Duration::from_millis(100);
-            while batch.len() < max_batch {
-                let polled = consumer.poll(wait);
-                let now = assignment.lock().generation;
-                if now != generation {
-                    // Records read under the previous assignment may belong to another member now.
-                    batch.clear();
-                    generation = now;
-                }
-                match polled {
-                    None => break,
-                    Some(Ok(m)) => batch.push(Polled::from(&m)),
-                    Some(Err(KafkaError::PartitionEOF(_))) => break,
-                    Some(Err(e)) => {
-                        tracing::debug!(error = %e, connector = %self.connector, "consumer error");
-                        break;
-                    }
-                }
-                wait = Duration::ZERO;
-            }
-            if batch.is_empty() {
-                continue;
-            }
-            if want_paused {
-                // Fetched before the pause took effect: read them again after resume.
-                for p in &batch {
-                    let _ = consumer.seek(
-                        &p.topic,
-                        p.partition,
-                        Offset::Offset(p.offset),
-                        Duration::from_secs(5),
-                    );
-                }
-                continue;
-            }
-            self.process(
+            let batch = match self.collect(
                 handle,
-                &task,
                 &consumer,
                 &assignment,
                 &mut policy,
                 key_conv.as_ref(),
                 value_conv.as_ref(),
-                batch,
-            )?;
-        }
+                max_batch,
+                inflight.as_ref(),
+            ) {
+                Ok(b) => b,
+                Err(e) => break Err(e),
+            };
+            if want_paused && !batch.positions.is_empty() {
+                // Read before the pause took effect: read them again after resume.
+                for ((topic, partition), offset) in &batch.first {
+                    let _ = consumer.seek(
+                        topic,
+                        *partition,
+                        Offset::Offset(*offset),
+                        Duration::from_secs(5),
+                    );
+                }
+                continue;
+            }
+            let done = inflight.as_ref().is_some_and(|f| f.put.is_finished());
+            if batch.positions.is_empty() && !done {
+                continue;
+            }
+            if let Err(e) = self.finish(
+                handle,
+                &task,
+                &consumer,
+                &assignment,
+                &mut policy,
+                inflight.take(),
+            ) {
+                break Err(e);
+            }
+            if batch.positions.is_empty() {
+                continue;
+            }
+            if batch.generation != assignment.lock().generation {
+                continue; // read under an assignment that has changed meanwhile
+            }
+            let retry = batch.raws.map(|raws| (batch.records.clone(), raws));
+            let positions = batch.positions;
+            let put = {
+                let (task, positions) = (task.clone(), positions.clone());
+                let records = batch.records;
+                handle.spawn(async move { task.lock().await.put(records, &positions).await })
+            };
+            inflight = Some(InFlight {
+                generation: batch.generation,
+                positions,
+                retry,
+                put,
+            });
+        };
+        // Whatever is in flight is completed (or fails) before the task stops.
+        let last = self.finish(
+            handle,
+            &task,
+            &consumer,
+            &assignment,
+            &mut policy,
+            inflight.take(),
+        );
+        result.and(last)
     }
 
+    /// Reads up to `max_batch` records, converted; records the task has already applied or that
+    /// belong to partitions no longer assigned are left out. Without a batch in flight it waits
+    /// up to 100 ms for the first record and then takes what is already fetched; with one in
+    /// flight it keeps reading until the batch is full or the write in flight is done.
     #[allow(clippy::too_many_arguments)]
-    fn process(
+    fn collect(
+        &self,
+        handle: &Handle,
+        consumer: &BaseConsumer<SinkContext>,
+        assignment: &Arc<Mutex<Assignment>>,
+        policy: &mut ErrorPolicy,
+        key_conv: &dyn Converter,
+        value_conv: &dyn Converter,
+        max_batch: usize,
+        inflight: Option<&InFlight>,
+    ) -> Result<Batch, String> {
+        let mut batch = Batch {
+            generation: assignment.lock().generation,
+            raws: policy.tolerates().then(Vec::new),
+            ..Batch::default()
+        };
+        let mut wait = Duration::from_millis(100);
+        while batch.records.len() < max_batch {
+            let polled = consumer.poll(wait);
+            let now = assignment.lock().generation;
+            if now != batch.generation {
+                // Read under the previous assignment: may belong to another member now.
+                batch = Batch {
+                    generation: now,
+                    raws: policy.tolerates().then(Vec::new),
+                    ..Batch::default()
+                };
+            }
+            let m = match polled {
+                Some(Ok(m)) => m,
+                None | Some(Err(KafkaError::PartitionEOF(_))) => {
+                    if inflight.is_some_and(|f| !f.put.is_finished()) {
+                        wait = Duration::from_millis(1);
+                        continue;
+                    }
+                    break;
+                }
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, connector = %self.connector, "consumer error");
+                    break;
+                }
+            };
+            wait = if inflight.is_some_and(|f| !f.put.is_finished()) {
+                Duration::from_millis(1)
+            } else {
+                Duration::ZERO
+            };
+            let tp = (m.topic().to_string(), m.partition());
+            {
+                let a = assignment.lock();
+                match a.next.get(&tp) {
+                    None => continue,                                   // not ours (any more)
+                    Some(Some(next)) if m.offset() < *next => continue, // already applied
+                    _ => {}
+                }
+            }
+            batch.first.entry(tp.clone()).or_insert(m.offset());
+            batch.positions.insert(tp, m.offset() + 1);
+            // Convert; a record that cannot be converted goes through the error policy.
+            let converted = key_conv
+                .to_connect(m.topic(), m.key())
+                .map_err(|e| ("KEY_CONVERTER", e))
+                .and_then(|k| {
+                    value_conv
+                        .to_connect(m.topic(), m.payload())
+                        .map(|v| (k, v))
+                        .map_err(|e| ("VALUE_CONVERTER", e))
+                });
+            match converted {
+                Ok(((key_schema, key), (value_schema, value))) => {
+                    batch.records.push(SinkRecord {
+                        topic: m.topic().to_string(),
+                        partition: m.partition(),
+                        offset: m.offset(),
+                        timestamp: m.timestamp().to_millis(),
+                        key_schema,
+                        key,
+                        value_schema,
+                        value,
+                    });
+                    if let Some(raws) = &mut batch.raws {
+                        raws.push(Polled::from(&m));
+                    }
+                }
+                Err((stage, e)) => handle.block_on(policy.handle(stage, &raw(&m), &e))?,
+            }
+        }
+        Ok(batch)
+    }
+
+    /// Waits for the batch in flight and settles it: on success its positions are the task's
+    /// new resume points (committed to the group too, for monitoring); a failed batch is
+    /// retried record by record under `errors.tolerance=all`, or fails the task.
+    fn finish(
         &self,
         handle: &Handle,
         task: &Arc<tokio::sync::Mutex<Box<dyn SinkTask>>>,
         consumer: &BaseConsumer<SinkContext>,
         assignment: &Arc<Mutex<Assignment>>,
         policy: &mut ErrorPolicy,
-        key_conv: &dyn Converter,
-        value_conv: &dyn Converter,
-        batch: Vec<Polled>,
+        inflight: Option<InFlight>,
     ) -> Result<(), String> {
-        let mut positions: BTreeMap<TopicPartition, i64> = BTreeMap::new();
-        let mut records: Vec<(SinkRecord, usize)> = Vec::new();
-        {
-            let a = assignment.lock();
-            for (i, p) in batch.iter().enumerate() {
-                let tp = (p.topic.clone(), p.partition);
-                match a.next.get(&tp) {
-                    None => continue,                                 // not ours (any more)
-                    Some(Some(next)) if p.offset < *next => continue, // already applied
-                    _ => {}
-                }
-                positions.insert(tp, p.offset + 1);
-                records.push((
-                    SinkRecord {
-                        topic: p.topic.clone(),
-                        partition: p.partition,
-                        offset: p.offset,
-                        timestamp: p.timestamp,
-                        key_schema: None,
-                        key: crate::data::Value::Null,
-                        value_schema: None,
-                        value: crate::data::Value::Null,
-                    },
-                    i,
-                ));
-            }
-        }
-        if positions.is_empty() {
+        let Some(inflight) = inflight else {
             return Ok(());
-        }
-        // Convert; a record that cannot be converted goes through the error policy.
-        let mut converted = Vec::with_capacity(records.len());
-        for (mut r, i) in records {
-            let p = &batch[i];
-            let key = key_conv
-                .to_connect(&p.topic, p.key.as_deref())
-                .map_err(|e| ("KEY_CONVERTER", e));
-            let value = key.and_then(|k| {
-                value_conv
-                    .to_connect(&p.topic, p.value.as_deref())
-                    .map(|v| (k, v))
-                    .map_err(|e| ("VALUE_CONVERTER", e))
-            });
-            match value {
-                Ok(((ks, k), (vs, v))) => {
-                    (r.key_schema, r.key, r.value_schema, r.value) = (ks, k, vs, v);
-                    converted.push((r, i));
-                }
-                Err((stage, e)) => handle.block_on(policy.handle(stage, &p.raw(), &e))?,
-            }
-        }
-        let records: Vec<SinkRecord> = converted.iter().map(|(r, _)| r.clone()).collect();
-        let result = handle.block_on(async { task.lock().await.put(records, &positions).await });
+        };
+        let result = handle
+            .block_on(inflight.put)
+            .unwrap_or_else(|e| Err(SinkError::Retriable(format!("the write failed: {e}"))));
+        let positions = inflight.positions;
         match result {
             Ok(()) => {}
             Err(SinkError::Fatal(e)) if policy.tolerates() => {
                 // Find the bad records one by one; the others are applied in order.
                 tracing::warn!(connector = %self.connector, error = %e, "batch failed; retrying record by record");
-                for (r, i) in converted {
-                    let p = &batch[i];
+                let (records, raws) = inflight.retry.unwrap_or_default();
+                for (r, p) in records.into_iter().zip(&raws) {
                     let pos = BTreeMap::from([((r.topic.clone(), r.partition), r.offset + 1)]);
                     match handle.block_on(async { task.lock().await.put(vec![r], &pos).await }) {
                         Ok(()) => {}
@@ -417,10 +540,14 @@ impl SinkRun {
             }
             Err(e) => return Err(format!("org.apache.kafka.connect.errors.ConnectException: Exiting WorkerSinkTask due to unrecoverable exception.\n{e}")),
         }
-        // Applied: remember, and commit to the group for monitoring.
+        // Applied: remember, and commit to the group for monitoring (unless the partitions
+        // have moved meanwhile: the new assignment starts from what the task stored).
         let mut tpl = TopicPartitionList::new();
         {
             let mut a = assignment.lock();
+            if a.generation != inflight.generation {
+                return Ok(());
+            }
             let mut applied = self.applied.lock();
             for (tp, next) in &positions {
                 if let Some(slot) = a.next.get_mut(tp) {

@@ -9,6 +9,7 @@
 //! the transaction, since MariaDB commits implicitly on DDL.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -289,18 +290,22 @@ fn sql_val(v: &Value, field: &str) -> Result<SqlVal, String> {
     })
 }
 
-fn bind<'q>(q: Query<'q, MySql, MySqlArguments>, v: &SqlVal) -> Query<'q, MySql, MySqlArguments> {
-    match v.clone() {
+/// Binds by reference: the rows outlive the statement, so no value is copied.
+fn bind<'q>(
+    q: Query<'q, MySql, MySqlArguments>,
+    v: &'q SqlVal,
+) -> Query<'q, MySql, MySqlArguments> {
+    match v {
         SqlVal::Null => q.bind(None::<String>),
-        SqlVal::Bool(b) => q.bind(b),
-        SqlVal::Int(i) => q.bind(i),
-        SqlVal::Float(f) => q.bind(f),
-        SqlVal::Str(s) => q.bind(s),
-        SqlVal::Bytes(b) => q.bind(b),
-        SqlVal::Dec(d) => q.bind(d),
-        SqlVal::Date(d) => q.bind(d),
-        SqlVal::Time(t) => q.bind(t),
-        SqlVal::Ts(t) => q.bind(t),
+        SqlVal::Bool(b) => q.bind(*b),
+        SqlVal::Int(i) => q.bind(*i),
+        SqlVal::Float(f) => q.bind(*f),
+        SqlVal::Str(s) => q.bind(s.as_str()),
+        SqlVal::Bytes(b) => q.bind(b.as_slice()),
+        SqlVal::Dec(d) => q.bind(*d),
+        SqlVal::Date(d) => q.bind(*d),
+        SqlVal::Time(t) => q.bind(*t),
+        SqlVal::Ts(t) => q.bind(*t),
     }
 }
 
@@ -310,17 +315,31 @@ enum Op {
     Delete,
 }
 
-/// One record, as a row of a table.
-struct Row_ {
-    tp: TopicPartition,
-    offset: i64,
+/// Where a record goes: its table, operation and columns. Records of one topic with the same
+/// schemas share one (computed once per batch, not per record).
+struct Shape {
     table: String,
     op: Op,
     /// (column, schema) in order: key columns first.
     key_cols: Vec<(String, Schema)>,
     val_cols: Vec<(String, Schema)>,
+}
+
+/// One record, as a row of a table.
+struct Row_ {
+    tp: TopicPartition,
+    offset: i64,
+    shape: Arc<Shape>,
     keys: Vec<SqlVal>,
     vals: Vec<SqlVal>,
+}
+
+/// Identifies a [`Shape`] within a batch: topic, delete or not, and the schemas (by identity;
+/// the converter hands out one shared schema per distinct schema text).
+type ShapeKey = (String, bool, usize, usize);
+
+fn schema_id(s: &Option<Arc<Schema>>) -> usize {
+    s.as_ref().map_or(0, |s| Arc::as_ptr(s) as usize)
 }
 
 enum WriteError {
@@ -370,22 +389,38 @@ impl JdbcSinkTask {
         self.settings.table_format.replace("${topic}", topic)
     }
 
-    /// Maps a record to its row (pure; no database).
-    fn to_row(&self, r: &SinkRecord) -> Result<Row_, String> {
+    fn null_value_error(&self, r: &SinkRecord) -> String {
+        format!(
+            "Sink connector '{}' is configured with 'delete.enabled=false' and therefore requires records with a non-null Struct value and non-null Struct schema, but found record at {} with a null value",
+            self.connector, describe(r)
+        )
+    }
+
+    fn non_struct_error(&self, r: &SinkRecord) -> String {
+        let s = &self.settings;
+        format!(
+            "Sink connector '{}' is configured with 'delete.enabled={}' and 'pk.mode={}' and therefore requires records with a non-null Struct value and non-null Struct schema, but found record at {} with a {} value and {} value schema. (With value.converter.schemas.enable=false records carry no schema: the JDBC sink needs the {{\"schema\",\"payload\"}} envelope to know the table's columns.)",
+            self.connector,
+            s.delete_enabled,
+            format!("{:?}", s.pk_mode).to_ascii_lowercase(),
+            describe(r),
+            match &r.value { Value::Map(_) => "map", Value::Struct(_) => "struct", Value::String(_) => "string", Value::Null => "null", _ => "non-struct" },
+            if r.value_schema.is_some() { "non-struct" } else { "null" }
+        )
+    }
+
+    /// The table and columns of a record (pure; no database). Depends only on the record's
+    /// topic, whether it is a delete, and its schemas.
+    fn shape(&self, r: &SinkRecord) -> Result<Shape, String> {
         let s = &self.settings;
         let table = self.table_name(&r.topic);
-        let tp = (r.topic.clone(), r.partition);
         let mut key_cols = Vec::new();
-        let mut keys = Vec::new();
         let is_delete = r.value.is_null();
         if is_delete && !s.delete_enabled {
-            return Err(format!(
-                "Sink connector '{}' is configured with 'delete.enabled=false' and therefore requires records with a non-null Struct value and non-null Struct schema, but found record at {} with a null value",
-                self.connector, describe(r)
-            ));
+            return Err(self.null_value_error(r));
         }
         match s.pk_mode {
-            PkMode::None => {}
+            PkMode::None | PkMode::RecordValue => {}
             PkMode::Kafka => {
                 let names: Vec<String> = if s.pk_fields.len() == 3 {
                     s.pk_fields.clone()
@@ -399,11 +434,6 @@ impl JdbcSinkTask {
                 key_cols.push((names[0].clone(), Schema::new(SchemaType::String)));
                 key_cols.push((names[1].clone(), Schema::new(SchemaType::Int32)));
                 key_cols.push((names[2].clone(), Schema::new(SchemaType::Int64)));
-                keys.extend([
-                    SqlVal::Str(r.topic.clone()),
-                    SqlVal::Int(r.partition as i64),
-                    SqlVal::Int(r.offset),
-                ]);
             }
             PkMode::RecordKey => {
                 let schema = r.key_schema.as_ref().ok_or_else(|| {
@@ -412,12 +442,6 @@ impl JdbcSinkTask {
                         describe(r)
                     )
                 })?;
-                if r.key.is_null() {
-                    return Err(format!(
-                        "pk.mode record_key needs a non-null key, but record at {} has none",
-                        describe(r)
-                    ));
-                }
                 if schema.kind == SchemaType::Struct {
                     let names: Vec<String> = if s.pk_fields.is_empty() {
                         schema.fields.iter().map(|f| f.name.clone()).collect()
@@ -432,7 +456,6 @@ impl JdbcSinkTask {
                             )
                         })?;
                         key_cols.push((n.clone(), f.schema.clone()));
-                        keys.push(sql_val(r.key.get(&n).unwrap_or(&Value::Null), &n)?);
                     }
                 } else {
                     let name = match s.pk_fields.as_slice() {
@@ -440,28 +463,15 @@ impl JdbcSinkTask {
                         [one] => one.clone(),
                         _ => return Err("pk.mode record_key with a primitive key needs exactly one pk.fields name".into()),
                     };
-                    key_cols.push((name.clone(), schema.clone()));
-                    keys.push(sql_val(&r.key, &name)?);
+                    key_cols.push((name, (**schema).clone()));
                 }
             }
-            PkMode::RecordValue => {}
         }
         let mut val_cols = Vec::new();
-        let mut vals = Vec::new();
         if !is_delete {
-            let schema = match (&r.value_schema, &r.value) {
-                (Some(sc), Value::Struct(_)) if sc.kind == SchemaType::Struct => sc,
-                _ => {
-                    return Err(format!(
-                        "Sink connector '{}' is configured with 'delete.enabled={}' and 'pk.mode={}' and therefore requires records with a non-null Struct value and non-null Struct schema, but found record at {} with a {} value and {} value schema. (With value.converter.schemas.enable=false records carry no schema: the JDBC sink needs the {{\"schema\",\"payload\"}} envelope to know the table's columns.)",
-                        self.connector,
-                        s.delete_enabled,
-                        format!("{:?}", s.pk_mode).to_ascii_lowercase(),
-                        describe(r),
-                        match &r.value { Value::Map(_) => "map", Value::Struct(_) => "struct", Value::String(_) => "string", _ => "non-struct" },
-                        if r.value_schema.is_some() { "non-struct" } else { "null" }
-                    ))
-                }
+            let schema = match &r.value_schema {
+                Some(sc) if sc.kind == SchemaType::Struct => sc,
+                _ => return Err(self.non_struct_error(r)),
             };
             if s.pk_mode == PkMode::RecordValue {
                 let names: Vec<String> = if s.pk_fields.is_empty() {
@@ -477,7 +487,6 @@ impl JdbcSinkTask {
                         )
                     })?;
                     key_cols.push((n.clone(), f.schema.clone()));
-                    keys.push(sql_val(r.value.get(&n).unwrap_or(&Value::Null), &n)?);
                 }
             }
             for f in &schema.fields {
@@ -488,10 +497,62 @@ impl JdbcSinkTask {
                     continue;
                 }
                 val_cols.push((f.name.clone(), f.schema.clone()));
-                vals.push(sql_val(
-                    r.value.get(&f.name).unwrap_or(&Value::Null),
-                    &f.name,
-                )?);
+            }
+        }
+        if is_delete && key_cols.is_empty() {
+            return Err(format!(
+                "Cannot delete for record at {}: no key",
+                describe(r)
+            ));
+        }
+        Ok(Shape {
+            table,
+            op: if is_delete { Op::Delete } else { Op::Write },
+            key_cols,
+            val_cols,
+        })
+    }
+
+    /// A record's key and column values in `shape`'s order (pure; no database).
+    fn to_row(&self, r: &SinkRecord, shape: Arc<Shape>) -> Result<Row_, String> {
+        let s = &self.settings;
+        let mut keys = Vec::with_capacity(shape.key_cols.len());
+        match s.pk_mode {
+            PkMode::None => {}
+            PkMode::Kafka => keys.extend([
+                SqlVal::Str(r.topic.clone()),
+                SqlVal::Int(r.partition as i64),
+                SqlVal::Int(r.offset),
+            ]),
+            PkMode::RecordKey => {
+                if r.key.is_null() {
+                    return Err(format!(
+                        "pk.mode record_key needs a non-null key, but record at {} has none",
+                        describe(r)
+                    ));
+                }
+                if matches!(r.key, Value::Struct(_)) {
+                    for (n, _) in &shape.key_cols {
+                        keys.push(sql_val(r.key.get(n).unwrap_or(&Value::Null), n)?);
+                    }
+                } else if let Some((n, _)) = shape.key_cols.first() {
+                    keys.push(sql_val(&r.key, n)?);
+                }
+            }
+            PkMode::RecordValue => {}
+        }
+        let mut vals = Vec::with_capacity(shape.val_cols.len());
+        if shape.op == Op::Write {
+            if !matches!(r.value, Value::Struct(_)) {
+                return Err(self.non_struct_error(r));
+            }
+            if s.pk_mode == PkMode::RecordValue {
+                for (n, _) in &shape.key_cols {
+                    keys.push(sql_val(r.value.get(n).unwrap_or(&Value::Null), n)?);
+                }
+            }
+            for (n, _) in &shape.val_cols {
+                vals.push(sql_val(r.value.get(n).unwrap_or(&Value::Null), n)?);
             }
         }
         if keys.iter().any(|k| matches!(k, SqlVal::Null)) {
@@ -500,22 +561,37 @@ impl JdbcSinkTask {
                 describe(r)
             ));
         }
-        if is_delete && keys.is_empty() {
-            return Err(format!(
-                "Cannot delete for record at {}: no key",
-                describe(r)
-            ));
-        }
         Ok(Row_ {
-            tp,
+            tp: (r.topic.clone(), r.partition),
             offset: r.offset,
-            table,
-            op: if is_delete { Op::Delete } else { Op::Write },
-            key_cols,
-            val_cols,
+            shape,
             keys,
             vals,
         })
+    }
+
+    /// Maps every record to its row, sharing the shapes.
+    fn to_rows(&self, records: &[SinkRecord]) -> Result<Vec<Row_>, String> {
+        let mut shapes: HashMap<ShapeKey, Arc<Shape>> = HashMap::new();
+        let mut rows = Vec::with_capacity(records.len());
+        for r in records {
+            let key: ShapeKey = (
+                r.topic.clone(),
+                r.value.is_null(),
+                schema_id(&r.key_schema),
+                schema_id(&r.value_schema),
+            );
+            let shape = match shapes.get(&key) {
+                Some(shape) => shape.clone(),
+                None => {
+                    let shape = Arc::new(self.shape(r)?);
+                    shapes.insert(key, shape.clone());
+                    shape
+                }
+            };
+            rows.push(self.to_row(r, shape)?);
+        }
+        Ok(rows)
     }
 
     async fn ensure_offsets_table(&self) -> Result<(), WriteError> {
@@ -549,7 +625,7 @@ impl JdbcSinkTask {
     }
 
     /// Makes sure `row`'s table exists with all its columns (auto.create / auto.evolve).
-    async fn ensure_table(&mut self, row: &Row_) -> Result<(), WriteError> {
+    async fn ensure_table(&mut self, row: &Shape) -> Result<(), WriteError> {
         let wanted: Vec<&(String, Schema)> =
             row.key_cols.iter().chain(row.val_cols.iter()).collect();
         if let Some(cols) = self.columns.get(&row.table) {
@@ -650,23 +726,12 @@ impl JdbcSinkTask {
         records: &[SinkRecord],
         positions: &BTreeMap<TopicPartition, i64>,
     ) -> Result<(), WriteError> {
-        let mut rows = Vec::with_capacity(records.len());
-        for r in records {
-            rows.push(self.to_row(r).map_err(WriteError::Fatal)?);
-        }
-        // DDL first (idempotent, outside the transaction).
-        let mut seen: HashSet<(String, Vec<String>)> = HashSet::new();
+        let rows = self.to_rows(records).map_err(WriteError::Fatal)?;
+        // DDL first (idempotent, outside the transaction), once per shape.
+        let mut seen: HashSet<usize> = HashSet::new();
         for row in &rows {
-            let sig = (
-                row.table.clone(),
-                row.key_cols
-                    .iter()
-                    .chain(row.val_cols.iter())
-                    .map(|(n, _)| n.clone())
-                    .collect(),
-            );
-            if seen.insert(sig) {
-                self.ensure_table(row).await?;
+            if seen.insert(Arc::as_ptr(&row.shape) as usize) {
+                self.ensure_table(&row.shape).await?;
             }
         }
         let mut tx = self.pool.begin().await.map_err(classify)?;
@@ -722,7 +787,7 @@ impl JdbcSinkTask {
         tx: &mut sqlx::Transaction<'_, MySql>,
         rows: &[Row_],
     ) -> Result<(), WriteError> {
-        let first = &rows[0];
+        let first = &rows[0].shape;
         let table = quote_table(&first.table);
         let key_names: Vec<String> = first.key_cols.iter().map(|(n, _)| quote(n)).collect();
         let val_names: Vec<String> = first.val_cols.iter().map(|(n, _)| quote(n)).collect();
@@ -801,12 +866,14 @@ impl JdbcSinkTask {
 }
 
 fn same_shape(a: &Row_, b: &Row_) -> bool {
-    a.table == b.table
-        && a.op == b.op
-        && a.key_cols.len() == b.key_cols.len()
-        && a.val_cols.len() == b.val_cols.len()
-        && a.key_cols.iter().zip(&b.key_cols).all(|(x, y)| x.0 == y.0)
-        && a.val_cols.iter().zip(&b.val_cols).all(|(x, y)| x.0 == y.0)
+    let (a, b) = (&a.shape, &b.shape);
+    Arc::ptr_eq(a, b)
+        || (a.table == b.table
+            && a.op == b.op
+            && a.key_cols.len() == b.key_cols.len()
+            && a.val_cols.len() == b.val_cols.len()
+            && a.key_cols.iter().zip(&b.key_cols).all(|(x, y)| x.0 == y.0)
+            && a.val_cols.iter().zip(&b.val_cols).all(|(x, y)| x.0 == y.0))
 }
 
 #[async_trait]
