@@ -23,6 +23,7 @@
 #   BENCH_SINK_BATCH [unset: connector default]  BENCH_E2E_RATE [200]  BENCH_E2E_SECS [30]
 #   BENCH_BROKER_PORT [19192]  BENCH_CONNECT_PORT [18083]  BENCH_ORDER_PORTS ["18091 18092"]
 #   BENCH_DB_PORT [13316]  MARIADB_IMAGE [offline/mariadb:10.11]
+#   BENCH_BROKER_ARGS [extra broker flags, e.g. "--flush-policy os"]  BENCH_KEEP_LOGS [unset: logs deleted; DIR: copied there]
 #   BENCH_TMPDIR [$TMPDIR or /tmp]  BENCH_SKIP_BUILD [0]  BENCH_ONLY [all | orders | sink]
 set -euo pipefail
 
@@ -71,6 +72,9 @@ cleanup() {
     if [[ -n "$container" ]]; then
         docker rm -f "$container" >/dev/null 2>&1 || true
     fi
+    if [[ -n "${BENCH_KEEP_LOGS:-}" ]]; then
+        mkdir -p "$BENCH_KEEP_LOGS" && cp "$work"/*.log "$BENCH_KEEP_LOGS"/ 2>/dev/null || true
+    fi
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -111,7 +115,8 @@ done
 
 echo "==> broker on $bootstrap" >&2
 mkdir -p "$work/broker"
-"$bin/broker" --listen "$bootstrap" --data-dir "$work/broker" >"$work/broker.log" 2>&1 &
+# shellcheck disable=SC2086 # BENCH_BROKER_ARGS is a list of flags
+"$bin/broker" --listen "$bootstrap" --data-dir "$work/broker" ${BENCH_BROKER_ARGS:-} >"$work/broker.log" 2>&1 &
 pids+=($!)
 broker_pid=$!
 wait_log "$work/broker.log" "listening on" "$broker_pid" broker

@@ -24,6 +24,8 @@ pub struct WorkerContext {
     /// Converters of connectors that name none.
     pub key_converter: String,
     pub value_converter: String,
+    /// Least time between the starts of two sink batches that are not full.
+    pub sink_linger: std::time::Duration,
 }
 
 /// A running task, as the herder holds it.

@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use rdkafka::config::ClientConfig;
@@ -297,6 +297,7 @@ impl SinkRun {
         self.report(State::Running, None);
         let mut paused = false;
         let mut inflight: Option<InFlight> = None;
+        let mut last_dispatch = Instant::now();
         let result = loop {
             if self.cancel.is_cancelled() {
                 break Ok(());
@@ -339,6 +340,7 @@ impl SinkRun {
                 value_conv.as_ref(),
                 max_batch,
                 inflight.as_ref(),
+                last_dispatch + self.ctx.sink_linger,
             ) {
                 Ok(b) => b,
                 Err(e) => break Err(e),
@@ -382,6 +384,7 @@ impl SinkRun {
                 let records = batch.records;
                 handle.spawn(async move { task.lock().await.put(records, &positions).await })
             };
+            last_dispatch = Instant::now();
             inflight = Some(InFlight {
                 generation: batch.generation,
                 positions,
@@ -416,6 +419,7 @@ impl SinkRun {
         value_conv: &dyn Converter,
         max_batch: usize,
         inflight: Option<&InFlight>,
+        linger_until: Instant,
     ) -> Result<Batch, String> {
         let mut batch = Batch {
             generation: assignment.lock().generation,
@@ -439,6 +443,12 @@ impl SinkRun {
                 None | Some(Err(KafkaError::PartitionEOF(_))) => {
                     if inflight.is_some_and(|f| !f.put.is_finished()) {
                         wait = Duration::from_millis(1);
+                        continue;
+                    }
+                    // Linger: a batch that is not full waits for more until `linger_until`.
+                    let left = linger_until.saturating_duration_since(Instant::now());
+                    if !batch.records.is_empty() && !left.is_zero() {
+                        wait = left;
                         continue;
                     }
                     break;
