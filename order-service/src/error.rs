@@ -31,6 +31,9 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
+    /// The path exists, the method does not (405).
+    #[error("{0}")]
+    MethodNotAllowed(String),
     /// The database or the broker cannot serve the request now; retrying later may work.
     #[error("{0}")]
     Unavailable(String),
@@ -55,6 +58,7 @@ impl ApiError {
         match self {
             ApiError::Validation(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable(_) | ApiError::NotYetConsistent(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }

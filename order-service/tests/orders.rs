@@ -172,6 +172,10 @@ async fn invalid_requests_get_400_with_a_json_body_naming_the_field() -> anyhow:
     let r = client.get(format!("{}/nope", app.url)).send().await?;
     assert_eq!(r.status(), 404);
     let _: Value = r.json().await?;
+    // Known path, unknown method: JSON 405.
+    let r = client.put(&url).send().await?;
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.json::<Value>().await?["status"], 405);
     // Liveness and readiness.
     let r = client
         .get(format!("{}/order-service/health_check", app.url))

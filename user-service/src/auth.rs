@@ -22,6 +22,33 @@ pub async fn hash_password(pwd: String) -> Result<String, ApiError> {
     .map_err(|e| ApiError::Internal(e.to_string()))?
 }
 
+/// A hash (of a random password, with the same parameters as real ones) to check a login for an
+/// unknown email against, so that it takes as long as for a known one.
+fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let salt = SaltString::generate(&mut OsRng);
+        let password = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(password.as_str().as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .unwrap_or_default()
+    });
+    &DUMMY
+}
+
+/// Whether `pwd` matches the user's stored hash; for no user (unknown email) it is checked
+/// against [`dummy_hash`] and is always false, at the same cost.
+pub async fn check_login_password(pwd: String, stored: Option<String>) -> Result<bool, ApiError> {
+    let known = stored.is_some();
+    let stored = match stored {
+        Some(s) => s,
+        None => tokio::task::spawn_blocking(|| dummy_hash().to_string())
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?,
+    };
+    Ok(verify_password(pwd, stored).await? && known)
+}
+
 /// Whether `pwd` matches the stored hash (false on a malformed hash as well).
 pub async fn verify_password(pwd: String, stored: String) -> Result<bool, ApiError> {
     tokio::task::spawn_blocking(move || {
@@ -64,6 +91,20 @@ pub fn issue_token(user_id: &str, secret: &[u8], lifetime_secs: u64) -> Result<S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_unknown_login_costs_a_real_check_and_never_matches() {
+        let dummy = dummy_hash();
+        assert!(dummy.starts_with("$argon2id$"), "a real hash: {dummy}");
+        assert!(!check_login_password("anything".into(), None).await.unwrap());
+        let h = hash_password("correct horse".into()).await.unwrap();
+        assert!(
+            check_login_password("correct horse".into(), Some(h.clone()))
+                .await
+                .unwrap()
+        );
+        assert!(!check_login_password("wrong".into(), Some(h)).await.unwrap());
+    }
 
     #[tokio::test]
     async fn hashes_verify_and_tokens_carry_the_user() {

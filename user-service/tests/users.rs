@@ -186,6 +186,12 @@ async fn sign_up_hashes_the_password_and_login_returns_a_jwt() -> anyhow::Result
     let r = c.get(format!("{users}/no-such-user")).send().await?;
     assert_eq!(r.status(), 404);
     assert_eq!(r.json::<Value>().await?["status"], 404);
+    // A method the path does not have → 405 with the same JSON error shape.
+    let r = c.delete(&users).send().await?;
+    assert_eq!(r.status(), 405);
+    let e: Value = r.json().await?;
+    assert_eq!(e["status"], 405);
+    assert!(e["message"].as_str().unwrap().contains("DELETE"), "{e}");
 
     // Login: token + userId headers; wrong password or unknown email → 401.
     let r = c

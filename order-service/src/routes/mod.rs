@@ -18,5 +18,8 @@ pub fn router(state: AppState) -> Router {
         .route("/order-service/health_check", get(health::health_check))
         .route("/order-service/ready", get(health::ready))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .method_not_allowed_fallback(|method: axum::http::Method| async move {
+            ApiError::MethodNotAllowed(format!("{method} is not supported on this path"))
+        })
         .with_state(state)
 }

@@ -19,12 +19,12 @@ pub async fn login(
 ) -> Result<Response, ApiError> {
     let (email, password) = parse_login(body)?;
     let denied = || ApiError::Unauthorized("wrong email or password".into());
-    let user = db::with_timeout(state.db_timeout, db::user_by_email(&state.pool, &email))
-        .await?
-        .ok_or_else(denied)?;
-    if !auth::verify_password(password, user.encrypted_pwd.clone()).await? {
-        return Err(denied());
-    }
+    let user = db::with_timeout(state.db_timeout, db::user_by_email(&state.pool, &email)).await?;
+    // An unknown email costs the same password check as a known one, so that the answer's
+    // timing does not tell which emails exist either.
+    let stored = user.as_ref().map(|u| u.encrypted_pwd.clone());
+    let matches = auth::check_login_password(password, stored).await?;
+    let user = user.filter(|_| matches).ok_or_else(denied)?;
     let token = auth::issue_token(&user.user_id, &state.jwt_secret, state.jwt_lifetime_secs)?;
     let mut response = StatusCode::OK.into_response();
     let headers = response.headers_mut();

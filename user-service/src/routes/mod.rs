@@ -19,5 +19,8 @@ pub fn router(state: AppState) -> Router {
         .route("/welcome", get(health::welcome))
         .route("/ready", get(health::ready))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .method_not_allowed_fallback(|method: axum::http::Method| async move {
+            ApiError::MethodNotAllowed(format!("{method} is not supported on this path"))
+        })
         .with_state(state)
 }
