@@ -122,6 +122,9 @@ struct Group {
     /// member has joined (`group.initial.rebalance.delay.ms`), so that members starting together
     /// land in one generation.
     initial_delay_until: Instant,
+    /// A new member joined while the group was completing a rebalance: the next rebalance starts
+    /// as soon as the leader's assignment is delivered (see [`GroupCoordinator::join`]).
+    rebalance_after_sync: bool,
 }
 
 impl Group {
@@ -137,6 +140,7 @@ impl Group {
             pending: HashMap::new(),
             rebalance_deadline: Instant::now(),
             initial_delay_until: Instant::now(),
+            rebalance_after_sync: false,
         }
     }
 
@@ -155,6 +159,7 @@ impl Group {
     }
 
     fn prepare_rebalance(&mut self, config: &GroupConfig) {
+        self.rebalance_after_sync = false;
         if self.state == State::CompletingRebalance {
             for m in self.members.values_mut() {
                 if let Some(w) = m.sync_waiter.take() {
@@ -470,6 +475,7 @@ impl GroupCoordinator {
         };
 
         let (tx, rx) = oneshot::channel();
+        let is_new = !group.members.contains_key(&member_id);
         let member = group
             .members
             .entry(member_id.clone())
@@ -496,6 +502,17 @@ impl GroupCoordinator {
             });
         }
         group.protocol_type = Some(req.protocol_type);
+        if group.state == State::CompletingRebalance && is_new {
+            // Kafka would fail the pending SyncGroups with REBALANCE_IN_PROGRESS here. librdkafka
+            // answers that by rejoining only after its one-second join backoff, so a member
+            // arriving just after the others' JoinGroups cost a full second. Instead the current
+            // generation completes (its SyncGroups are answered with the leader's assignment),
+            // and the next rebalance starts right after: the members learn of it from their next
+            // heartbeat and rejoin at once (a revoke-and-rejoin skips the backoff). The new
+            // member's JoinGroup waits for that rebalance, as it would have anyway.
+            group.rebalance_after_sync = true;
+            return JoinOutcome::Later(rx);
+        }
         if group.state != State::PreparingRebalance {
             group.prepare_rebalance(&self.config);
         }
@@ -572,6 +589,16 @@ impl GroupCoordinator {
                         generation = group.generation,
                         "rebalance complete"
                     );
+                    if group.rebalance_after_sync {
+                        tracing::info!(
+                            group = group_id,
+                            "a member joined meanwhile: rebalancing again"
+                        );
+                        group.prepare_rebalance(&self.config);
+                        if group.join_complete_due(Instant::now()) {
+                            group.complete_join();
+                        }
+                    }
                 }
                 Err(rx)
             }
@@ -913,6 +940,65 @@ mod tests {
             c.heartbeat("g", 1, "nobody", None),
             ResponseError::UnknownMemberId.code()
         );
+    }
+
+    /// A member joining while the others wait for the leader's assignment does not fail their
+    /// SyncGroups (librdkafka would then rejoin only after its 1 s backoff): that generation
+    /// completes, then a rebalance starts at once, signalled through heartbeats, and the next
+    /// generation holds all three.
+    #[tokio::test]
+    async fn a_member_joining_during_sync_rebalances_right_after_it() {
+        let c = coordinator();
+        let a = member_id_required(join(&c, ""));
+        let b = member_id_required(join(&c, ""));
+        let (ra, rb) = match (join(&c, &a), join(&c, &b)) {
+            (JoinOutcome::Later(ra), JoinOutcome::Later(rb)) => (ra, rb),
+            _ => panic!("joins answered early"),
+        };
+        let (ja, jb) = (ra.await.expect("a"), rb.await.expect("b"));
+        let (leader, follower) = if ja.leader == a { (ja, jb) } else { (jb, ja) };
+        let pending = c
+            .sync("g", 1, &follower.member_id, None, vec![])
+            .expect_err("follower waits");
+        // The third member arrives now.
+        let third = member_id_required(join(&c, ""));
+        let mut third_joined = match join(&c, &third) {
+            JoinOutcome::Later(rx) => rx,
+            JoinOutcome::Now(r) => panic!("answered early: {r:?}"),
+        };
+        assert!(
+            third_joined.try_recv().is_err(),
+            "waits for the next rebalance"
+        );
+        let assignments = vec![
+            (leader.member_id.clone(), Bytes::from_static(b"L")),
+            (follower.member_id.clone(), Bytes::from_static(b"F")),
+        ];
+        let _ = c.sync("g", 1, &leader.member_id, None, assignments);
+        let synced = pending.await.expect("follower");
+        assert_eq!(
+            (synced.error, synced.assignment),
+            (0, Bytes::from_static(b"F"))
+        );
+        // Right after, heartbeats announce the next rebalance.
+        assert_eq!(
+            c.heartbeat("g", 1, &follower.member_id, None),
+            ResponseError::RebalanceInProgress.code()
+        );
+        let (ra, rb) = match (join(&c, &leader.member_id), join(&c, &follower.member_id)) {
+            (JoinOutcome::Later(ra), JoinOutcome::Later(rb)) => (ra, rb),
+            _ => panic!("rejoins answered early"),
+        };
+        for r in [
+            ra.await.expect("a"),
+            rb.await.expect("b"),
+            third_joined.await.expect("c"),
+        ] {
+            assert_eq!((r.error, r.generation), (0, 2));
+            if r.leader == r.member_id {
+                assert_eq!(r.members.len(), 3);
+            }
+        }
     }
 
     fn join_static(c: &GroupCoordinator, member_id: &str, instance: &str) -> JoinOutcome {
