@@ -318,7 +318,7 @@ async fn sink(
         "| JDBC sink (upsert on order_id, batch.size {}), first to last applied batch | {} | {steady_secs:.2} | {steady:.0} |",
         args.sink_batch_size
             .map(|b| b.to_string())
-            .unwrap_or_else(|| "default 500".into()),
+            .unwrap_or_else(|| "default 3000".into()),
         total - off_first
     );
     println!(
