@@ -505,6 +505,12 @@ impl JdbcSinkTask {
                 describe(r)
             ));
         }
+        if !is_delete && key_cols.is_empty() && val_cols.is_empty() {
+            return Err(format!(
+                "Record at {} has no fields to write (an empty struct, or fields.whitelist leaves none)",
+                describe(r)
+            ));
+        }
         Ok(Shape {
             table,
             op: if is_delete { Op::Delete } else { Op::Write },
@@ -936,5 +942,70 @@ impl SinkTask for JdbcSinkTask {
 
     async fn stop(&mut self) {
         self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::Field;
+
+    fn task(settings: &[(&str, &str)]) -> JdbcSinkTask {
+        let config: Config = settings
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        JdbcSinkTask {
+            connector: "c".into(),
+            settings: Settings::from(&config),
+            pool: MySqlPoolOptions::new()
+                .connect_lazy("mysql://u:p@127.0.0.1:1/db")
+                .unwrap(),
+            columns: HashMap::new(),
+        }
+    }
+
+    fn record(offset: i64, schema: &Arc<Schema>, value: Value) -> SinkRecord {
+        SinkRecord {
+            topic: "t".into(),
+            partition: 0,
+            offset,
+            timestamp: None,
+            key_schema: None,
+            key: Value::Null,
+            value_schema: Some(schema.clone()),
+            value,
+        }
+    }
+
+    #[tokio::test]
+    async fn records_of_one_schema_share_a_shape_and_empty_rows_are_refused() {
+        let mut schema = Schema::new(SchemaType::Struct);
+        schema.fields.push(Field {
+            name: "a".into(),
+            schema: Schema::new(SchemaType::Int32),
+        });
+        let schema = Arc::new(schema);
+        let rows = task(&[])
+            .to_rows(&[
+                record(0, &schema, Value::Struct(vec![("a".into(), Value::Int(1))])),
+                record(1, &schema, Value::Struct(vec![("a".into(), Value::Int(2))])),
+            ])
+            .unwrap();
+        assert!(Arc::ptr_eq(&rows[0].shape, &rows[1].shape));
+        assert_eq!(rows[1].shape.val_cols.len(), 1);
+        assert!(matches!(rows[1].vals[0], SqlVal::Int(2)));
+
+        // Nothing to write: a clear error, not a malformed INSERT retried as if the database
+        // were down.
+        let only_b = task(&[("fields.whitelist", "b")]).to_rows(&[record(
+            0,
+            &schema,
+            Value::Struct(vec![("a".into(), Value::Int(1))]),
+        )]);
+        assert!(only_b.is_err_and(|e| e.contains("no fields to write")));
+        let empty = Arc::new(Schema::new(SchemaType::Struct));
+        let empty_row = task(&[]).to_rows(&[record(0, &empty, Value::Struct(vec![]))]);
+        assert!(empty_row.is_err_and(|e| e.contains("no fields to write")));
     }
 }
