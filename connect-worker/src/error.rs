@@ -1,12 +1,20 @@
-//! The worker's error type and its HTTP rendering.
+//! The worker's top-level error types: [`ConnectError`] with its HTTP rendering, and
+//! [`WorkerError`] for what stops [`crate::run`].
 //!
 //! Kafka Connect answers every REST error as `{"error_code": <http status>, "message": "..."}`;
 //! clients (and the Confluent CLI) parse that shape, so every handler returns [`ConnectError`]
 //! and the status code is decided here, in one place. A client mistake is never a 500.
+//!
+//! Errors of the layers below (connectors, storage) keep their causes as `source()`; [`chain`]
+//! renders an error with all its causes, which is the text of status traces and of 500s.
+
+use std::path::PathBuf;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+
+use crate::storage::StorageError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -51,9 +59,10 @@ impl ConnectError {
     }
 }
 
-impl From<anyhow::Error> for ConnectError {
-    fn from(e: anyhow::Error) -> Self {
-        ConnectError::Internal(format!("{e:#}"))
+/// A state topic could not be read or written: the request fails with a 500.
+impl From<StorageError> for ConnectError {
+    fn from(e: StorageError) -> Self {
+        ConnectError::Internal(chain(&e))
     }
 }
 
@@ -69,3 +78,84 @@ impl IntoResponse for ConnectError {
 }
 
 pub type Result<T, E = ConnectError> = std::result::Result<T, E>;
+
+/// An error followed by each of its causes, `outer: cause: root cause`.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    out
+}
+
+/// Why the worker could not start, or stopped serving.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The REST listener's address could not be read.
+    #[error(transparent)]
+    Listener(std::io::Error),
+    #[error("creating internal topic {topic} on {bootstrap}")]
+    InternalTopic {
+        topic: String,
+        bootstrap: String,
+        #[source]
+        source: StorageError,
+    },
+    /// The producer or the offsets topic could not be set up.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("reading the config topic")]
+    ConfigTopic(#[source] StorageError),
+    /// `--connectors-dir` could not be listed.
+    #[error("reading {}", .dir.display())]
+    ConnectorsDir {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A connector file could not be read.
+    #[error(transparent)]
+    ConnectorFile(std::io::Error),
+    #[error("parsing {}", .file.display())]
+    ConnectorJson {
+        file: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{}: no \"name\"", .file.display())]
+    ConnectorFileName { file: PathBuf },
+    #[error("{}: no \"config\" object", .file.display())]
+    ConnectorFileConfig { file: PathBuf },
+    /// The connector of a file was refused (the message says why).
+    #[error("{}: {error}", .file.display())]
+    CreateConnector { file: PathBuf, error: ConnectError },
+    /// The REST server failed.
+    #[error(transparent)]
+    Serve(std::io::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_renders_every_cause_once() {
+        let e = WorkerError::InternalTopic {
+            topic: "connect-configs".into(),
+            bootstrap: "b:9092".into(),
+            source: StorageError::TopicUnavailable {
+                topic: "connect-configs".into(),
+            },
+        };
+        assert_eq!(
+            chain(&e),
+            "creating internal topic connect-configs on b:9092: topic connect-configs not available"
+        );
+        let e = ConnectError::from(StorageError::ReadTimeout { topic: "t".into() });
+        assert_eq!(e.to_string(), "timed out reading t");
+        assert_eq!(e.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+}

@@ -18,12 +18,12 @@ use tokio_util::sync::CancellationToken;
 use crate::connectors::config_def::{self, ConfigExt};
 use crate::connectors::{self, Config, ConnectorKind, ConnectorPlugin, Task, TopicPartition};
 use crate::converters;
-use crate::error::{ConnectError, Result};
+use crate::error::{chain, ConnectError, Result};
 use crate::storage::{ConfigStore, TargetState};
 use crate::worker::sink_runner::SinkRun;
 use crate::worker::source_runner::SourceRun;
 use crate::worker::status::{connector_key, task_key};
-use crate::worker::{mask_secrets, State, TaskHandle, WorkerContext};
+use crate::worker::{mask_secrets, State, TaskHandle, TaskRun, WorkerContext};
 
 /// Upper bound of `tasks.max`: one worker runs every task, each sink task on its own blocking
 /// thread (tokio allows 512), and connectors build all task configs up front.
@@ -269,7 +269,10 @@ impl Herder {
                 }
                 Err(e) => {
                     let trace = mask_secrets(
-                        &format!("org.apache.kafka.connect.errors.ConnectException: {e:#}"),
+                        &format!(
+                            "org.apache.kafka.connect.errors.ConnectException: {}",
+                            chain(&e)
+                        ),
                         &rt.config,
                     );
                     tracing::error!(connector = %name, "connector failed: {trace}");
@@ -314,7 +317,7 @@ impl Herder {
         let task = match rt.plugin.create_task(&config) {
             Ok(t) => t,
             Err(e) => {
-                let trace = mask_secrets(&format!("{e:#}"), &config);
+                let trace = mask_secrets(&chain(&e), &config);
                 self.ctx
                     .status
                     .set(&key, State::Failed, Some(trace), generation);
@@ -326,30 +329,23 @@ impl Herder {
             .set(&key, State::Unassigned, None, generation);
         let cancel = CancellationToken::new();
         let (target_tx, target_rx) = watch::channel(rt.target);
+        let common = TaskRun {
+            connector: name.to_string(),
+            task_id: id,
+            config,
+            ctx: self.ctx.clone(),
+            cancel: cancel.clone(),
+            target: target_rx,
+            generation,
+        };
         let join = match task {
             Task::Sink(task) => SinkRun {
-                connector: name.to_string(),
-                task_id: id,
-                config,
+                common,
                 task,
-                ctx: self.ctx.clone(),
-                cancel: cancel.clone(),
-                target: target_rx,
-                generation,
                 applied: rt.applied.clone(),
             }
             .spawn(),
-            Task::Source(task) => SourceRun {
-                connector: name.to_string(),
-                task_id: id,
-                config,
-                task,
-                ctx: self.ctx.clone(),
-                cancel: cancel.clone(),
-                target: target_rx,
-                generation,
-            }
-            .spawn(),
+            Task::Source(task) => SourceRun { common, task }.spawn(),
         };
         if id < rt.tasks.len() {
             rt.tasks[id] = Some(TaskHandle {
@@ -477,11 +473,7 @@ impl Herder {
 
     pub async fn set_target(&self, name: &str, target: TargetState) -> Result<()> {
         let mut all = self.connectors.lock().await;
-        let rt = &mut all
-            .iter_mut()
-            .find(|(n, _)| n == name)
-            .ok_or_else(|| ConnectError::ConnectorNotFound(name.to_string()))?
-            .1;
+        let rt = runtime_mut(&mut all, name)?;
         self.store.put_target_state(name, target).await?;
         let before = rt.target;
         rt.target = target;
@@ -540,11 +532,7 @@ impl Herder {
         only_failed: bool,
     ) -> Result<Json> {
         let mut all = self.connectors.lock().await;
-        let rt = &mut all
-            .iter_mut()
-            .find(|(n, _)| n == name)
-            .ok_or_else(|| ConnectError::ConnectorNotFound(name.to_string()))?
-            .1;
+        let rt = runtime_mut(&mut all, name)?;
         let connector_failed = self
             .ctx
             .status
@@ -574,11 +562,7 @@ impl Herder {
 
     pub async fn restart_task(&self, name: &str, id: usize) -> Result<()> {
         let mut all = self.connectors.lock().await;
-        let rt = &mut all
-            .iter_mut()
-            .find(|(n, _)| n == name)
-            .ok_or_else(|| ConnectError::ConnectorNotFound(name.to_string()))?
-            .1;
+        let rt = runtime_mut(&mut all, name)?;
         if id >= rt.task_configs.len() || rt.target == TargetState::Stopped {
             return Err(ConnectError::TaskNotFound(format!("{name}-{id}")));
         }
@@ -606,6 +590,17 @@ impl Herder {
             tracing::info!(connector = %name, "stopped");
         }
     }
+}
+
+/// The runtime of connector `name`, or its 404.
+fn runtime_mut<'a>(
+    all: &'a mut [(String, ConnectorRuntime)],
+    name: &str,
+) -> Result<&'a mut ConnectorRuntime> {
+    all.iter_mut()
+        .find(|(n, _)| n == name)
+        .map(|(_, rt)| rt)
+        .ok_or_else(|| ConnectError::ConnectorNotFound(name.to_string()))
 }
 
 fn info_json(name: &str, rt: &ConnectorRuntime) -> Json {

@@ -18,8 +18,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::Context;
-
+pub use crate::error::WorkerError;
 use crate::herder::Herder;
 use crate::storage::{kafka, ConfigStore, OffsetStore, StatusStore};
 use crate::worker::{StatusBoard, WorkerContext};
@@ -112,8 +111,8 @@ pub async fn run(
     config: Config,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    let addr = listener.local_addr()?;
+) -> Result<(), WorkerError> {
+    let addr = listener.local_addr().map_err(WorkerError::Listener)?;
     let worker_id = config.worker_id.clone().unwrap_or_else(|| addr.to_string());
     let bootstrap = config.bootstrap_servers.clone();
     for (topic, partitions) in [
@@ -123,7 +122,11 @@ pub async fn run(
     ] {
         kafka::ensure_topic(&bootstrap, topic, partitions, true)
             .await
-            .with_context(|| format!("creating internal topic {topic} on {bootstrap}"))?;
+            .map_err(|source| WorkerError::InternalTopic {
+                topic: topic.clone(),
+                bootstrap: bootstrap.clone(),
+                source,
+            })?;
     }
     let producer = kafka::producer(&bootstrap)?;
     let offsets =
@@ -136,7 +139,7 @@ pub async fn run(
     let stored = store
         .load(&bootstrap)
         .await
-        .context("reading the config topic")?;
+        .map_err(WorkerError::ConfigTopic)?;
     let ctx = Arc::new(WorkerContext {
         bootstrap: bootstrap.clone(),
         worker_id: worker_id.clone(),
@@ -155,34 +158,41 @@ pub async fn run(
     tracing::info!(worker_id, "listening on http://{addr}");
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
-        .await?;
+        .await
+        .map_err(WorkerError::Serve)?;
     herder.shutdown().await;
     Ok(())
 }
 
-async fn create_from_dir(herder: &Herder, dir: &std::path::Path) -> anyhow::Result<()> {
+async fn create_from_dir(herder: &Herder, dir: &std::path::Path) -> Result<(), WorkerError> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading {}", dir.display()))?
+        .map_err(|source| WorkerError::ConnectorsDir {
+            dir: dir.to_path_buf(),
+            source,
+        })?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     files.sort();
     let existing = herder.names().await;
     for f in files {
-        let text = std::fs::read_to_string(&f)?;
+        let text = std::fs::read_to_string(&f).map_err(WorkerError::ConnectorFile)?;
         let doc: serde_json::Value =
-            serde_json::from_str(&text).with_context(|| format!("parsing {}", f.display()))?;
+            serde_json::from_str(&text).map_err(|source| WorkerError::ConnectorJson {
+                file: f.clone(),
+                source,
+            })?;
         let name = doc
             .get("name")
             .and_then(|n| n.as_str())
-            .with_context(|| format!("{}: no \"name\"", f.display()))?;
+            .ok_or_else(|| WorkerError::ConnectorFileName { file: f.clone() })?;
         if existing.iter().any(|n| n == name) {
             continue;
         }
         let config = doc
             .get("config")
             .and_then(|c| c.as_object())
-            .with_context(|| format!("{}: no \"config\" object", f.display()))?
+            .ok_or_else(|| WorkerError::ConnectorFileConfig { file: f.clone() })?
             .iter()
             .map(|(k, v)| {
                 (
@@ -196,7 +206,10 @@ async fn create_from_dir(herder: &Herder, dir: &std::path::Path) -> anyhow::Resu
         herder
             .put_connector(name, config, false)
             .await
-            .map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?;
+            .map_err(|error| WorkerError::CreateConnector {
+                file: f.clone(),
+                error,
+            })?;
         tracing::info!(connector = name, file = %f.display(), "created connector from file");
     }
     Ok(())

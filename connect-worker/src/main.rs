@@ -28,5 +28,6 @@ async fn main() -> anyhow::Result<()> {
         #[cfg(not(unix))]
         let _ = ctrl_c.await;
     };
-    connect_worker::run(config, listener, shutdown).await
+    connect_worker::run(config, listener, shutdown).await?;
+    Ok(())
 }

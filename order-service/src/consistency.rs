@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use sqlx::MySqlPool;
 
 use crate::db;
-use crate::error::ApiError;
+use crate::error::{ApiError, OrderError};
 use crate::publisher::Position;
 
 /// Name of the request/response header.
@@ -116,10 +116,10 @@ impl Consistency {
         let mut pause = Duration::from_millis(5);
         loop {
             let not_yet = || {
-                ApiError::NotYetConsistent(format!(
+                ApiError::Service(OrderError::NotYetConsistent(format!(
                     "the write {token} is not in the database after {} ms; retry later",
                     self.timeout.as_millis()
-                ))
+                )))
             };
             let left = deadline.saturating_duration_since(Instant::now());
             let budget = self.db_timeout.min(left.max(Duration::from_millis(1)));

@@ -1,29 +1,13 @@
 //! Database access: the pool (bounded waits, so an unreachable MariaDB means a quick 503), the
 //! migrations shared with the user-service, and the queries.
 
-use std::future::Future;
-use std::time::Duration;
-
 use chrono::{NaiveDateTime, TimeZone, Utc};
 use sqlx::MySqlPool;
 
 use crate::domain::Order;
-use crate::error::ApiError;
 
 pub use schema::{migrate, pool, MigrationError, MIGRATOR};
-
-/// Runs `f` with a deadline: a hung database becomes a 503, never a hung request.
-pub async fn with_timeout<T>(
-    within: Duration,
-    f: impl Future<Output = Result<T, sqlx::Error>>,
-) -> Result<T, ApiError> {
-    match tokio::time::timeout(within, f).await {
-        Ok(r) => Ok(r?),
-        Err(_) => Err(ApiError::Unavailable(
-            "the database did not answer in time".into(),
-        )),
-    }
-}
+pub use service_common::db::with_timeout;
 
 /// The sink's next offset for a partition of `topic` (over every connector), if any.
 pub async fn sink_next_offset(

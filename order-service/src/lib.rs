@@ -17,4 +17,4 @@ pub mod routes;
 pub mod startup;
 
 pub use config::Config;
-pub use startup::{run, SERVICE_NAME};
+pub use startup::{run, StartupError, SERVICE_NAME};

@@ -2,34 +2,13 @@
 
 use clap::Parser;
 use order_service::Config;
+use service_common::process;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,librdkafka=warn".into()),
-        )
-        .init();
+    process::init_tracing();
     let config = Config::parse();
-    let listener = tokio::net::TcpListener::bind((config.host.as_str(), config.port)).await?;
-    order_service::run(config, listener, shutdown_signal()).await
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    let listener = process::bind(&config.common).await?;
+    order_service::run(config, listener, process::shutdown_signal()).await?;
+    Ok(())
 }

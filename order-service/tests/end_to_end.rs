@@ -22,13 +22,10 @@ async fn start_worker(bootstrap: &str, db: &MariaDb) -> anyhow::Result<Worker> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(connect_worker::run(
-        connect_worker::Config::new(bootstrap),
-        listener,
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let worker = connect_worker::run(connect_worker::Config::new(bootstrap), listener, async {
+        let _ = stopped.await;
+    });
+    let task = tokio::spawn(async move { Ok(worker.await?) });
     let c = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while !matches!(c.get(format!("{url}/connectors")).send().await, Ok(r) if r.status() == 200) {

@@ -124,11 +124,17 @@ pub async fn order_service(
     ];
     args.extend_from_slice(extra);
     let config = order_service::Config::try_parse_from(args)?;
-    Service::spawn("order-service", "/order-service/ready", |l, stop| {
-        order_service::run(config, l, async {
-            let _ = stop.await;
-        })
-    })
+    Service::spawn(
+        "order-service",
+        "/order-service/ready",
+        |l, stop| async move {
+            order_service::run(config, l, async {
+                let _ = stop.await;
+            })
+            .await?;
+            Ok(())
+        },
+    )
     .await
 }
 
@@ -149,10 +155,12 @@ pub async fn user_service(db: &MariaDb, bootstrap: &str) -> anyhow::Result<Servi
         "--startup-timeout-secs",
         "60",
     ])?;
-    Service::spawn("user-service", "/ready", |l, stop| {
+    Service::spawn("user-service", "/ready", |l, stop| async move {
         user_service::run(config, l, async {
             let _ = stop.await;
         })
+        .await?;
+        Ok(())
     })
     .await
 }
@@ -160,10 +168,12 @@ pub async fn user_service(db: &MariaDb, bootstrap: &str) -> anyhow::Result<Servi
 /// The connect worker, in-process.
 pub async fn connect_worker(bootstrap: &str) -> anyhow::Result<Service> {
     let config = connect_worker::Config::new(bootstrap);
-    Service::spawn("connect-worker", "/connectors", |l, stop| {
+    Service::spawn("connect-worker", "/connectors", |l, stop| async move {
         connect_worker::run(config, l, async {
             let _ = stop.await;
         })
+        .await?;
+        Ok(())
     })
     .await
 }

@@ -1,6 +1,10 @@
-//! Configuration: every flag also reads an environment variable.
+//! Configuration: the flags every service takes ([`CommonConfig`]: bind address, database,
+//! registry) and the user-service's own (JWT, order-service calls, greeting). Every flag also
+//! reads an environment variable.
 
 use clap::Parser;
+
+pub use service_common::config::CommonConfig;
 
 #[derive(Clone, Parser)]
 #[command(
@@ -9,26 +13,8 @@ use clap::Parser;
     args_override_self = true
 )]
 pub struct Config {
-    /// Address to bind (the binary only; `run` takes a bound listener).
-    #[arg(long, env = "HOST", default_value = "0.0.0.0")]
-    pub host: String,
-    /// Port to bind; 0 picks a free one.
-    #[arg(long, env = "PORT", default_value_t = 0)]
-    pub port: u16,
-    /// Host name other services use to reach this instance; default: the bound address, or
-    /// 127.0.0.1 when bound to 0.0.0.0.
-    #[arg(long, env = "ADVERTISED_HOST")]
-    pub advertised_host: Option<String>,
-    /// MariaDB, `mysql://user:password@host:port/database`.
-    #[arg(long, env = "DATABASE_URL")]
-    pub database_url: String,
-    /// Kafka bootstrap servers (for the registry).
-    #[arg(
-        long,
-        env = "KAFKA_BOOTSTRAP_SERVERS",
-        default_value = "127.0.0.1:9092"
-    )]
-    pub bootstrap_servers: String,
+    #[command(flatten)]
+    pub common: CommonConfig,
     /// Secret signing the login JWTs (HS512).
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: String,
@@ -38,24 +24,6 @@ pub struct Config {
     /// Time allowed to one order-service instance before trying the next.
     #[arg(long, env = "ORDER_SERVICE_TIMEOUT_MS", default_value_t = 2000)]
     pub order_service_timeout_ms: u64,
-    /// Upper bound of one database round trip (pool acquire included); beyond it: 503.
-    #[arg(long, env = "DB_TIMEOUT_MS", default_value_t = 2000)]
-    pub db_timeout_ms: u64,
-    /// Connection pool size.
-    #[arg(long, env = "DB_MAX_CONNECTIONS", default_value_t = 10)]
-    pub db_max_connections: u32,
-    /// How long start-up keeps retrying the database (migrations) before giving up.
-    #[arg(long, env = "STARTUP_TIMEOUT_SECS", default_value_t = 60)]
-    pub startup_timeout_secs: u64,
-    /// Compacted topic used for service discovery.
-    #[arg(long, env = "REGISTRY_TOPIC", default_value = discovery::DEFAULT_TOPIC)]
-    pub registry_topic: String,
-    /// Registry heartbeat interval; readers drop an instance after 3 missed heartbeats.
-    #[arg(long, env = "HEARTBEAT_MS", default_value_t = 2000)]
-    pub heartbeat_ms: u64,
-    /// Registry key of this instance; default: a random UUID.
-    #[arg(long, env = "INSTANCE_ID")]
-    pub instance_id: Option<String>,
     /// Text of `GET /welcome`.
     #[arg(
         long,
@@ -65,70 +33,31 @@ pub struct Config {
     pub greeting_message: String,
 }
 
-/// By hand, so that logging a `Config` with `{:?}` shows neither the database password nor other
-/// secrets.
+/// By hand, so that logging a `Config` with `{:?}` shows neither the database password (hidden
+/// by [`CommonConfig`]'s `Debug`) nor the JWT secret.
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("advertised_host", &self.advertised_host)
-            .field("database_url", &redact_url(&self.database_url))
-            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field("common", &self.common)
             .field("jwt_secret", &"[hidden]")
             .field("jwt_expiration_secs", &self.jwt_expiration_secs)
             .field("order_service_timeout_ms", &self.order_service_timeout_ms)
-            .field("db_timeout_ms", &self.db_timeout_ms)
-            .field("db_max_connections", &self.db_max_connections)
-            .field("startup_timeout_secs", &self.startup_timeout_secs)
-            .field("registry_topic", &self.registry_topic)
-            .field("heartbeat_ms", &self.heartbeat_ms)
-            .field("instance_id", &self.instance_id)
             .field("greeting_message", &self.greeting_message)
             .finish()
-    }
-}
-
-/// `scheme://user:password@host/...` with the password replaced by `[hidden]`. Splits at the
-/// last `@` so that an unescaped `@`, `/` or `?` in the password is hidden as well (at worst more
-/// than the password is hidden, never less).
-fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    match rest.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo
-                .split_once(':')
-                .map_or(userinfo, |(u, _)| u)
-                .split(['/', '?', '#'])
-                .next()
-                .unwrap_or("");
-            format!("{scheme}://{user}:[hidden]@{host}")
-        }
-        None => url.to_string(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
     #[test]
     fn debug_output_hides_secrets() {
-        for url in [
-            "mysql://root:test1357@127.0.0.1:3306/mydb",
-            "mysql://root:te/st1357@db/mydb",
-            "mysql://root:te@st1357@db/mydb?ssl-mode=disabled",
-        ] {
-            let config =
-                Config::parse_from(["x", "--database-url", url, "--jwt-secret", "jwt-s3cret"]);
-            let shown = format!("{config:?}");
-            assert!(!shown.contains("st1357"), "{shown}");
-            assert!(shown.contains("root:[hidden]@"), "{shown}");
-            assert!(!shown.contains("jwt-s3cret"), "{shown}");
-        }
-        assert_eq!(redact_url("mysql://db/mydb"), "mysql://db/mydb");
+        let url = "mysql://root:te@st1357@db/mydb?ssl-mode=disabled";
+        let config = Config::parse_from(["x", "--database-url", url, "--jwt-secret", "jwt-s3cret"]);
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("st1357"), "{shown}");
+        assert!(shown.contains("root:[hidden]@"), "{shown}");
+        assert!(!shown.contains("jwt-s3cret"), "{shown}");
     }
 }

@@ -1,27 +1,10 @@
 //! Database access: a lazy pool with bounded waits (an unreachable MariaDB means a quick 503),
 //! the shared migrations, and the user queries.
 
-use std::future::Future;
-use std::time::Duration;
-
 use sqlx::MySqlPool;
 
-use crate::error::ApiError;
-
 pub use schema::{migrate, pool, MigrationError, MIGRATOR};
-
-/// Runs `f` with a deadline: a hung database becomes a 503, never a hung request.
-pub async fn with_timeout<T>(
-    within: Duration,
-    f: impl Future<Output = Result<T, sqlx::Error>>,
-) -> Result<T, ApiError> {
-    match tokio::time::timeout(within, f).await {
-        Ok(r) => Ok(r?),
-        Err(_) => Err(ApiError::Unavailable(
-            "the database did not answer in time".into(),
-        )),
-    }
-}
+pub use service_common::db::with_timeout;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UserRow {

@@ -13,4 +13,4 @@ pub mod routes;
 pub mod startup;
 
 pub use config::Config;
-pub use startup::{run, SERVICE_NAME};
+pub use startup::{run, StartupError, SERVICE_NAME};

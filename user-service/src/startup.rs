@@ -1,21 +1,34 @@
 //! Wiring: database (migrations), registry reader and heartbeat, router; `run` serves on a
-//! listener it is given until `shutdown` resolves, then deregisters.
+//! listener it is given until `shutdown` resolves, then deregisters. The steps both services take
+//! are [`service_common::startup`]'s; the registry reader, the JWT settings and the state are this
+//! service's own.
 
 use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
-use discovery::{Heartbeat, Registration, Registry};
+use discovery::Registry;
+use service_common::startup::{register, serve, start, Registered, Started};
 use sqlx::MySqlPool;
 
 use crate::config::Config;
 use crate::orders_client::OrdersClient;
-use crate::{db, routes};
+use crate::routes;
 
 /// The name this service registers under.
 pub const SERVICE_NAME: &str = "user-service";
+
+/// Why [`run`] could not start or stopped serving.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The steps both services take: the listener, the database, the registry, serving.
+    #[error(transparent)]
+    Common(#[from] service_common::StartupError),
+    #[error("--jwt-secret must not be empty")]
+    EmptyJwtSecret,
+    #[error("creating the registry reader")]
+    RegistryReader(#[source] discovery::Error),
+}
 
 #[derive(Clone)]
 pub struct AppState {
@@ -28,46 +41,31 @@ pub struct AppState {
     pub port: u16,
 }
 
+/// Runs the service on `listener` until `shutdown` completes.
 pub async fn run(
     config: Config,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        !config.jwt_secret.is_empty(),
-        "--jwt-secret must not be empty"
-    );
-    let addr = listener.local_addr()?;
-    let db_timeout = Duration::from_millis(config.db_timeout_ms);
-    let pool = db::pool(&config.database_url, config.db_max_connections, db_timeout)
-        .context("invalid --database-url")?;
-    db::migrate(&pool, Duration::from_secs(config.startup_timeout_secs)).await?;
+) -> Result<(), StartupError> {
+    if config.jwt_secret.is_empty() {
+        return Err(StartupError::EmptyJwtSecret);
+    }
+    let Started {
+        addr,
+        pool,
+        db_timeout,
+    } = start(&config.common, &listener).await?;
 
-    let registry = Registry::start(&config.bootstrap_servers, &config.registry_topic)
-        .context("creating the registry reader")?;
-    let advertised = config.advertised_host.clone().unwrap_or_else(|| {
-        if addr.ip().is_unspecified() {
-            IpAddr::V4(Ipv4Addr::LOCALHOST).to_string()
-        } else {
-            addr.ip().to_string()
-        }
-    });
-    let url = format!("http://{advertised}:{}", addr.port());
-    let instance_id = config
-        .instance_id
-        .clone()
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let heartbeat = Heartbeat::start(
-        &config.bootstrap_servers,
-        &config.registry_topic,
-        &instance_id,
-        Registration {
-            service: SERVICE_NAME.into(),
-            url: url.clone(),
-            heartbeat_ms: config.heartbeat_ms,
-        },
+    let registry = Registry::start(
+        &config.common.bootstrap_servers,
+        &config.common.registry_topic,
     )
-    .context("creating the registry heartbeat")?;
+    .map_err(StartupError::RegistryReader)?;
+    let Registered {
+        instance_id,
+        url,
+        heartbeat,
+    } = register(&config.common, SERVICE_NAME, addr)?;
 
     let state = AppState {
         pool: pool.clone(),
@@ -83,12 +81,7 @@ pub async fn run(
     };
     let app = routes::router(state);
     tracing::info!(instance = %instance_id, registered_as = %url, "listening on http://{addr}");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            heartbeat.deregister(Duration::from_secs(2)).await;
-        })
-        .await?;
+    serve(listener, app, heartbeat, shutdown).await?;
     pool.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -36,12 +36,13 @@ impl Drop for App {
     }
 }
 
-async fn spawn<F>(
+async fn spawn<F, E>(
     health: &str,
     run: impl FnOnce(tokio::net::TcpListener, tokio::sync::oneshot::Receiver<()>) -> F,
 ) -> anyhow::Result<App>
 where
-    F: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+    F: std::future::Future<Output = Result<(), E>> + Send + 'static,
+    E: Into<anyhow::Error> + Send + 'static,
 {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
@@ -52,7 +53,8 @@ where
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel();
-    let task = tokio::spawn(run(listener, stopped));
+    let running = run(listener, stopped);
+    let task = tokio::spawn(async move { running.await.map_err(Into::into) });
     let app = App {
         url,
         stop: Some(stop),

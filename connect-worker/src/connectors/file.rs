@@ -12,7 +12,7 @@ use tokio::io::{AsyncBufReadExt, AsyncSeekExt, AsyncWriteExt, BufReader};
 
 use super::config_def::{ConfigExt, ConfigKey, ConfigType};
 use super::{
-    Config, ConnectorKind, ConnectorPlugin, OffsetReader, SinkError, SinkRecord, SinkTask,
+    Config, ConnectorKind, ConnectorPlugin, OffsetReader, Result, SinkError, SinkRecord, SinkTask,
     SourceRecord, SourceTask, Task, TopicPartition,
 };
 use crate::data::{Schema, SchemaType, Value};
@@ -60,14 +60,10 @@ impl ConnectorPlugin for FileStreamSourceConnector {
         }
         Vec::new()
     }
-    async fn task_configs(
-        &self,
-        config: &Config,
-        _max_tasks: usize,
-    ) -> anyhow::Result<Vec<Config>> {
+    async fn task_configs(&self, config: &Config, _max_tasks: usize) -> Result<Vec<Config>> {
         Ok(vec![config.clone()])
     }
-    fn create_task(&self, config: &Config) -> anyhow::Result<Task> {
+    fn create_task(&self, config: &Config) -> Result<Task> {
         Ok(Task::Source(Box::new(FileSourceTask {
             file: config.str_or("file", "").to_string(),
             topic: config.str_or("topic", "").to_string(),
@@ -86,7 +82,7 @@ struct FileSourceTask {
 
 #[async_trait]
 impl SourceTask for FileSourceTask {
-    async fn start(&mut self, offsets: Arc<dyn OffsetReader>) -> anyhow::Result<()> {
+    async fn start(&mut self, offsets: Arc<dyn OffsetReader>) -> Result<()> {
         self.position = offsets
             .offset(&json!({"filename": self.file}))
             .and_then(|o| o.get("position").and_then(|p| p.as_u64()))
@@ -94,7 +90,7 @@ impl SourceTask for FileSourceTask {
         Ok(())
     }
 
-    async fn poll(&mut self) -> anyhow::Result<Vec<SourceRecord>> {
+    async fn poll(&mut self) -> Result<Vec<SourceRecord>> {
         let mut records = Vec::new();
         if let Ok(f) = tokio::fs::File::open(&self.file).await {
             let mut reader = BufReader::new(f);
@@ -145,10 +141,10 @@ impl ConnectorPlugin for FileStreamSinkConnector {
             "Destination filename.",
         )]
     }
-    async fn task_configs(&self, config: &Config, max_tasks: usize) -> anyhow::Result<Vec<Config>> {
+    async fn task_configs(&self, config: &Config, max_tasks: usize) -> Result<Vec<Config>> {
         Ok(vec![config.clone(); max_tasks.max(1)])
     }
-    fn create_task(&self, config: &Config) -> anyhow::Result<Task> {
+    fn create_task(&self, config: &Config) -> Result<Task> {
         Ok(Task::Sink(Box::new(FileSinkTask {
             file: config.str_or("file", "").to_string(),
             out: None,
@@ -163,7 +159,7 @@ struct FileSinkTask {
 
 #[async_trait]
 impl SinkTask for FileSinkTask {
-    async fn start(&mut self) -> anyhow::Result<()> {
+    async fn start(&mut self) -> Result<()> {
         let f = tokio::fs::OpenOptions::new()
             .create(true)
             .append(true)

@@ -1,6 +1,10 @@
 //! The plugin boundary: every connector implements [`ConnectorPlugin`] and hands out source or
 //! sink tasks; the worker runs the tasks (Kafka clients, converters, offsets, error handling),
 //! so a new connector is one module plus one line in [`registry`].
+//!
+//! Connectors fail with [`ConnectorError`] (splitting work, creating, starting and polling
+//! tasks) and a sink's `put` with [`SinkError`], whose retriable/fatal split drives the worker's
+//! retries and error policy.
 
 pub mod config_def;
 pub mod file;
@@ -72,6 +76,39 @@ pub enum SinkError {
     Fatal(String),
 }
 
+/// What a connector or a task fails with outside a sink's `put`; the worker shows it, with its
+/// causes, as the connector's or task's status trace.
+///
+/// Variants whose message already carries the underlying error do not also return it as
+/// `source()`, so [`crate::error::chain`] prints it once.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectorError {
+    /// The configuration cannot be used (e.g. a `connection.url` that does not parse).
+    #[error("{0}")]
+    InvalidConfig(String),
+    /// A database query failed.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    /// Listing the database's tables (to split them among tasks) failed.
+    #[error("listing tables: {0}")]
+    ListTables(sqlx::Error),
+    #[error("table {table} not found")]
+    TableNotFound { table: String },
+    #[error("Cannot find column {column} in table {table}")]
+    ColumnNotFound { column: String, table: String },
+    #[error("Cannot make incremental queries using column {column} on {table} because this column is nullable.")]
+    NullableColumn { column: String, table: String },
+    /// A file could not be opened, read or written.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// A sink's own storage (such as its offsets table) failed, retriably or not.
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+}
+
+/// What connector and task calls return (a sink's `put` returns [`SinkError`] instead).
+pub type Result<T, E = ConnectorError> = std::result::Result<T, E>;
+
 /// Reads committed source offsets (from `connect-offsets`).
 pub trait OffsetReader: Send + Sync {
     fn offset(&self, partition: &Json) -> Option<Json>;
@@ -79,21 +116,21 @@ pub trait OffsetReader: Send + Sync {
 
 #[async_trait]
 pub trait SourceTask: Send {
-    async fn start(&mut self, offsets: Arc<dyn OffsetReader>) -> anyhow::Result<()>;
+    async fn start(&mut self, offsets: Arc<dyn OffsetReader>) -> Result<()>;
     /// The next records; may wait (up to about a poll interval) when there are none.
-    async fn poll(&mut self) -> anyhow::Result<Vec<SourceRecord>>;
+    async fn poll(&mut self) -> Result<Vec<SourceRecord>>;
     async fn stop(&mut self) {}
 }
 
 #[async_trait]
 pub trait SinkTask: Send {
-    async fn start(&mut self) -> anyhow::Result<()>;
+    async fn start(&mut self) -> Result<()>;
     /// Partitions were assigned: the offsets to resume from, for sinks that store their own
     /// (exactly-once). Partitions left out resume from the consumer group's committed offset.
     async fn open(
         &mut self,
         _partitions: &[TopicPartition],
-    ) -> anyhow::Result<HashMap<TopicPartition, i64>> {
+    ) -> Result<HashMap<TopicPartition, i64>> {
         Ok(HashMap::new())
     }
     /// Writes records. When this returns Ok they are durable. `positions` holds, for every
@@ -127,8 +164,8 @@ pub trait ConnectorPlugin: Send + Sync {
         Vec::new()
     }
     /// Splits the connector's work into at most `max_tasks` task configs.
-    async fn task_configs(&self, config: &Config, max_tasks: usize) -> anyhow::Result<Vec<Config>>;
-    fn create_task(&self, config: &Config) -> anyhow::Result<Task>;
+    async fn task_configs(&self, config: &Config, max_tasks: usize) -> Result<Vec<Config>>;
+    fn create_task(&self, config: &Config) -> Result<Task>;
 }
 
 /// Every connector this worker knows.

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use rdkafka::producer::FutureProducer;
 use serde_json::{json, Value as Json};
 
-use super::kafka;
+use super::{kafka, StorageError};
 use crate::connectors::Config;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +72,10 @@ impl ConfigStore {
     }
 
     /// Replays the topic: the connectors that exist now, in creation order.
-    pub async fn load(&self, bootstrap: &str) -> anyhow::Result<Vec<(String, StoredConnector)>> {
+    pub async fn load(
+        &self,
+        bootstrap: &str,
+    ) -> Result<Vec<(String, StoredConnector)>, StorageError> {
         let (b, t) = (bootstrap.to_string(), self.topic.clone());
         let records = tokio::task::spawn_blocking(move || kafka::read_to_end(&b, &t)).await??;
         let mut order: Vec<String> = Vec::new();
@@ -140,7 +143,7 @@ impl ConfigStore {
             .collect())
     }
 
-    async fn put(&self, key: &str, value: Option<Json>) -> anyhow::Result<()> {
+    async fn put(&self, key: &str, value: Option<Json>) -> Result<(), StorageError> {
         let bytes = value.map(|v| serde_json::to_vec(&v)).transpose()?;
         kafka::send(
             &self.producer,
@@ -152,7 +155,7 @@ impl ConfigStore {
         .await
     }
 
-    pub async fn put_connector(&self, name: &str, config: &Config) -> anyhow::Result<()> {
+    pub async fn put_connector(&self, name: &str, config: &Config) -> Result<(), StorageError> {
         self.put(
             &format!("connector-{name}"),
             Some(json!({"properties": config})),
@@ -160,7 +163,11 @@ impl ConfigStore {
         .await
     }
 
-    pub async fn put_target_state(&self, name: &str, state: TargetState) -> anyhow::Result<()> {
+    pub async fn put_target_state(
+        &self,
+        name: &str,
+        state: TargetState,
+    ) -> Result<(), StorageError> {
         self.put(
             &format!("target-state-{name}"),
             Some(json!({"state": state.as_str()})),
@@ -168,7 +175,7 @@ impl ConfigStore {
         .await
     }
 
-    pub async fn put_tasks(&self, name: &str, tasks: &[Config]) -> anyhow::Result<()> {
+    pub async fn put_tasks(&self, name: &str, tasks: &[Config]) -> Result<(), StorageError> {
         for (i, t) in tasks.iter().enumerate() {
             self.put(&format!("task-{name}-{i}"), Some(json!({"properties": t})))
                 .await?;
@@ -180,7 +187,11 @@ impl ConfigStore {
         .await
     }
 
-    pub async fn delete_connector(&self, name: &str, task_count: usize) -> anyhow::Result<()> {
+    pub async fn delete_connector(
+        &self,
+        name: &str,
+        task_count: usize,
+    ) -> Result<(), StorageError> {
         self.put(&format!("connector-{name}"), None).await?;
         self.put(&format!("target-state-{name}"), None).await?;
         for i in 0..task_count {

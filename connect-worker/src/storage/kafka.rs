@@ -3,7 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -12,6 +11,8 @@ use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::TopicPartitionList;
+
+use super::StorageError;
 
 /// A record's (key, value) as read back.
 pub type KeyValue = (Vec<u8>, Option<Vec<u8>>);
@@ -29,7 +30,7 @@ pub async fn ensure_topic(
     topic: &str,
     partitions: i32,
     compact: bool,
-) -> anyhow::Result<()> {
+) -> Result<(), StorageError> {
     let admin: AdminClient<DefaultClientContext> = client_config(bootstrap).create()?;
     let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
     if compact {
@@ -39,11 +40,11 @@ pub async fn ensure_topic(
     let results = admin
         .create_topics([&new], &opts)
         .await
-        .context("CreateTopics")?;
+        .map_err(StorageError::CreateTopics)?;
     for r in results {
         if let Err((t, code)) = r {
             if code != RDKafkaErrorCode::TopicAlreadyExists {
-                bail!("creating topic {t}: {code}");
+                return Err(StorageError::CreateTopic { topic: t, code });
             }
         }
     }
@@ -56,7 +57,11 @@ pub async fn ensure_topic(
 }
 
 /// The partitions of `topic`, waiting up to `within` for it to exist.
-pub fn partitions_of(bootstrap: &str, topic: &str, within: Duration) -> anyhow::Result<Vec<i32>> {
+pub fn partitions_of(
+    bootstrap: &str,
+    topic: &str,
+    within: Duration,
+) -> Result<Vec<i32>, StorageError> {
     let consumer: BaseConsumer = client_config(bootstrap).create()?;
     let deadline = Instant::now() + within;
     loop {
@@ -68,14 +73,16 @@ pub fn partitions_of(bootstrap: &str, topic: &str, within: Duration) -> anyhow::
             }
         }
         if Instant::now() > deadline {
-            bail!("topic {topic} not available");
+            return Err(StorageError::TopicUnavailable {
+                topic: topic.to_string(),
+            });
         }
         std::thread::sleep(Duration::from_millis(200));
     }
 }
 
 /// Every record of `topic` from the beginning to the current end: (key, value).
-pub fn read_to_end(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<KeyValue>> {
+pub fn read_to_end(bootstrap: &str, topic: &str) -> Result<Vec<KeyValue>, StorageError> {
     let parts = partitions_of(bootstrap, topic, Duration::from_secs(15))?;
     let consumer: BaseConsumer = client_config(bootstrap)
         .set("group.id", "connect-worker-reader")
@@ -99,7 +106,9 @@ pub fn read_to_end(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<KeyValue>
     let deadline = Instant::now() + Duration::from_secs(60);
     while !remaining.is_empty() {
         if Instant::now() > deadline {
-            bail!("timed out reading {topic}");
+            return Err(StorageError::ReadTimeout {
+                topic: topic.to_string(),
+            });
         }
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
@@ -111,14 +120,19 @@ pub fn read_to_end(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<KeyValue>
                     m.payload().map(<[u8]>::to_vec),
                 ));
             }
-            Some(Err(e)) => bail!("reading {topic}: {e}"),
+            Some(Err(error)) => {
+                return Err(StorageError::Read {
+                    topic: topic.to_string(),
+                    error,
+                })
+            }
             None => {}
         }
     }
     Ok(out)
 }
 
-pub fn producer(bootstrap: &str) -> anyhow::Result<FutureProducer> {
+pub fn producer(bootstrap: &str) -> Result<FutureProducer, StorageError> {
     Ok(client_config(bootstrap)
         .set("enable.idempotence", "true")
         .set("acks", "all")
@@ -134,7 +148,7 @@ pub async fn send(
     key: Option<&[u8]>,
     value: Option<&[u8]>,
     headers: Option<OwnedHeaders>,
-) -> anyhow::Result<()> {
+) -> Result<(), StorageError> {
     let mut rec: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic);
     if let Some(k) = key {
         rec = rec.key(k);
@@ -148,6 +162,9 @@ pub async fn send(
     producer
         .send(rec, Duration::from_secs(30))
         .await
-        .map_err(|(e, _)| anyhow::anyhow!("producing to {topic}: {e}"))?;
+        .map_err(|(error, _)| StorageError::Produce {
+            topic: topic.to_string(),
+            error,
+        })?;
     Ok(())
 }

@@ -9,7 +9,7 @@ use parking_lot::Mutex;
 use rdkafka::producer::FutureProducer;
 use serde_json::{json, Value as Json};
 
-use super::kafka;
+use super::{kafka, StorageError};
 use crate::connectors::OffsetReader;
 
 pub struct OffsetStore {
@@ -24,7 +24,7 @@ impl OffsetStore {
         bootstrap: &str,
         topic: &str,
         producer: FutureProducer,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self, StorageError> {
         let (b, t) = (bootstrap.to_string(), topic.to_string());
         let records = tokio::task::spawn_blocking(move || kafka::read_to_end(&b, &t)).await??;
         let mut offsets: BTreeMap<String, BTreeMap<String, Json>> = BTreeMap::new();
@@ -58,7 +58,11 @@ impl OffsetStore {
     }
 
     /// Durably records offsets (one record per source partition), then remembers them.
-    pub async fn commit(&self, connector: &str, offsets: &[(Json, Json)]) -> anyhow::Result<()> {
+    pub async fn commit(
+        &self,
+        connector: &str,
+        offsets: &[(Json, Json)],
+    ) -> Result<(), StorageError> {
         for (partition, offset) in offsets {
             let key = serde_json::to_vec(&json!([connector, partition]))?;
             let value = serde_json::to_vec(offset)?;

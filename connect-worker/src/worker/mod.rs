@@ -12,6 +12,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::connectors::Config;
 use crate::storage::{OffsetStore, TargetState};
 pub use status::{State, StatusBoard};
 
@@ -26,6 +27,32 @@ pub struct WorkerContext {
     pub value_converter: String,
     /// Least time between the starts of two sink batches that are not full.
     pub sink_linger: std::time::Duration,
+}
+
+/// What a task runner (sink or source) knows of its task: which one it is, its config and how
+/// the herder controls it.
+pub struct TaskRun {
+    pub connector: String,
+    pub task_id: usize,
+    pub config: Config,
+    pub ctx: Arc<WorkerContext>,
+    pub cancel: CancellationToken,
+    pub target: watch::Receiver<TargetState>,
+    pub generation: u64,
+}
+
+impl TaskRun {
+    /// Reports the task's state, its trace with secrets masked (ignored once a newer instance
+    /// of the task has reported).
+    pub fn report(&self, state: State, trace: Option<String>) {
+        let trace = trace.map(|t| mask_secrets(&t, &self.config));
+        self.ctx.status.set(
+            &status::task_key(&self.connector, self.task_id),
+            state,
+            trace,
+            self.generation,
+        );
+    }
 }
 
 /// A running task, as the herder holds it.
@@ -51,7 +78,7 @@ impl TaskHandle {
 }
 
 /// Replaces every password value in `text` (a trace) with `[hidden]`.
-pub fn mask_secrets(text: &str, config: &crate::connectors::Config) -> String {
+pub fn mask_secrets(text: &str, config: &Config) -> String {
     let mut out = text.to_string();
     for (k, v) in config {
         if k.to_ascii_lowercase().contains("password") && !v.is_empty() {

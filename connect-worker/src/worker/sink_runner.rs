@@ -20,29 +20,21 @@ use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::runtime::Handle;
-use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
 
 use super::errors::{ErrorPolicy, RawRecord};
-use super::status::task_key;
-use super::{mask_secrets, State, WorkerContext};
+use super::{mask_secrets, State, TaskRun};
 use crate::connectors::config_def::ConfigExt;
-use crate::connectors::{Config, SinkError, SinkRecord, SinkTask, TopicPartition};
+use crate::connectors::{ConnectorError, SinkError, SinkRecord, SinkTask, TopicPartition};
 use crate::converters::{self, Converter};
+use crate::error::chain;
 use crate::storage::TargetState;
 
 /// Records per put when nothing says otherwise (the JDBC sink's `batch.size` default).
 const DEFAULT_BATCH: usize = 3000;
 
 pub struct SinkRun {
-    pub connector: String,
-    pub task_id: usize,
-    pub config: Config,
+    pub common: TaskRun,
     pub task: Box<dyn SinkTask>,
-    pub ctx: Arc<WorkerContext>,
-    pub cancel: CancellationToken,
-    pub target: watch::Receiver<TargetState>,
-    pub generation: u64,
     /// Applied positions, for `GET /connectors/{name}/offsets`.
     pub applied: Arc<Mutex<BTreeMap<TopicPartition, i64>>>,
 }
@@ -78,15 +70,18 @@ impl ConsumerContext for SinkContext {
                     .map(|e| (e.topic().to_string(), e.partition()))
                     .collect();
                 let opened = self.handle.block_on(async {
-                    let mut last = None;
-                    for attempt in 0..5u64 {
-                        match self.task.lock().await.open(&parts).await {
+                    let mut attempt = 0u64;
+                    loop {
+                        let e = match self.task.lock().await.open(&parts).await {
                             Ok(o) => return Ok(o),
-                            Err(e) => last = Some(e),
-                        }
+                            Err(e) => e,
+                        };
                         tokio::time::sleep(Duration::from_millis(500 * (attempt + 1))).await;
+                        attempt += 1;
+                        if attempt == 5 {
+                            return Err(e);
+                        }
                     }
-                    Err(last.unwrap_or_else(|| anyhow::anyhow!("open failed")))
                 });
                 let mut a = self.assignment.lock();
                 a.generation += 1;
@@ -109,7 +104,8 @@ impl ConsumerContext for SinkContext {
                     }
                     Err(e) => {
                         a.error = Some(format!(
-                            "could not read the stored offsets of {parts:?}: {e:#}"
+                            "could not read the stored offsets of {parts:?}: {}",
+                            chain(&e)
                         ));
                         let _ = consumer.assign(&TopicPartitionList::new());
                     }
@@ -198,33 +194,26 @@ impl SinkRun {
         tokio::task::spawn_blocking(move || self.run(handle))
     }
 
-    fn report(&self, state: State, trace: Option<String>) {
-        let trace = trace.map(|t| mask_secrets(&t, &self.config));
-        self.ctx.status.set(
-            &task_key(&self.connector, self.task_id),
-            state,
-            trace,
-            self.generation,
-        );
-    }
-
     fn run(mut self, handle: Handle) {
         let task = std::mem::replace(&mut self.task, Box::new(NoTask));
         let task = Arc::new(tokio::sync::Mutex::new(task));
         if let Err(trace) = self.run_inner(&handle, task.clone()) {
-            tracing::error!(connector = %self.connector, task = self.task_id, "sink task failed: {}", mask_secrets(&trace, &self.config));
-            self.report(State::Failed, Some(trace));
+            tracing::error!(connector = %self.common.connector, task = self.common.task_id, "sink task failed: {}", mask_secrets(&trace, &self.common.config));
+            self.common.report(State::Failed, Some(trace));
         }
         handle.block_on(async { task.lock().await.stop().await });
     }
 
     fn consumer(&self, context: SinkContext) -> Result<BaseConsumer<SinkContext>, String> {
         let mut cfg = ClientConfig::new();
-        cfg.set("bootstrap.servers", &self.ctx.bootstrap)
-            .set("group.id", format!("connect-{}", self.connector))
+        cfg.set("bootstrap.servers", &self.common.ctx.bootstrap)
+            .set("group.id", format!("connect-{}", self.common.connector))
             .set(
                 "client.id",
-                format!("connector-consumer-{}-{}", self.connector, self.task_id),
+                format!(
+                    "connector-consumer-{}-{}",
+                    self.common.connector, self.common.task_id
+                ),
             )
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
@@ -234,7 +223,7 @@ impl SinkRun {
             .set("heartbeat.interval.ms", "1000")
             .set("topic.metadata.refresh.interval.ms", "5000")
             .set("log_level", "3");
-        for (k, v) in &self.config {
+        for (k, v) in &self.common.config {
             if let Some(k) = k.strip_prefix("consumer.override.") {
                 cfg.set(k, v);
             }
@@ -242,9 +231,9 @@ impl SinkRun {
         let consumer: BaseConsumer<SinkContext> = cfg
             .create_with_context(context)
             .map_err(|e| format!("creating the consumer: {e}"))?;
-        let regex = self.config.str_or("topics.regex", "");
+        let regex = self.common.config.str_or("topics.regex", "");
         let topics: Vec<String> = if regex.is_empty() {
-            self.config.list("topics")
+            self.common.config.list("topics")
         } else if regex.starts_with('^') {
             vec![regex.to_string()]
         } else {
@@ -265,17 +254,17 @@ impl SinkRun {
         handle: &Handle,
         task: Arc<tokio::sync::Mutex<Box<dyn SinkTask>>>,
     ) -> Result<(), String> {
-        let key_conv = converters::from_config(&self.config, "key.converter")?;
-        let value_conv = converters::from_config(&self.config, "value.converter")?;
+        let key_conv = converters::from_config(&self.common.config, "key.converter")?;
+        let value_conv = converters::from_config(&self.common.config, "value.converter")?;
         let mut policy = ErrorPolicy::new(
-            &self.connector,
-            self.task_id,
-            &self.config,
-            &self.ctx.bootstrap,
+            &self.common.connector,
+            self.common.task_id,
+            &self.common.config,
+            &self.common.ctx.bootstrap,
         );
         handle
             .block_on(async { task.lock().await.start().await })
-            .map_err(|e| format!("starting the task: {e:#}"))?;
+            .map_err(|e| format!("starting the task: {}", chain(&e)))?;
         let assignment = Arc::new(Mutex::new(Assignment::default()));
         let consumer = self.consumer(SinkContext {
             task: task.clone(),
@@ -291,44 +280,41 @@ impl SinkRun {
             "consumer.max.poll.records",
         ]
         .iter()
-        .map(|k| self.config.parse_or(k, 0usize))
+        .map(|k| self.common.config.parse_or(k, 0usize))
         .find(|n| *n > 0)
         .unwrap_or(DEFAULT_BATCH);
-        self.report(State::Running, None);
+        self.common.report(State::Running, None);
+        // Settles the batch in flight, if any (see `finish`).
+        let finish = |policy: &mut ErrorPolicy, inflight: Option<InFlight>| {
+            self.finish(handle, &task, &consumer, &assignment, policy, inflight)
+        };
         let mut paused = false;
         let mut inflight: Option<InFlight> = None;
         let mut last_dispatch = Instant::now();
         let result = loop {
-            if self.cancel.is_cancelled() {
+            if self.common.cancel.is_cancelled() {
                 break Ok(());
             }
             if let Some(e) = assignment.lock().error.take() {
                 break Err(e);
             }
-            let want_paused = *self.target.borrow() == TargetState::Paused;
+            let want_paused = *self.common.target.borrow() == TargetState::Paused;
             if want_paused {
                 if let Ok(a) = consumer.assignment() {
                     let _ = consumer.pause(&a);
                 }
                 if !paused {
-                    if let Err(e) = self.finish(
-                        handle,
-                        &task,
-                        &consumer,
-                        &assignment,
-                        &mut policy,
-                        inflight.take(),
-                    ) {
+                    if let Err(e) = finish(&mut policy, inflight.take()) {
                         break Err(e);
                     }
-                    self.report(State::Paused, None);
+                    self.common.report(State::Paused, None);
                     paused = true;
                 }
             } else if paused {
                 if let Ok(a) = consumer.assignment() {
                     let _ = consumer.resume(&a);
                 }
-                self.report(State::Running, None);
+                self.common.report(State::Running, None);
                 paused = false;
             }
             let batch = match self.collect(
@@ -340,7 +326,7 @@ impl SinkRun {
                 value_conv.as_ref(),
                 max_batch,
                 inflight.as_ref(),
-                last_dispatch + self.ctx.sink_linger,
+                last_dispatch + self.common.ctx.sink_linger,
             ) {
                 Ok(b) => b,
                 Err(e) => break Err(e),
@@ -361,14 +347,7 @@ impl SinkRun {
             if batch.positions.is_empty() && !done {
                 continue;
             }
-            if let Err(e) = self.finish(
-                handle,
-                &task,
-                &consumer,
-                &assignment,
-                &mut policy,
-                inflight.take(),
-            ) {
+            if let Err(e) = finish(&mut policy, inflight.take()) {
                 break Err(e);
             }
             if batch.positions.is_empty() {
@@ -393,14 +372,7 @@ impl SinkRun {
             });
         };
         // Whatever is in flight is completed (or fails) before the task stops.
-        let last = self.finish(
-            handle,
-            &task,
-            &consumer,
-            &assignment,
-            &mut policy,
-            inflight.take(),
-        );
+        let last = finish(&mut policy, inflight.take());
         result.and(last)
     }
 
@@ -454,7 +426,7 @@ impl SinkRun {
                     break;
                 }
                 Some(Err(e)) => {
-                    tracing::debug!(error = %e, connector = %self.connector, "consumer error");
+                    tracing::debug!(error = %e, connector = %self.common.connector, "consumer error");
                     break;
                 }
             };
@@ -529,7 +501,7 @@ impl SinkRun {
             Ok(()) => {}
             Err(SinkError::Fatal(e)) if policy.tolerates() => {
                 // Find the bad records one by one; the others are applied in order.
-                tracing::warn!(connector = %self.connector, error = %e, "batch failed; retrying record by record");
+                tracing::warn!(connector = %self.common.connector, error = %e, "batch failed; retrying record by record");
                 let (records, raws) = inflight.retry.unwrap_or_default();
                 for (r, p) in records.into_iter().zip(&raws) {
                     let pos = BTreeMap::from([((r.topic.clone(), r.partition), r.offset + 1)]);
@@ -579,7 +551,7 @@ struct NoTask;
 
 #[async_trait::async_trait]
 impl SinkTask for NoTask {
-    async fn start(&mut self) -> anyhow::Result<()> {
+    async fn start(&mut self) -> Result<(), ConnectorError> {
         Ok(())
     }
     async fn put(

@@ -3,31 +3,22 @@
 //! two re-sends the last records (at least once, as Kafka Connect's sources are).
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::join_all;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::Value as Json;
-use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
 
-use super::status::task_key;
-use super::{mask_secrets, State, WorkerContext};
+use super::{mask_secrets, State, TaskRun};
 use crate::connectors::config_def::ConfigExt;
-use crate::connectors::{Config, SourceTask};
+use crate::connectors::SourceTask;
 use crate::converters;
+use crate::error::chain;
 use crate::storage::{kafka, TargetState};
 
 pub struct SourceRun {
-    pub connector: String,
-    pub task_id: usize,
-    pub config: Config,
+    pub common: TaskRun,
     pub task: Box<dyn SourceTask>,
-    pub ctx: Arc<WorkerContext>,
-    pub cancel: CancellationToken,
-    pub target: watch::Receiver<TargetState>,
-    pub generation: u64,
 }
 
 impl SourceRun {
@@ -35,62 +26,53 @@ impl SourceRun {
         tokio::spawn(self.run())
     }
 
-    fn report(&self, state: State, trace: Option<String>) {
-        let trace = trace.map(|t| mask_secrets(&t, &self.config));
-        self.ctx.status.set(
-            &task_key(&self.connector, self.task_id),
-            state,
-            trace,
-            self.generation,
-        );
-    }
-
     async fn run(mut self) {
         let result = self.run_inner().await;
         if let Err(trace) = result {
-            tracing::error!(connector = %self.connector, task = self.task_id, "source task failed: {}", mask_secrets(&trace, &self.config));
-            self.report(State::Failed, Some(trace));
+            tracing::error!(connector = %self.common.connector, task = self.common.task_id, "source task failed: {}", mask_secrets(&trace, &self.common.config));
+            self.common.report(State::Failed, Some(trace));
         }
         self.task.stop().await;
     }
 
     async fn run_inner(&mut self) -> Result<(), String> {
-        let key_conv = converters::from_config(&self.config, "key.converter")?;
-        let value_conv = converters::from_config(&self.config, "value.converter")?;
+        let key_conv = converters::from_config(&self.common.config, "key.converter")?;
+        let value_conv = converters::from_config(&self.common.config, "value.converter")?;
         let tolerate = self
+            .common
             .config
             .str_or("errors.tolerance", "none")
             .eq_ignore_ascii_case("all");
         let producer: FutureProducer =
-            kafka::producer(&self.ctx.bootstrap).map_err(|e| e.to_string())?;
+            kafka::producer(&self.common.ctx.bootstrap).map_err(|e| e.to_string())?;
         self.task
-            .start(self.ctx.offsets.reader(&self.connector))
+            .start(self.common.ctx.offsets.reader(&self.common.connector))
             .await
-            .map_err(|e| format!("starting the task: {e:#}"))?;
+            .map_err(|e| format!("starting the task: {}", chain(&e)))?;
         let mut known_topics: HashSet<String> = HashSet::new();
-        self.report(State::Running, None);
+        self.common.report(State::Running, None);
         let mut paused = false;
         loop {
-            if self.cancel.is_cancelled() {
+            if self.common.cancel.is_cancelled() {
                 return Ok(());
             }
-            if *self.target.borrow() == TargetState::Paused {
+            if *self.common.target.borrow() == TargetState::Paused {
                 if !paused {
-                    self.report(State::Paused, None);
+                    self.common.report(State::Paused, None);
                     paused = true;
                 }
                 tokio::select! {
-                    _ = self.cancel.cancelled() => return Ok(()),
-                    _ = self.target.changed() => {}
+                    _ = self.common.cancel.cancelled() => return Ok(()),
+                    _ = self.common.target.changed() => {}
                 }
                 continue;
             } else if paused {
-                self.report(State::Running, None);
+                self.common.report(State::Running, None);
                 paused = false;
             }
             let records = tokio::select! {
-                _ = self.cancel.cancelled() => return Ok(()),
-                r = self.task.poll() => r.map_err(|e| format!("org.apache.kafka.connect.errors.ConnectException: {e:#}"))?,
+                _ = self.common.cancel.cancelled() => return Ok(()),
+                r = self.task.poll() => r.map_err(|e| format!("org.apache.kafka.connect.errors.ConnectException: {}", chain(&e)))?,
             };
             if records.is_empty() {
                 continue;
@@ -110,13 +92,14 @@ impl SourceRun {
                         if !tolerate {
                             return Err(format!("org.apache.kafka.connect.errors.ConnectException: Tolerance exceeded in error handler\nconverting a record for {}: {e}", r.topic));
                         }
-                        tracing::warn!(connector = %self.connector, error = %e, "skipping a record that cannot be converted");
+                        tracing::warn!(connector = %self.common.connector, error = %e, "skipping a record that cannot be converted");
                     }
                 }
             }
             for (topic, ..) in &encoded {
                 if known_topics.insert(topic.to_string()) {
-                    if let Err(e) = kafka::ensure_topic(&self.ctx.bootstrap, topic, 1, false).await
+                    if let Err(e) =
+                        kafka::ensure_topic(&self.common.ctx.bootstrap, topic, 1, false).await
                     {
                         tracing::warn!(error = %e, topic, "could not create topic");
                     }
@@ -141,11 +124,12 @@ impl SourceRun {
                 }
             }
             let offsets: Vec<(Json, Json)> = offsets.into_values().collect();
-            self.ctx
+            self.common
+                .ctx
                 .offsets
-                .commit(&self.connector, &offsets)
+                .commit(&self.common.connector, &offsets)
                 .await
-                .map_err(|e| format!("committing source offsets: {e:#}"))?;
+                .map_err(|e| format!("committing source offsets: {}", chain(&e)))?;
         }
     }
 }

@@ -11,7 +11,7 @@ use serde_json::Value;
 pub struct Worker {
     pub base: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    task: Option<tokio::task::JoinHandle<Result<(), connect_worker::WorkerError>>>,
 }
 
 pub fn init_tracing() {

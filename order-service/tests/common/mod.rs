@@ -12,7 +12,7 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub url: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    task: Option<tokio::task::JoinHandle<Result<(), order_service::StartupError>>>,
 }
 
 pub fn init_tracing() {

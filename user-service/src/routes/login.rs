@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use crate::auth;
 use crate::db;
 use crate::domain::{parse_login, LoginRequest};
-use crate::error::ApiError;
+use crate::error::{ApiError, UserError};
 use crate::extract::ApiJson;
 use crate::startup::AppState;
 
@@ -18,7 +18,7 @@ pub async fn login(
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<Response, ApiError> {
     let (email, password) = parse_login(body)?;
-    let denied = || ApiError::Unauthorized("wrong email or password".into());
+    let denied = || ApiError::Service(UserError::Unauthorized("wrong email or password".into()));
     let user = db::with_timeout(state.db_timeout, db::user_by_email(&state.pool, &email)).await?;
     // An unknown email costs the same password check as a known one, so that the answer's
     // timing does not tell which emails exist either.

@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::auth;
 use crate::db::{self, UserRow};
 use crate::domain::{NewUser, SignUpRequest};
-use crate::error::ApiError;
+use crate::error::{ApiError, UserError};
 use crate::extract::{ApiJson, ApiPath};
 use crate::startup::AppState;
 
@@ -49,10 +49,10 @@ pub async fn create(
     )
     .await?;
     if !inserted {
-        return Err(ApiError::Conflict(format!(
+        return Err(ApiError::Service(UserError::Conflict(format!(
             "a user with email {} already exists",
             new.email
-        )));
+        ))));
     }
     tracing::info!(%user_id, "user created");
     let body = UserResponse {

@@ -15,7 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 use rust_decimal::Decimal;
-use sqlx::mysql::{MySqlArguments, MySqlPool, MySqlPoolOptions};
+use sqlx::mysql::{MySqlArguments, MySqlPool};
 use sqlx::query::Query;
 use sqlx::{MySql, Row};
 
@@ -23,7 +23,8 @@ use super::dialect::{column_type, quote, quote_table};
 use super::url;
 use crate::connectors::config_def::{ConfigExt, ConfigKey, ConfigType};
 use crate::connectors::{
-    Config, ConnectorKind, ConnectorPlugin, SinkError, SinkRecord, SinkTask, Task, TopicPartition,
+    Config, ConnectorKind, ConnectorPlugin, Result, SinkError, SinkRecord, SinkTask, Task,
+    TopicPartition,
 };
 use crate::data::{Schema, SchemaType, Value};
 
@@ -46,28 +47,8 @@ impl ConnectorPlugin for JdbcSinkConnector {
     }
     fn config_keys(&self) -> Vec<ConfigKey> {
         use ConfigType::*;
-        vec![
-            ConfigKey::new(
-                "connection.url",
-                String,
-                None,
-                "Connection",
-                "JDBC connection URL: jdbc:mysql://HOST:PORT/DB or jdbc:mariadb://...",
-            ),
-            ConfigKey::new(
-                "connection.user",
-                String,
-                Some(""),
-                "Connection",
-                "JDBC connection user.",
-            ),
-            ConfigKey::new(
-                "connection.password",
-                Password,
-                Some(""),
-                "Connection",
-                "JDBC connection password.",
-            ),
+        let mut keys = url::connection_keys("Connection");
+        keys.extend([
             ConfigKey::new(
                 "insert.mode",
                 String,
@@ -147,15 +128,11 @@ impl ConnectorPlugin for JdbcSinkConnector {
                 "Retries",
                 "Wait between retries.",
             ),
-        ]
+        ]);
+        keys
     }
     fn validate(&self, config: &Config) -> Vec<(String, String)> {
-        let mut problems = Vec::new();
-        if let Some(u) = config.get("connection.url") {
-            if let Err(e) = url::parse(u) {
-                problems.push(("connection.url".into(), e));
-            }
-        }
+        let mut problems: Vec<(String, String)> = url::validate(config).into_iter().collect();
         let pk_mode = config.str_or("pk.mode", "none").to_ascii_lowercase();
         if config.bool_or("delete.enabled", false) && pk_mode != "record_key" {
             problems.push((
@@ -179,15 +156,11 @@ impl ConnectorPlugin for JdbcSinkConnector {
         }
         problems
     }
-    async fn task_configs(&self, config: &Config, max_tasks: usize) -> anyhow::Result<Vec<Config>> {
+    async fn task_configs(&self, config: &Config, max_tasks: usize) -> Result<Vec<Config>> {
         Ok(vec![config.clone(); max_tasks.max(1)])
     }
-    fn create_task(&self, config: &Config) -> anyhow::Result<Task> {
-        let opts = url::connect_options(config).map_err(anyhow::Error::msg)?;
-        let pool = MySqlPoolOptions::new()
-            .max_connections(2)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_lazy_with(opts);
+    fn create_task(&self, config: &Config) -> Result<Task> {
+        let pool = url::pool(config, Duration::from_secs(5))?;
         Ok(Task::Sink(Box::new(JdbcSinkTask {
             connector: config.str_or("name", "").to_string(),
             settings: Settings::from(config),
@@ -342,9 +315,19 @@ fn schema_id(s: &Option<Arc<Schema>>) -> usize {
     s.as_ref().map_or(0, |s| Arc::as_ptr(s) as usize)
 }
 
+/// A failed write: `Transient` ones (the database is unavailable) are retried by `put` itself.
 enum WriteError {
     Transient(String),
     Fatal(String),
+}
+
+impl From<WriteError> for SinkError {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::Transient(m) => SinkError::Retriable(m),
+            WriteError::Fatal(m) => SinkError::Fatal(m),
+        }
+    }
 }
 
 fn classify(e: sqlx::Error) -> WriteError {
@@ -382,6 +365,33 @@ fn describe(r: &SinkRecord) -> String {
         "(topic='{}',partition={},offset={},timestamp={:?})",
         r.topic, r.partition, r.offset, r.timestamp
     )
+}
+
+/// The primary-key columns of a struct schema (`side` is "key" or "value"): the `pk.fields`
+/// named, or every field when none are.
+fn pk_columns(
+    pk_fields: &[String],
+    schema: &Schema,
+    side: &str,
+    r: &SinkRecord,
+) -> Result<Vec<(String, Schema)>, String> {
+    let names: Vec<String> = if pk_fields.is_empty() {
+        schema.fields.iter().map(|f| f.name.clone()).collect()
+    } else {
+        pk_fields.to_vec()
+    };
+    names
+        .into_iter()
+        .map(|n| {
+            let f = schema.field(&n).ok_or_else(|| {
+                format!(
+                    "PK field {n} not found in the {side} schema of record at {}",
+                    describe(r)
+                )
+            })?;
+            Ok((n, f.schema.clone()))
+        })
+        .collect()
 }
 
 impl JdbcSinkTask {
@@ -443,20 +453,7 @@ impl JdbcSinkTask {
                     )
                 })?;
                 if schema.kind == SchemaType::Struct {
-                    let names: Vec<String> = if s.pk_fields.is_empty() {
-                        schema.fields.iter().map(|f| f.name.clone()).collect()
-                    } else {
-                        s.pk_fields.clone()
-                    };
-                    for n in names {
-                        let f = schema.field(&n).ok_or_else(|| {
-                            format!(
-                                "PK field {n} not found in the key schema of record at {}",
-                                describe(r)
-                            )
-                        })?;
-                        key_cols.push((n.clone(), f.schema.clone()));
-                    }
+                    key_cols.extend(pk_columns(&s.pk_fields, schema, "key", r)?);
                 } else {
                     let name = match s.pk_fields.as_slice() {
                         [] => "__connect_key".to_string(),
@@ -474,20 +471,7 @@ impl JdbcSinkTask {
                 _ => return Err(self.non_struct_error(r)),
             };
             if s.pk_mode == PkMode::RecordValue {
-                let names: Vec<String> = if s.pk_fields.is_empty() {
-                    schema.fields.iter().map(|f| f.name.clone()).collect()
-                } else {
-                    s.pk_fields.clone()
-                };
-                for n in names {
-                    let f = schema.field(&n).ok_or_else(|| {
-                        format!(
-                            "PK field {n} not found in the value schema of record at {}",
-                            describe(r)
-                        )
-                    })?;
-                    key_cols.push((n.clone(), f.schema.clone()));
-                }
+                key_cols.extend(pk_columns(&s.pk_fields, schema, "value", r)?);
             }
             for f in &schema.fields {
                 if key_cols.iter().any(|(k, _)| k == &f.name) {
@@ -884,17 +868,15 @@ fn same_shape(a: &Row_, b: &Row_) -> bool {
 
 #[async_trait]
 impl SinkTask for JdbcSinkTask {
-    async fn start(&mut self) -> anyhow::Result<()> {
+    async fn start(&mut self) -> Result<()> {
         Ok(())
     }
 
     async fn open(
         &mut self,
         partitions: &[TopicPartition],
-    ) -> anyhow::Result<HashMap<TopicPartition, i64>> {
-        self.ensure_offsets_table().await.map_err(|e| match e {
-            WriteError::Transient(m) | WriteError::Fatal(m) => anyhow::anyhow!(m),
-        })?;
+    ) -> Result<HashMap<TopicPartition, i64>> {
+        self.ensure_offsets_table().await.map_err(SinkError::from)?;
         let rows = sqlx::query(&format!(
             "SELECT topic, kafka_partition, next_offset FROM {OFFSETS_TABLE} WHERE connector = ?"
         ))
@@ -947,6 +929,8 @@ impl SinkTask for JdbcSinkTask {
 
 #[cfg(test)]
 mod tests {
+    use sqlx::mysql::MySqlPoolOptions;
+
     use super::*;
     use crate::data::Field;
 

@@ -15,26 +15,23 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use rust_decimal::Decimal;
 use serde_json::{json, Value as Json};
-use sqlx::mysql::{MySqlPool, MySqlPoolOptions, MySqlRow};
+use sqlx::mysql::{MySqlPool, MySqlRow};
 use sqlx::Row;
 
 use super::dialect::{quote, quote_table};
 use super::url;
 use crate::connectors::config_def::{ConfigExt, ConfigKey, ConfigType};
 use crate::connectors::{
-    Config, ConnectorKind, ConnectorPlugin, OffsetReader, SourceRecord, SourceTask, Task,
+    Config, ConnectorError, ConnectorKind, ConnectorPlugin, OffsetReader, Result, SourceRecord,
+    SourceTask, Task,
 };
 use crate::data::schema::{DATE, TIME, TIMESTAMP};
 use crate::data::{Field, Schema, SchemaType, Value};
 
 pub struct JdbcSourceConnector;
 
-fn pool(config: &Config) -> anyhow::Result<MySqlPool> {
-    let opts = url::connect_options(config).map_err(anyhow::Error::msg)?;
-    Ok(MySqlPoolOptions::new()
-        .max_connections(2)
-        .acquire_timeout(Duration::from_secs(10))
-        .connect_lazy_with(opts))
+fn pool(config: &Config) -> Result<MySqlPool> {
+    url::pool(config, Duration::from_secs(10))
 }
 
 #[async_trait]
@@ -47,28 +44,8 @@ impl ConnectorPlugin for JdbcSourceConnector {
     }
     fn config_keys(&self) -> Vec<ConfigKey> {
         use ConfigType::*;
-        vec![
-            ConfigKey::new(
-                "connection.url",
-                String,
-                None,
-                "Database",
-                "JDBC connection URL: jdbc:mysql://HOST:PORT/DB or jdbc:mariadb://...",
-            ),
-            ConfigKey::new(
-                "connection.user",
-                String,
-                Some(""),
-                "Database",
-                "JDBC connection user.",
-            ),
-            ConfigKey::new(
-                "connection.password",
-                Password,
-                Some(""),
-                "Database",
-                "JDBC connection password.",
-            ),
+        let mut keys = url::connection_keys("Database");
+        keys.extend([
             ConfigKey::new(
                 "table.whitelist",
                 List,
@@ -145,15 +122,11 @@ impl ConnectorPlugin for JdbcSourceConnector {
                 "Connector",
                 "How long to wait after a row's timestamp before copying it.",
             ),
-        ]
+        ]);
+        keys
     }
     fn validate(&self, config: &Config) -> Vec<(String, String)> {
-        let mut problems = Vec::new();
-        if let Some(u) = config.get("connection.url") {
-            if let Err(e) = url::parse(u) {
-                problems.push(("connection.url".into(), e));
-            }
-        }
+        let mut problems: Vec<(String, String)> = url::validate(config).into_iter().collect();
         let mode = config.str_or("mode", "").to_ascii_lowercase();
         if mode.contains("incrementing") && config.str_or("incrementing.column.name", "").is_empty()
         {
@@ -186,7 +159,7 @@ impl ConnectorPlugin for JdbcSourceConnector {
         }
         problems
     }
-    async fn task_configs(&self, config: &Config, max_tasks: usize) -> anyhow::Result<Vec<Config>> {
+    async fn task_configs(&self, config: &Config, max_tasks: usize) -> Result<Vec<Config>> {
         if !config.str_or("query", "").is_empty() {
             return Ok(vec![config.clone()]);
         }
@@ -194,7 +167,7 @@ impl ConnectorPlugin for JdbcSourceConnector {
         let rows = sqlx::query("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE IN ('BASE TABLE','VIEW') ORDER BY TABLE_NAME")
             .fetch_all(&pool)
             .await
-            .map_err(|e| anyhow::anyhow!("listing tables: {e}"))?;
+            .map_err(ConnectorError::ListTables)?;
         pool.close().await;
         let white = config.list("table.whitelist");
         let black = config.list("table.blacklist");
@@ -232,7 +205,7 @@ impl ConnectorPlugin for JdbcSourceConnector {
             })
             .collect())
     }
-    fn create_task(&self, config: &Config) -> anyhow::Result<Task> {
+    fn create_task(&self, config: &Config) -> Result<Task> {
         let query = config.str_or("query", "").to_string();
         let sources: Vec<String> = if query.is_empty() {
             config.list("tables")
@@ -243,7 +216,7 @@ impl ConnectorPlugin for JdbcSourceConnector {
         Ok(Task::Source(Box::new(JdbcSourceTask {
             pool: pool(config)?,
             database: url::parse(config.str_or("connection.url", ""))
-                .map_err(anyhow::Error::msg)?
+                .map_err(ConnectorError::InvalidConfig)?
                 .database,
             query_mode: !query.is_empty(),
             incrementing: mode
@@ -393,7 +366,7 @@ impl JdbcSourceTask {
         }
     }
 
-    async fn columns(&self, table: &str) -> anyhow::Result<Vec<Column>> {
+    async fn columns(&self, table: &str) -> Result<Vec<Column>> {
         let rows = sqlx::query("SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, NUMERIC_SCALE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION")
             .bind(table)
             .fetch_all(&self.pool)
@@ -418,12 +391,16 @@ impl JdbcSourceTask {
                 }
             })
             .collect();
-        anyhow::ensure!(!cols.is_empty(), "table {table} not found");
+        if cols.is_empty() {
+            return Err(ConnectorError::TableNotFound {
+                table: table.to_string(),
+            });
+        }
         Ok(cols)
     }
 
     /// Runs one table's query and turns the rows into records, advancing its offset.
-    async fn poll_table(&mut self, idx: usize) -> anyhow::Result<Vec<SourceRecord>> {
+    async fn poll_table(&mut self, idx: usize) -> Result<Vec<SourceRecord>> {
         let from = if self.query_mode {
             format!("({}) AS datasync_q", self.tables[idx].source)
         } else {
@@ -551,7 +528,7 @@ impl JdbcSourceTask {
 
 #[async_trait]
 impl SourceTask for JdbcSourceTask {
-    async fn start(&mut self, offsets: Arc<dyn OffsetReader>) -> anyhow::Result<()> {
+    async fn start(&mut self, offsets: Arc<dyn OffsetReader>) -> Result<()> {
         for i in 0..self.tables.len() {
             let partition = self.partition(&self.tables[i]);
             if let Some(o) = offsets.offset(&partition) {
@@ -571,8 +548,18 @@ impl SourceTask for JdbcSourceTask {
                 if self.validate_non_null {
                     for want in self.incrementing.iter().chain(self.timestamp.iter()) {
                         match c.iter().find(|c| c.name.eq_ignore_ascii_case(want)) {
-                            None => anyhow::bail!("Cannot find column {want} in table {}", t.source),
-                            Some(col) if col.nullable => anyhow::bail!("Cannot make incremental queries using column {want} on {} because this column is nullable.", t.source),
+                            None => {
+                                return Err(ConnectorError::ColumnNotFound {
+                                    column: want.clone(),
+                                    table: t.source.clone(),
+                                })
+                            }
+                            Some(col) if col.nullable => {
+                                return Err(ConnectorError::NullableColumn {
+                                    column: want.clone(),
+                                    table: t.source.clone(),
+                                })
+                            }
                             _ => {}
                         }
                     }
@@ -586,7 +573,7 @@ impl SourceTask for JdbcSourceTask {
         Ok(())
     }
 
-    async fn poll(&mut self) -> anyhow::Result<Vec<SourceRecord>> {
+    async fn poll(&mut self) -> Result<Vec<SourceRecord>> {
         if self.tables.is_empty() {
             tokio::time::sleep(self.interval).await;
             return Ok(Vec::new());

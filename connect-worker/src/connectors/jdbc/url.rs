@@ -1,12 +1,15 @@
-//! `connection.url` as Confluent takes it (`jdbc:mysql://host:port/db?params` or
-//! `jdbc:mariadb://...`), plus `connection.user`/`connection.password`, to sqlx options.
-//! Built field by field, so passwords with special characters need no URL escaping and never
-//! appear in a string that could be logged.
+//! The connection settings both JDBC connectors share: `connection.url` as Confluent takes it
+//! (`jdbc:mysql://host:port/db?params` or `jdbc:mariadb://...`), plus
+//! `connection.user`/`connection.password`, declared, validated and turned into a sqlx pool.
+//! Options are built field by field, so passwords with special characters need no URL escaping
+//! and never appear in a string that could be logged.
 
-use sqlx::mysql::MySqlConnectOptions;
+use std::time::Duration;
 
-use crate::connectors::config_def::ConfigExt;
-use crate::connectors::Config;
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
+
+use crate::connectors::config_def::{ConfigExt, ConfigKey, ConfigType};
+use crate::connectors::{Config, ConnectorError};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct JdbcUrl {
@@ -44,6 +47,49 @@ pub fn parse(url: &str) -> Result<JdbcUrl, String> {
         port,
         database: database.to_string(),
     })
+}
+
+/// The `connection.*` keys, in the connector's `group`.
+pub fn connection_keys(group: &'static str) -> Vec<ConfigKey> {
+    vec![
+        ConfigKey::new(
+            "connection.url",
+            ConfigType::String,
+            None,
+            group,
+            "JDBC connection URL: jdbc:mysql://HOST:PORT/DB or jdbc:mariadb://...",
+        ),
+        ConfigKey::new(
+            "connection.user",
+            ConfigType::String,
+            Some(""),
+            group,
+            "JDBC connection user.",
+        ),
+        ConfigKey::new(
+            "connection.password",
+            ConfigType::Password,
+            Some(""),
+            group,
+            "JDBC connection password.",
+        ),
+    ]
+}
+
+/// The problem with `connection.url`, if it is set and does not parse, as (key, message).
+pub fn validate(config: &Config) -> Option<(String, String)> {
+    let e = parse(config.get("connection.url")?).err()?;
+    Some(("connection.url".into(), e))
+}
+
+/// A pool of at most two connections, opened on first use (so creating a task never blocks on
+/// the database), waiting up to `acquire_timeout` for a connection.
+pub fn pool(config: &Config, acquire_timeout: Duration) -> Result<MySqlPool, ConnectorError> {
+    let opts = connect_options(config).map_err(ConnectorError::InvalidConfig)?;
+    Ok(MySqlPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(acquire_timeout)
+        .connect_lazy_with(opts))
 }
 
 pub fn connect_options(config: &Config) -> Result<MySqlConnectOptions, String> {
