@@ -99,31 +99,42 @@ fn loadavg() -> String {
         .join(" ")
 }
 
-async fn post_one(
-    client: &reqwest::Client,
-    target: &str,
-    user: &str,
-    n: u64,
-) -> (u16, Option<String>) {
-    let body = serde_json::json!({
-        "productId": format!("BENCH-{}", n % 1000),
-        "qty": 1 + (n % 5),
-        "unitPrice": 100 + (n % 7) * 10,
-    });
-    let url = format!("{target}/order-service/{user}/orders");
-    match client.post(&url).json(&body).send().await {
+/// The URL of request `i`: target `i % targets`, user `i % users`.
+fn url_for(urls: &[Vec<reqwest::Url>], i: u64) -> &reqwest::Url {
+    let per_target = &urls[(i as usize) % urls.len()];
+    &per_target[(i as usize) % per_target.len()]
+}
+
+/// The part of a 201 body the check needs.
+#[derive(serde::Deserialize)]
+struct Created<'a> {
+    #[serde(rename = "orderId", borrow)]
+    order_id: std::borrow::Cow<'a, str>,
+}
+
+/// One POST. The load generator shares the two cores with what it measures, so it does as little
+/// as it can per request: the URL is parsed once per (target, user), the body is formatted
+/// straight into a string and only `orderId` is read from the answer.
+async fn post_one(client: &reqwest::Client, url: &reqwest::Url, n: u64) -> (u16, Option<String>) {
+    let body = format!(
+        r#"{{"productId":"BENCH-{}","qty":{},"unitPrice":{}}}"#,
+        n % 1000,
+        1 + (n % 5),
+        100 + (n % 7) * 10
+    );
+    let request = client
+        .post(url.clone())
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body);
+    match request.send().await {
         Ok(resp) => {
             let status = resp.status().as_u16();
-            let id = if status == 201 {
-                resp.json::<serde_json::Value>().await.ok().and_then(|v| {
-                    v.get("orderId")
-                        .or_else(|| v.get("order_id"))
-                        .and_then(|x| x.as_str())
-                        .map(str::to_string)
-                })
-            } else {
-                let _ = resp.bytes().await;
-                None
+            let bytes = resp.bytes().await;
+            let id = match (status, bytes) {
+                (201, Ok(b)) => serde_json::from_slice::<Created>(&b)
+                    .ok()
+                    .map(|c| c.order_id.into_owned()),
+                _ => None,
             };
             (status, id)
         }
@@ -166,8 +177,19 @@ async fn main() -> Result<()> {
     let cpu0 = std::sync::Mutex::new(None::<(u64, u64)>);
     let load_before = loadavg();
     let counter = Arc::new(AtomicU64::new(0));
-    let users = Arc::new(users);
-    let targets = Arc::new(args.targets.clone());
+    // Request i goes to target i % targets and user i % users, as before; each URL parsed once.
+    let urls: Vec<Vec<reqwest::Url>> = args
+        .targets
+        .iter()
+        .map(|t| {
+            users
+                .iter()
+                .map(|u| reqwest::Url::parse(&format!("{t}/order-service/{u}/orders")))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .collect::<Result<_, _>>()
+        .context("a --targets entry is not a valid URL")?;
+    let urls = Arc::new(urls);
     let model;
 
     if args.rate > 0 {
@@ -180,12 +202,10 @@ async fn main() -> Result<()> {
             if intended >= measure_start && cpu0.lock().unwrap().is_none() {
                 *cpu0.lock().unwrap() = Some(cpu_busy_idle());
             }
-            let (client, tx, users, targets) =
-                (client.clone(), tx.clone(), users.clone(), targets.clone());
+            let (client, tx, urls) = (client.clone(), tx.clone(), urls.clone());
             tokio::spawn(async move {
-                let target = &targets[(i as usize) % targets.len()];
-                let user = &users[(i as usize) % users.len()];
-                let (status, order_id) = post_one(&client, target, user, i).await;
+                let url = url_for(&urls, i);
+                let (status, order_id) = post_one(&client, url, i).await;
                 let now = Instant::now();
                 let _ = tx.send(Outcome {
                     measured: intended >= measure_start,
@@ -200,13 +220,8 @@ async fn main() -> Result<()> {
         model = format!("closed loop, {} concurrent connections", args.connections);
         let mut workers = Vec::new();
         for _ in 0..args.connections.max(1) {
-            let (client, tx, users, targets, counter) = (
-                client.clone(),
-                tx.clone(),
-                users.clone(),
-                targets.clone(),
-                counter.clone(),
-            );
+            let (client, tx, urls, counter) =
+                (client.clone(), tx.clone(), urls.clone(), counter.clone());
             workers.push(tokio::spawn(async move {
                 loop {
                     let start = Instant::now();
@@ -214,9 +229,8 @@ async fn main() -> Result<()> {
                         break;
                     }
                     let i = counter.fetch_add(1, Ordering::Relaxed);
-                    let target = &targets[(i as usize) % targets.len()];
-                    let user = &users[(i as usize) % users.len()];
-                    let (status, order_id) = post_one(&client, target, user, i).await;
+                    let url = url_for(&urls, i);
+                    let (status, order_id) = post_one(&client, url, i).await;
                     let now = Instant::now();
                     let _ = tx.send(Outcome {
                         measured: start >= measure_start && now <= end,
