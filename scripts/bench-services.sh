@@ -137,7 +137,9 @@ echo "==> connect-worker on 127.0.0.1:$connect_port (orders-sink)" >&2
 mkdir -p "$work/connectors"
 sed "s#jdbc:mariadb://mariadb:3306/mydb#$jdbc_url#" docker/connectors/orders-sink.json \
     >"$work/connectors/orders-sink.json"
-"$bin/connect-worker" --listen "127.0.0.1:$connect_port" --bootstrap-servers "$bootstrap" \
+# orders-sink.json names the password ${env:MARIADB_ROOT_PASSWORD}, as in the compose stack.
+MARIADB_ROOT_PASSWORD=test1357 "$bin/connect-worker" --listen "127.0.0.1:$connect_port" \
+    --bootstrap-servers "$bootstrap" --config-providers env \
     --connectors-dir "$work/connectors" >"$work/connect.log" 2>&1 &
 pids+=($!)
 connect_pid=$!

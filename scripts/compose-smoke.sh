@@ -132,6 +132,14 @@ for c in orders-sink my-source-connect my-sink-connect; do
     [[ "$st" == RUNNING ]] || fail "connector $c is $st"
 done
 log "connectors orders-sink, my-source-connect, my-sink-connect: RUNNING"
+# They reached MariaDB with the password from ${env:MARIADB_ROOT_PASSWORD}; the worker shows and
+# stores the placeholder, never the password.
+for path in config tasks; do
+    shown=$(curl -fsS "$connect/connectors/orders-sink/$path") || fail "GET orders-sink/$path"
+    grep -qF '${env:MARIADB_ROOT_PASSWORD}' <<<"$shown" || fail "orders-sink/$path lost the placeholder: $shown"
+    ! grep -qF "$MARIADB_ROOT_PASSWORD" <<<"$shown" || fail "orders-sink/$path shows the password"
+done
+log "connector configs keep \${env:MARIADB_ROOT_PASSWORD}; the password is resolved, not stored"
 
 # --- a user ----------------------------------------------------------------------------------
 email="smoke-$$-$RANDOM@example.com"

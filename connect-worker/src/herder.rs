@@ -96,14 +96,20 @@ impl Herder {
         }
     }
 
-    pub fn validate(&self, config: &Config) -> Validation {
+    pub fn validate(&self, raw: &Config) -> Validation {
+        // Placeholders (`${env:...}`) are checked as the connector will see them: resolved.
+        let (resolved, unresolvable) = match self.ctx.providers.resolve(raw) {
+            Ok(resolved) => (resolved, None),
+            Err(e) => (raw.clone(), Some((e.key().to_string(), e.to_string()))),
+        };
+        let config = &resolved;
         let mut keys = config_def::common_keys();
         let class = config
             .get("connector.class")
             .map(|s| s.trim())
             .unwrap_or("");
         let plugin = connectors::find_plugin(&self.plugins, class);
-        let mut problems = Vec::new();
+        let mut problems: Vec<(String, String)> = unresolvable.into_iter().collect();
         match &plugin {
             None if class.is_empty() => {}
             None => problems.push((
@@ -260,7 +266,24 @@ impl Herder {
         if recompute || rt.task_configs.is_empty() {
             // Clamped as well: configs stored before the bound existed are not re-validated.
             let max = rt.config.parse_or("tasks.max", 1i64).clamp(1, MAX_TASKS) as usize;
-            match rt.plugin.task_configs(&rt.config, max).await {
+            let resolved = self.ctx.providers.resolve(&rt.config);
+            let tasks = match &resolved {
+                Ok(resolved) => rt
+                    .plugin
+                    .task_configs(resolved, max)
+                    .await
+                    .map(|tasks| {
+                        // Stored and shown with the placeholders, never the secrets.
+                        tasks
+                            .iter()
+                            .map(|t| self.ctx.providers.unresolve(&rt.config, resolved, t))
+                            .collect::<Vec<_>>()
+                    })
+                    .map_err(|e| chain(&e)),
+                Err(e) => Err(e.to_string()),
+            };
+            let mask_with = resolved.as_ref().unwrap_or(&rt.config);
+            match tasks {
                 Ok(tasks) => {
                     if let Err(e) = self.store.put_tasks(name, &tasks).await {
                         tracing::warn!(connector = %name, error = %e, "could not store task configs");
@@ -269,11 +292,8 @@ impl Herder {
                 }
                 Err(e) => {
                     let trace = mask_secrets(
-                        &format!(
-                            "org.apache.kafka.connect.errors.ConnectException: {}",
-                            chain(&e)
-                        ),
-                        &rt.config,
+                        &format!("org.apache.kafka.connect.errors.ConnectException: {e}"),
+                        mask_with,
                     );
                     tracing::error!(connector = %name, "connector failed: {trace}");
                     self.ctx.status.set(
@@ -314,6 +334,16 @@ impl Herder {
             .entry("value.converter".into())
             .or_insert_with(|| self.ctx.value_converter.clone());
         let key = task_key(name, id);
+        let config = match self.ctx.providers.resolve(&config) {
+            Ok(resolved) => resolved,
+            Err(e) => {
+                let trace = format!("org.apache.kafka.connect.errors.ConnectException: {e}");
+                self.ctx
+                    .status
+                    .set(&key, State::Failed, Some(trace), generation);
+                return;
+            }
+        };
         let task = match rt.plugin.create_task(&config) {
             Ok(t) => t,
             Err(e) => {

@@ -5,6 +5,7 @@
 //! Kafka Connect's distributed mode. Connectors: JDBC source and sink for MariaDB/MySQL (the sink
 //! exactly once) and the FileStream quickstart pair.
 
+pub mod config_providers;
 pub mod connectors;
 pub mod converters;
 pub mod data;
@@ -87,6 +88,12 @@ pub struct Config {
     /// as soon as anything arrives.
     #[arg(long, env = "CONNECT_SINK_LINGER_MS", default_value_t = 10)]
     pub sink_linger_ms: u64,
+    /// Config providers whose placeholders connector configs may use, comma-separated, like
+    /// Kafka's `config.providers`: `env` (`${env:NAME}`), `file` (`${file:PATH:KEY}`),
+    /// `directory` (`${directory:DIR:FILE}`). None by default, as in Kafka: an enabled provider
+    /// lets any connector config read the worker's environment or files.
+    #[arg(long, env = "CONNECT_CONFIG_PROVIDERS", value_delimiter = ',')]
+    pub config_providers: Vec<config_providers::Provider>,
 }
 
 impl Config {
@@ -102,6 +109,7 @@ impl Config {
             key_converter: converters::STRING_CONVERTER.into(),
             value_converter: converters::JSON_CONVERTER.into(),
             sink_linger_ms: 10,
+            config_providers: Vec::new(),
         }
     }
 }
@@ -148,6 +156,7 @@ pub async fn run(
         key_converter: config.key_converter.clone(),
         value_converter: config.value_converter.clone(),
         sink_linger: std::time::Duration::from_millis(config.sink_linger_ms),
+        providers: config_providers::ConfigProviders::new(config.config_providers.iter().copied()),
     });
     let herder = Arc::new(Herder::new(ctx, store));
     herder.resume_stored(stored).await;

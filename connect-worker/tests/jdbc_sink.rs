@@ -139,6 +139,68 @@ async fn orders_sink_upserts() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A secret named through a config provider (`${file:PATH:KEY}`, enabled on this worker): the
+/// connector reaches MariaDB with the resolved password, while the config and the task configs
+/// the worker stores and shows keep the placeholder; a key missing from the file is a 400 that
+/// says which.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn secrets_from_a_config_provider_are_resolved_but_never_stored() -> anyhow::Result<()> {
+    let db = test_support::MariaDb::start().await?;
+    let pool = db.pool().await?;
+    let broker = test_support::TestBroker::start().await?;
+    let secrets = tempfile::tempdir()?;
+    let file = secrets.path().join("db.properties");
+    std::fs::write(
+        &file,
+        format!(
+            "# the database account\nuser=root\npassword={}\n",
+            test_support::ROOT_PASSWORD
+        ),
+    )?;
+    let mut config = connect_worker::Config::new(&broker.bootstrap());
+    config.config_providers = vec![connect_worker::config_providers::Provider::File];
+    let w = Worker::start_with(config).await?;
+    let password = format!("${{file:{}:password}}", file.display());
+    let connector = |name: &str, password: &str| json!({"name": name, "config": {"connector.class":"io.confluent.connect.jdbc.JdbcSinkConnector","connection.url":jdbc_url(&db.url),"connection.user":format!("${{file:{}:user}}", file.display()),"connection.password":password,"auto.create":"true","tasks.max":"1","topics":"provided_users"}});
+
+    let (code, body) = w
+        .post(
+            "/connectors",
+            &connector("typo", &format!("${{file:{}:passwort}}", file.display())),
+        )
+        .await;
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("has no key passwort"),
+        "{body}"
+    );
+
+    let (code, body) = w
+        .post("/connectors", &connector("provided", &password))
+        .await;
+    assert_eq!(code, 201, "{body}");
+    w.wait_state("provided", "RUNNING").await;
+    let p = producer(&broker.bootstrap());
+    produce(&p, "provided_users", None, Some(&user_record(7, "carol"))).await;
+    eventually("record written with the resolved password", || async {
+        count(&pool, "SELECT COUNT(*) FROM provided_users WHERE id = 7").await == 1
+    })
+    .await;
+
+    let (_, config) = w.get("/connectors/provided/config").await;
+    assert_eq!(config["connection.password"], password.as_str());
+    let (_, tasks) = w.get("/connectors/provided/tasks").await;
+    assert!(tasks.as_array().is_some_and(|t| !t.is_empty()), "{tasks}");
+    for shown in [config.to_string(), tasks.to_string()] {
+        assert!(!shown.contains(test_support::ROOT_PASSWORD), "{shown}");
+    }
+    w.stop().await;
+    Ok(())
+}
+
 struct Child_(Child);
 
 impl Drop for Child_ {

@@ -37,6 +37,9 @@ async fn start_worker(bootstrap: &str, db: &MariaDb) -> anyhow::Result<Worker> {
         serde_json::from_str(include_str!("../../docker/connectors/orders-sink.json"))?;
     let host_and_db = db.url.rsplit_once('@').map(|(_, h)| h).unwrap_or_default();
     connector["config"]["connection.url"] = json!(format!("jdbc:mariadb://{host_and_db}"));
+    // The shipped file names the password `${env:MARIADB_ROOT_PASSWORD}` (resolved by the compose
+    // stack's worker); this worker enables no config provider, so it gets the password itself.
+    connector["config"]["connection.password"] = json!(test_support::ROOT_PASSWORD);
     let r = c
         .post(format!("{url}/connectors"))
         .json(&connector)

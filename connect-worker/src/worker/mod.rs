@@ -27,6 +27,8 @@ pub struct WorkerContext {
     pub value_converter: String,
     /// Least time between the starts of two sink batches that are not full.
     pub sink_linger: std::time::Duration,
+    /// Resolves `${provider:...}` placeholders of connector configs.
+    pub providers: crate::config_providers::ConfigProviders,
 }
 
 /// What a task runner (sink or source) knows of its task: which one it is, its config and how

@@ -26,11 +26,15 @@ pub fn init_tracing() {
 
 impl Worker {
     pub async fn start(bootstrap: &str) -> anyhow::Result<Self> {
+        Self::start_with(connect_worker::Config::new(bootstrap)).await
+    }
+
+    /// A worker with settings of the test's own (its `listen` is ignored: port 0).
+    pub async fn start_with(config: connect_worker::Config) -> anyhow::Result<Self> {
         init_tracing();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let config = connect_worker::Config::new(bootstrap);
         let task = tokio::spawn(connect_worker::run(config, listener, async {
             let _ = stopped.await;
         }));

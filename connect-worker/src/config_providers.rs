@@ -1,0 +1,374 @@
+//! Kafka Connect's config providers (KIP-297, KIP-887): a connector config may name a secret as
+//! `${env:NAME}`, `${file:/path/to/file.properties:key}` or `${directory:/path/to/dir:file}`
+//! instead of carrying it. The worker stores and shows the config as written (placeholders, not
+//! secrets: `GET /connectors/{name}/config`, the `connect-configs` topic) and resolves it only
+//! when it hands the config to a connector or task.
+//!
+//! As in Kafka, a worker resolves only the providers it was told to enable (`--config-providers`,
+//! like `config.providers=env,file,directory`), since any connector config could otherwise read
+//! the worker's environment and files; placeholders of other providers are left as written.
+//! Unlike Kafka, which also leaves a placeholder whose variable or key is missing, a missing one
+//! is an error that `validate` reports, so a typo is a clear 400 rather than a wrong password.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::OnceLock;
+
+use regex::Regex;
+
+use crate::connectors::Config;
+
+/// One kind of provider, by the name used in placeholders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    /// `${env:NAME}`: the worker's environment variable `NAME` (Kafka's EnvVarConfigProvider).
+    Env,
+    /// `${file:PATH:KEY}`: key `KEY` of the Java properties file `PATH` (FileConfigProvider).
+    File,
+    /// `${directory:DIR:FILE}`: the content of file `FILE` in `DIR` (DirectoryConfigProvider).
+    Directory,
+}
+
+impl Provider {
+    pub fn name(self) -> &'static str {
+        match self {
+            Provider::Env => "env",
+            Provider::File => "file",
+            Provider::Directory => "directory",
+        }
+    }
+}
+
+impl std::str::FromStr for Provider {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "env" => Ok(Provider::Env),
+            "file" => Ok(Provider::File),
+            "directory" => Ok(Provider::Directory),
+            other => Err(format!(
+                "unknown config provider {other:?} (known: env, file, directory)"
+            )),
+        }
+    }
+}
+
+/// Why a placeholder could not be resolved.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ResolveError {
+    #[error("Could not resolve {placeholder} in {key}: environment variable {name} is not set")]
+    MissingEnv {
+        key: String,
+        placeholder: String,
+        name: String,
+    },
+    #[error("Could not resolve {placeholder} in {key}: {path} has no key {name}")]
+    MissingKey {
+        key: String,
+        placeholder: String,
+        path: String,
+        name: String,
+    },
+    #[error("Could not resolve {placeholder} in {key}: cannot read {path}: {reason}")]
+    Unreadable {
+        key: String,
+        placeholder: String,
+        path: String,
+        reason: String,
+    },
+    #[error("Could not resolve {placeholder} in {key}: the {provider} provider needs a path (${{{provider}:PATH:KEY}})")]
+    MissingPath {
+        key: String,
+        placeholder: String,
+        provider: &'static str,
+    },
+}
+
+impl ResolveError {
+    /// The config key whose value holds the placeholder.
+    pub fn key(&self) -> &str {
+        match self {
+            ResolveError::MissingEnv { key, .. }
+            | ResolveError::MissingKey { key, .. }
+            | ResolveError::Unreadable { key, .. }
+            | ResolveError::MissingPath { key, .. } => key,
+        }
+    }
+}
+
+/// Kafka's variable pattern: `${provider:[path:]key}`.
+fn pattern() -> &'static Regex {
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| {
+        Regex::new(r"\$\{([^}]*?):(([^}]*?):)?([^}]*?)\}").expect("a valid regular expression")
+    })
+}
+
+/// The providers this worker resolves.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigProviders {
+    enabled: Vec<Provider>,
+}
+
+impl ConfigProviders {
+    pub fn new(enabled: impl IntoIterator<Item = Provider>) -> Self {
+        ConfigProviders {
+            enabled: enabled.into_iter().collect(),
+        }
+    }
+
+    fn enabled(&self, name: &str) -> Option<Provider> {
+        self.enabled.iter().copied().find(|p| p.name() == name)
+    }
+
+    /// `config` with every placeholder of an enabled provider replaced by its value. Files are
+    /// read once per call.
+    pub fn resolve(&self, config: &Config) -> Result<Config, ResolveError> {
+        if self.enabled.is_empty() {
+            return Ok(config.clone());
+        }
+        let mut files: HashMap<String, Result<HashMap<String, String>, String>> = HashMap::new();
+        let mut out = Config::new();
+        for (key, value) in config {
+            let mut resolved = String::with_capacity(value.len());
+            let mut last = 0;
+            for caps in pattern().captures_iter(value) {
+                let whole = caps.get(0).expect("group 0 always matches");
+                let Some(provider) = self.enabled(&caps[1]) else {
+                    continue;
+                };
+                let path = caps.get(3).map(|m| m.as_str());
+                let name = &caps[4];
+                let placeholder = whole.as_str().to_string();
+                let replacement = match (provider, path) {
+                    (Provider::Env, _) => {
+                        std::env::var(name).map_err(|_| ResolveError::MissingEnv {
+                            key: key.clone(),
+                            placeholder,
+                            name: name.to_string(),
+                        })?
+                    }
+                    (Provider::File | Provider::Directory, None) => {
+                        return Err(ResolveError::MissingPath {
+                            key: key.clone(),
+                            placeholder,
+                            provider: provider.name(),
+                        })
+                    }
+                    (Provider::File, Some(path)) => {
+                        let props = files
+                            .entry(path.to_string())
+                            .or_insert_with(|| read_properties(Path::new(path)));
+                        match props {
+                            Ok(props) => props.get(name).cloned().ok_or_else(|| {
+                                ResolveError::MissingKey {
+                                    key: key.clone(),
+                                    placeholder,
+                                    path: path.to_string(),
+                                    name: name.to_string(),
+                                }
+                            })?,
+                            Err(reason) => {
+                                return Err(ResolveError::Unreadable {
+                                    key: key.clone(),
+                                    placeholder,
+                                    path: path.to_string(),
+                                    reason: reason.clone(),
+                                })
+                            }
+                        }
+                    }
+                    (Provider::Directory, Some(dir)) => {
+                        let file = Path::new(dir).join(name);
+                        // Kafka's DirectoryConfigProvider only reads files directly in the
+                        // directory, never through `..` or a subdirectory.
+                        if name.contains('/') || name == ".." || name == "." {
+                            return Err(ResolveError::Unreadable {
+                                key: key.clone(),
+                                placeholder,
+                                path: file.display().to_string(),
+                                reason: "not a file name in that directory".into(),
+                            });
+                        }
+                        std::fs::read_to_string(&file).map_err(|e| ResolveError::Unreadable {
+                            key: key.clone(),
+                            placeholder,
+                            path: file.display().to_string(),
+                            reason: e.to_string(),
+                        })?
+                    }
+                };
+                resolved.push_str(&value[last..whole.start()]);
+                resolved.push_str(&replacement);
+                last = whole.end();
+            }
+            resolved.push_str(&value[last..]);
+            out.insert(key.clone(), resolved);
+        }
+        Ok(out)
+    }
+
+    /// What to store of task configs a connector built from `resolved` (the resolution of
+    /// `raw`): a value the connector copied unchanged from a key holding placeholders goes back
+    /// to the placeholders, so resolved secrets are not written to the config topic (Kafka's
+    /// `reverseTransform`). Tasks resolve them again when they start.
+    pub fn unresolve(&self, raw: &Config, resolved: &Config, task: &Config) -> Config {
+        task.iter()
+            .map(|(k, v)| match (raw.get(k), resolved.get(k)) {
+                (Some(raw_v), Some(res_v)) if raw_v != res_v && v == res_v => {
+                    (k.clone(), raw_v.clone())
+                }
+                _ => (k.clone(), v.clone()),
+            })
+            .collect()
+    }
+}
+
+/// A Java properties file, as far as config files use it: `key=value` or `key: value` lines,
+/// `#`/`!` comments, blank lines; a trailing backslash continues the line.
+fn read_properties(path: &Path) -> Result<HashMap<String, String>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let mut props = HashMap::new();
+    let mut pending = String::new();
+    for line in text.lines() {
+        let line = line.trim_start();
+        if pending.is_empty() && (line.is_empty() || line.starts_with('#') || line.starts_with('!'))
+        {
+            continue;
+        }
+        if let Some(continued) = line.strip_suffix('\\') {
+            pending.push_str(continued);
+            continue;
+        }
+        pending.push_str(line);
+        let entry = std::mem::take(&mut pending);
+        let split = entry.find(['=', ':']).unwrap_or(entry.len());
+        let key = entry[..split].trim_end().to_string();
+        let value = entry
+            .get(split + 1..)
+            .unwrap_or("")
+            .trim_start()
+            .to_string();
+        props.insert(key, value);
+    }
+    Ok(props)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Config {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn provider_names_parse() {
+        assert_eq!("env".parse::<Provider>(), Ok(Provider::Env));
+        assert_eq!(" file ".parse::<Provider>(), Ok(Provider::File));
+        assert_eq!("directory".parse::<Provider>(), Ok(Provider::Directory));
+        assert!("vault".parse::<Provider>().unwrap_err().contains("vault"));
+    }
+
+    #[test]
+    fn file_and_directory_placeholders_resolve_and_others_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let props = dir.path().join("db.properties");
+        std::fs::write(
+            &props,
+            "# secrets\nuser = app\npassword: s3cr=t\nlong=a\\\n  b\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("token"), "t0k").unwrap();
+        let p = props.display().to_string();
+        let d = dir.path().display().to_string();
+        let raw = config(&[
+            ("connection.user", &format!("${{file:{p}:user}}")),
+            ("connection.password", &format!("${{file:{p}:password}}")),
+            (
+                "long",
+                &format!("x-${{file:{p}:long}}-${{directory:{d}:token}}"),
+            ),
+            ("other", "${vault:secret/db:password}"),
+            ("plain", "no placeholder here, not even ${this"),
+        ]);
+        let providers = ConfigProviders::new([Provider::File, Provider::Directory]);
+        let resolved = providers.resolve(&raw).unwrap();
+        assert_eq!(resolved["connection.user"], "app");
+        assert_eq!(resolved["connection.password"], "s3cr=t");
+        assert_eq!(resolved["long"], "x-ab-t0k");
+        assert_eq!(resolved["other"], "${vault:secret/db:password}");
+        assert_eq!(resolved["plain"], raw["plain"]);
+
+        // Nothing enabled: nothing resolved.
+        assert_eq!(ConfigProviders::default().resolve(&raw).unwrap(), raw);
+    }
+
+    #[test]
+    fn missing_values_are_errors_naming_the_key() {
+        let providers = ConfigProviders::new([Provider::Env, Provider::File, Provider::Directory]);
+        let err = providers
+            .resolve(&config(&[(
+                "a",
+                "${env:DATASYNC_SURELY_UNSET_VARIABLE_42}",
+            )]))
+            .unwrap_err();
+        assert_eq!(err.key(), "a");
+        assert!(err
+            .to_string()
+            .contains("DATASYNC_SURELY_UNSET_VARIABLE_42 is not set"));
+
+        let dir = tempfile::tempdir().unwrap();
+        let props = dir.path().join("p.properties");
+        std::fs::write(&props, "x=1\n").unwrap();
+        let err = providers
+            .resolve(&config(&[(
+                "b",
+                &format!("${{file:{}:y}}", props.display()),
+            )]))
+            .unwrap_err();
+        assert!(err.to_string().contains("has no key y"), "{err}");
+        let err = providers
+            .resolve(&config(&[(
+                "c",
+                "${file:/nonexistent/datasync.properties:y}",
+            )]))
+            .unwrap_err();
+        assert!(err.to_string().contains("cannot read"), "{err}");
+        let err = providers
+            .resolve(&config(&[("d", "${file:y}")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("needs a path"), "{err}");
+        let err = providers
+            .resolve(&config(&[(
+                "e",
+                &format!("${{directory:{}:../etc}}", dir.path().display()),
+            )]))
+            .unwrap_err();
+        assert!(err.to_string().contains("not a file name"), "{err}");
+    }
+
+    #[test]
+    fn env_placeholders_resolve_from_the_environment() {
+        // PATH is set in every environment the tests run in.
+        let path = std::env::var("PATH").unwrap();
+        let providers = ConfigProviders::new([Provider::Env]);
+        let resolved = providers.resolve(&config(&[("p", "${env:PATH}")])).unwrap();
+        assert_eq!(resolved["p"], path);
+    }
+
+    #[test]
+    fn unresolve_puts_placeholders_back_only_where_values_were_copied() {
+        let raw = config(&[("password", "${env:PW}"), ("user", "app")]);
+        let resolved = config(&[("password", "pw"), ("user", "app")]);
+        let task = config(&[("password", "pw"), ("user", "app"), ("table", "t")]);
+        let stored = ConfigProviders::new([Provider::Env]).unresolve(&raw, &resolved, &task);
+        assert_eq!(stored["password"], "${env:PW}");
+        assert_eq!(stored["user"], "app");
+        assert_eq!(stored["table"], "t");
+    }
+}
