@@ -40,19 +40,21 @@ pub struct Service {
 
 impl Service {
     /// Runs `run(listener, shutdown)` on a loopback port and waits until `health_path` answers 200.
-    pub async fn spawn<F>(
+    pub async fn spawn<F, E>(
         what: &str,
         health_path: &str,
         run: impl FnOnce(tokio::net::TcpListener, tokio::sync::oneshot::Receiver<()>) -> F,
     ) -> anyhow::Result<Service>
     where
-        F: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+        F: std::future::Future<Output = Result<(), E>> + Send + 'static,
+        E: Into<anyhow::Error> + Send + 'static,
     {
         init_tracing();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
         let (stop, stopped) = tokio::sync::oneshot::channel();
-        let mut task = tokio::spawn(run(listener, stopped));
+        let running = run(listener, stopped);
+        let mut task = tokio::spawn(async move { running.await.map_err(Into::into) });
         let deadline = Instant::now() + Duration::from_secs(90);
         let c = client();
         loop {
@@ -124,17 +126,11 @@ pub async fn order_service(
     ];
     args.extend_from_slice(extra);
     let config = order_service::Config::try_parse_from(args)?;
-    Service::spawn(
-        "order-service",
-        "/order-service/ready",
-        |l, stop| async move {
-            order_service::run(config, l, async {
-                let _ = stop.await;
-            })
-            .await?;
-            Ok(())
-        },
-    )
+    Service::spawn("order-service", "/order-service/ready", |l, stop| {
+        order_service::run(config, l, async {
+            let _ = stop.await;
+        })
+    })
     .await
 }
 
@@ -155,12 +151,10 @@ pub async fn user_service(db: &MariaDb, bootstrap: &str) -> anyhow::Result<Servi
         "--startup-timeout-secs",
         "60",
     ])?;
-    Service::spawn("user-service", "/ready", |l, stop| async move {
+    Service::spawn("user-service", "/ready", |l, stop| {
         user_service::run(config, l, async {
             let _ = stop.await;
         })
-        .await?;
-        Ok(())
     })
     .await
 }
@@ -168,12 +162,10 @@ pub async fn user_service(db: &MariaDb, bootstrap: &str) -> anyhow::Result<Servi
 /// The connect worker, in-process.
 pub async fn connect_worker(bootstrap: &str) -> anyhow::Result<Service> {
     let config = connect_worker::Config::new(bootstrap);
-    Service::spawn("connect-worker", "/connectors", |l, stop| async move {
+    Service::spawn("connect-worker", "/connectors", |l, stop| {
         connect_worker::run(config, l, async {
             let _ = stop.await;
         })
-        .await?;
-        Ok(())
     })
     .await
 }
@@ -241,14 +233,14 @@ pub fn client() -> reqwest::Client {
         .expect("reqwest client")
 }
 
+/// What the shipped connector files say instead of the password.
+pub const SHIPPED_PASSWORD: &str = "${env:MARIADB_ROOT_PASSWORD}";
+
 /// A connector definition shipped in `docker/connectors/<file>`, pointed at `db` instead of the
 /// compose service `mariadb:3306/mydb` (its JDBC scheme and user are kept). The shipped files name
 /// the password `${env:MARIADB_ROOT_PASSWORD}`, which the compose stack's worker resolves from its
 /// environment (`CONNECT_CONFIG_PROVIDERS=env`, covered by the compose smoke test); here it is
 /// the test server's.
-/// What the shipped connector files say instead of the password.
-pub const SHIPPED_PASSWORD: &str = "${env:MARIADB_ROOT_PASSWORD}";
-
 pub fn shipped_connector(file: &str, db: &MariaDb) -> anyhow::Result<Value> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../docker/connectors")
