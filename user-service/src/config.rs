@@ -24,6 +24,13 @@ pub struct Config {
     /// Time allowed to one order-service instance before trying the next.
     #[arg(long, env = "ORDER_SERVICE_TIMEOUT_MS", default_value_t = 2000)]
     pub order_service_timeout_ms: u64,
+    /// Password hashes/checks (argon2, ~19 MiB and tens of ms of a core each) run at once;
+    /// default: the number of CPUs.
+    #[arg(long, env = "PASSWORD_WORKERS")]
+    pub password_workers: Option<usize>,
+    /// How long a sign-up or login waits for a password worker before answering 503.
+    #[arg(long, env = "PASSWORD_QUEUE_TIMEOUT_MS", default_value_t = 2000)]
+    pub password_queue_timeout_ms: u64,
     /// Text of `GET /welcome`.
     #[arg(
         long,
@@ -42,6 +49,8 @@ impl std::fmt::Debug for Config {
             .field("jwt_secret", &"[hidden]")
             .field("jwt_expiration_secs", &self.jwt_expiration_secs)
             .field("order_service_timeout_ms", &self.order_service_timeout_ms)
+            .field("password_workers", &self.password_workers)
+            .field("password_queue_timeout_ms", &self.password_queue_timeout_ms)
             .field("greeting_message", &self.greeting_message)
             .finish()
     }

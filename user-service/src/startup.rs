@@ -11,6 +11,7 @@ use discovery::Registry;
 use service_common::startup::{register, serve, start, Registered, Started};
 use sqlx::MySqlPool;
 
+use crate::auth::Passwords;
 use crate::config::Config;
 use crate::orders_client::OrdersClient;
 use crate::routes;
@@ -34,6 +35,7 @@ pub enum StartupError {
 pub struct AppState {
     pub pool: MySqlPool,
     pub orders: Arc<OrdersClient>,
+    pub passwords: Passwords,
     pub jwt_secret: Arc<[u8]>,
     pub jwt_lifetime_secs: u64,
     pub greeting: Arc<str>,
@@ -73,6 +75,12 @@ pub async fn run(
             registry,
             Duration::from_millis(config.order_service_timeout_ms),
         )),
+        passwords: Passwords::new(
+            config.password_workers.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+            }),
+            Duration::from_millis(config.password_queue_timeout_ms),
+        ),
         jwt_secret: config.jwt_secret.as_bytes().into(),
         jwt_lifetime_secs: config.jwt_expiration_secs,
         greeting: config.greeting_message.as_str().into(),

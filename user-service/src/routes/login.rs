@@ -23,7 +23,7 @@ pub async fn login(
     // An unknown email costs the same password check as a known one, so that the answer's
     // timing does not tell which emails exist either.
     let stored = user.as_ref().map(|u| u.encrypted_pwd.clone());
-    let matches = auth::check_login_password(password, stored).await?;
+    let matches = state.passwords.check_login(password, stored).await?;
     let user = user.filter(|_| matches).ok_or_else(denied)?;
     let token = auth::issue_token(&user.user_id, &state.jwt_secret, state.jwt_lifetime_secs)?;
     let mut response = StatusCode::OK.into_response();

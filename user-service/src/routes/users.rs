@@ -7,7 +7,6 @@ use axum::Json;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::auth;
 use crate::db::{self, UserRow};
 use crate::domain::{NewUser, SignUpRequest};
 use crate::error::{ApiError, UserError};
@@ -41,7 +40,7 @@ pub async fn create(
     ApiJson(body): ApiJson<SignUpRequest>,
 ) -> Result<Response, ApiError> {
     let new = NewUser::parse(body)?;
-    let encrypted = auth::hash_password(new.pwd).await?;
+    let encrypted = state.passwords.hash(new.pwd).await?;
     let user_id = uuid::Uuid::new_v4().to_string();
     let inserted = db::with_timeout(
         state.db_timeout,
