@@ -37,6 +37,10 @@ pub struct Config {
     /// How long a GET with `X-Consistency-Token` waits for the sink before answering 503.
     #[arg(long, env = "CONSISTENCY_TIMEOUT_MS", default_value_t = 5000)]
     pub consistency_timeout_ms: u64,
+    /// Name of the sink connector that writes the orders table (`docker/connectors/
+    /// orders-sink.json`): consistency tokens wait for its progress only.
+    #[arg(long, env = "CONSISTENCY_CONNECTOR", default_value = "orders-sink")]
+    pub consistency_connector: String,
 }
 
 #[cfg(test)]

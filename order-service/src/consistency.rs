@@ -2,7 +2,9 @@
 //!
 //! A 201 carries `X-Consistency-Token: <topic>:<partition>:<offset>`, the position of the
 //! acknowledged record. The connect worker's sink records in `datasync_sink_offsets`, in the same
-//! transaction as the rows, the next offset it will apply per partition. A GET that sends the
+//! transaction as the rows, the next offset it will apply per partition; only the row of the
+//! connector that writes the `orders` table counts (`--consistency-connector`), so another sink
+//! reading the same topic, or a stale row of a renamed connector, cannot vouch for it. A GET that sends the
 //! token back polls that table (5 ms, doubling to 100 ms) until `next_offset > offset`, then
 //! reads. If that does not happen within `--consistency-timeout-ms` the GET fails with 503 and
 //! `X-Consistency-Status: timeout` rather than silently returning stale data, as a Kafka user
@@ -63,6 +65,7 @@ impl fmt::Display for ConsistencyToken {
 
 pub struct Consistency {
     topic: String,
+    connector: String,
     timeout: Duration,
     db_timeout: Duration,
     /// Highest `next_offset` seen per partition.
@@ -70,9 +73,10 @@ pub struct Consistency {
 }
 
 impl Consistency {
-    pub fn new(topic: &str, timeout: Duration, db_timeout: Duration) -> Self {
+    pub fn new(topic: &str, connector: &str, timeout: Duration, db_timeout: Duration) -> Self {
         Consistency {
             topic: topic.to_string(),
+            connector: connector.to_string(),
             timeout,
             db_timeout,
             seen: Mutex::default(),
@@ -125,7 +129,7 @@ impl Consistency {
             let budget = self.db_timeout.min(left.max(Duration::from_millis(1)));
             let next = match db::with_timeout(
                 budget,
-                db::sink_next_offset(pool, &self.topic, token.partition),
+                db::sink_next_offset(pool, &self.connector, &self.topic, token.partition),
             )
             .await
             {

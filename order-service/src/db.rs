@@ -9,20 +9,23 @@ use crate::domain::Order;
 pub use schema::{migrate, pool, MigrationError, MIGRATOR};
 pub use service_common::db::with_timeout;
 
-/// The sink's next offset for a partition of `topic` (over every connector), if any.
+/// The next offset `connector` will apply for a partition of `topic`, if it applied any.
 pub async fn sink_next_offset(
     pool: &MySqlPool,
+    connector: &str,
     topic: &str,
     partition: i32,
 ) -> Result<Option<i64>, sqlx::Error> {
-    let (next,): (Option<i64>,) = sqlx::query_as(
-        "SELECT MAX(next_offset) FROM datasync_sink_offsets WHERE topic = ? AND kafka_partition = ?",
+    let next: Option<(i64,)> = sqlx::query_as(
+        "SELECT next_offset FROM datasync_sink_offsets \
+         WHERE connector = ? AND topic = ? AND kafka_partition = ?",
     )
+    .bind(connector)
     .bind(topic)
     .bind(partition)
-    .fetch_one(pool)
+    .fetch_optional(pool)
     .await?;
-    Ok(next)
+    Ok(next.map(|(n,)| n))
 }
 
 type OrderRow = (String, String, String, i32, i32, i64, NaiveDateTime);

@@ -86,6 +86,7 @@ pub async fn run(
         publisher: publisher.clone(),
         consistency: Arc::new(Consistency::new(
             &config.orders_topic,
+            &config.consistency_connector,
             Duration::from_millis(config.consistency_timeout_ms),
             db_timeout,
         )),

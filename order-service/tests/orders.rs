@@ -146,6 +146,19 @@ async fn invalid_requests_get_400_with_a_json_body_naming_the_field() -> anyhow:
         let e: Value = r.json().await?;
         assert_eq!(e["error"], "Bad Request");
     }
+    // A body over the 2 MiB limit: 413, JSON body.
+    let huge = format!(
+        r#"{{"productId":"{}","qty":1,"unitPrice":1}}"#,
+        "p".repeat(3 << 20)
+    );
+    let r = client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await?;
+    assert_eq!(r.status(), 413);
+    assert_eq!(r.json::<Value>().await?["status"], 413);
     // A bad user id, a bad consistency token.
     let long = "x".repeat(65);
     let r = post(
@@ -222,7 +235,14 @@ async fn reads_what_the_sink_wrote_on_both_instances_and_waits_for_the_token() -
         created.push(r.json::<Value>().await?);
     }
     // Not applied yet: without a token, an empty list at once; with it on b, 503 after its
-    // (short) consistency timeout, saying so.
+    // (short) consistency timeout, saying so. Another sink connector on the topic being past
+    // every token changes nothing: only orders-sink's progress counts.
+    sqlx::query(
+        "INSERT INTO datasync_sink_offsets (connector, topic, kafka_partition, next_offset) \
+         VALUES ('audit-sink', 'orders', 0, 3)",
+    )
+    .execute(&pool)
+    .await?;
     let url_a = format!("{}/order-service/u-42/orders", a.url);
     let url_b = format!("{}/order-service/u-42/orders", b.url);
     let r = client.get(&url_a).send().await?;
@@ -424,6 +444,79 @@ async fn database_down_means_503_quickly_never_a_hang() -> anyhow::Result<()> {
             "no recovery after the database came back"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    app.stop().await
+}
+
+/// A server that is up but refuses the service for now (here MariaDB error 1203, "user already
+/// has more than 'max_user_connections' active connections") is an outage like a dead one: 503
+/// with `Retry-After`, not a 500; and the service recovers once the server lets it in again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_refusing_connections_is_a_503_not_a_500() -> anyhow::Result<()> {
+    let db = MariaDb::start().await?;
+    let broker = TestBroker::start().await?;
+    let root = db.pool().await?;
+    let user = format!("lim_{}", &db.database[2..14]);
+    sqlx::query(&format!(
+        "CREATE USER '{user}'@'%' IDENTIFIED BY 'pw-12345' WITH MAX_USER_CONNECTIONS 1"
+    ))
+    .execute(&root)
+    .await?;
+    sqlx::query(&format!("GRANT ALL ON `{}`.* TO '{user}'@'%'", db.database))
+        .execute(&root)
+        .await?;
+    let (server, _) = db.url.rsplit_once('/').expect("a database URL");
+    let (_, host) = server.rsplit_once('@').expect("credentials in the URL");
+    let limited_url = format!("mysql://{user}:pw-12345@{host}/{}", db.database);
+    let app = TestApp::spawn(config(
+        &limited_url,
+        &broker.bootstrap(),
+        &["--db-max-connections", "1"],
+    ))
+    .await?;
+    let client = reqwest::Client::new();
+    let url = format!("{}/order-service/u1/orders", app.url);
+    assert_eq!(client.get(&url).send().await?.status(), 200);
+
+    // Take the user's one connection away from the service and hold it ourselves.
+    let ids: Vec<(i64,)> =
+        sqlx::query_as("SELECT id FROM information_schema.processlist WHERE user = ?")
+            .bind(&user)
+            .fetch_all(&root)
+            .await?;
+    assert!(!ids.is_empty(), "the service holds no connection");
+    for (id,) in ids {
+        sqlx::query(&format!("KILL {id}")).execute(&root).await?;
+    }
+    let held = {
+        use sqlx::Connection;
+        sqlx::MySqlConnection::connect(&limited_url).await?
+    };
+    let r = client.get(&url).send().await?;
+    assert_eq!(r.status(), 503, "{:?}", r.text().await);
+    let r = client.get(&url).send().await?;
+    assert_eq!(r.headers()["retry-after"], "1");
+    let body: Value = r.json().await?;
+    assert!(
+        body["message"].as_str().unwrap_or("").contains("1203")
+            || body["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("max_user_connections"),
+        "{body}"
+    );
+
+    {
+        use sqlx::Connection;
+        held.close().await?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client.get(&url).send().await?.status() != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "no recovery once the server let the service in"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     app.stop().await
 }

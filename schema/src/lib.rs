@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
+use sqlx::mysql::{MySqlConnectOptions, MySqlDatabaseError, MySqlPoolOptions};
 use sqlx::MySqlPool;
 
 /// Why the migrations could not be applied.
@@ -53,10 +53,60 @@ enum Failure {
 
 impl From<sqlx::Error> for Failure {
     fn from(e: sqlx::Error) -> Self {
-        match e {
-            sqlx::Error::Database(_) => Failure::Fatal(e.to_string()),
-            other => Failure::Unreachable(other.to_string()),
+        if is_transient(&e) {
+            Failure::Unreachable(e.to_string())
+        } else {
+            Failure::Fatal(e.to_string())
         }
+    }
+}
+
+/// MariaDB/MySQL server errors that say "not now" rather than "never": the server is
+/// overloaded, shutting down, read-only for a failover, or a transaction lost a lock race.
+/// Retrying later can succeed, so a service answers them with 503, and start-up keeps waiting.
+pub const TRANSIENT_SERVER_ERRORS: &[u16] = &[
+    1021, // ER_DISK_FULL
+    1037, // ER_OUTOFMEMORY
+    1038, // ER_OUT_OF_SORTMEMORY
+    1040, // ER_CON_COUNT_ERROR: too many connections
+    1041, // ER_OUT_OF_RESOURCES
+    1053, // ER_SERVER_SHUTDOWN
+    1077, // ER_NORMAL_SHUTDOWN
+    1079, // ER_SHUTDOWN_COMPLETE
+    1080, // ER_FORCING_CLOSE
+    1152, // ER_ABORTING_CONNECTION
+    1203, // ER_TOO_MANY_USER_CONNECTIONS
+    1205, // ER_LOCK_WAIT_TIMEOUT
+    1213, // ER_LOCK_DEADLOCK
+    1226, // ER_USER_LIMIT_REACHED
+    1290, // ER_OPTION_PREVENTS_STATEMENT (--read-only)
+    1317, // ER_QUERY_INTERRUPTED
+    1836, // ER_READ_ONLY_MODE
+    1927, // ER_CONNECTION_KILLED (MariaDB)
+    1969, // ER_STATEMENT_TIMEOUT (MariaDB max_statement_time)
+    3024, // ER_QUERY_TIMEOUT (MySQL max_execution_time)
+];
+
+/// Whether `e` may go away by itself: the database could not be reached (I/O, pool timeout,
+/// closed pool, protocol breakage on a dying connection) or the server refused for now
+/// ([`TRANSIENT_SERVER_ERRORS`], or SQLSTATE class 08, connection exception). Other server
+/// errors (syntax, constraint, access denied) and decoding errors are not.
+pub fn is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => {
+            let number = db
+                .try_downcast_ref::<MySqlDatabaseError>()
+                .map(MySqlDatabaseError::number);
+            number.is_some_and(|n| TRANSIENT_SERVER_ERRORS.contains(&n))
+                || db.code().is_some_and(|state| state.starts_with("08"))
+        }
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        _ => false,
     }
 }
 
@@ -82,5 +132,23 @@ async fn migrate_locked(pool: &MySqlPool, within: Duration) -> Result<(), Failur
         Ok(()) => Ok(()),
         Err(sqlx::migrate::MigrateError::Execute(e)) => Err(e.into()),
         Err(e) => Err(Failure::Fatal(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outages_are_transient_and_mistakes_are_not() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert!(is_transient(&sqlx::Error::Io(io)));
+        assert!(is_transient(&sqlx::Error::PoolTimedOut));
+        assert!(is_transient(&sqlx::Error::PoolClosed));
+        assert!(is_transient(&sqlx::Error::Protocol("eof".into())));
+        assert!(!is_transient(&sqlx::Error::RowNotFound));
+        assert!(!is_transient(&sqlx::Error::ColumnNotFound("x".into())));
+        assert!(!is_transient(&sqlx::Error::Decode("bad".into())));
+        assert!(!is_transient(&sqlx::Error::Configuration("bad url".into())));
     }
 }

@@ -55,6 +55,9 @@ pub enum ApiError<X = Infallible> {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
+    /// The body is over the size limit (413).
+    #[error("{0}")]
+    PayloadTooLarge(String),
     /// The path exists, the method does not (405).
     #[error("{0}")]
     MethodNotAllowed(String),
@@ -82,6 +85,7 @@ impl<X: ServiceError> ApiError<X> {
         match self {
             ApiError::Validation(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -124,8 +128,13 @@ impl<X: ServiceError> IntoResponse for ApiError<X> {
 impl<X> From<JsonRejection> for ApiError<X> {
     fn from(r: JsonRejection) -> Self {
         // Every JSON rejection (syntax, wrong types, missing content type, too large) is the
-        // client's mistake.
-        ApiError::BadRequest(r.body_text())
+        // client's mistake: 400, but 413 for a body over the limit, which the client cannot fix
+        // by correcting its JSON.
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge(r.body_text())
+        } else {
+            ApiError::BadRequest(r.body_text())
+        }
     }
 }
 
@@ -137,13 +146,12 @@ impl<X> From<PathRejection> for ApiError<X> {
 
 impl<X> From<sqlx::Error> for ApiError<X> {
     fn from(e: sqlx::Error) -> Self {
-        match e {
-            // The server answered with an error: a bug or a schema problem, not an outage.
-            sqlx::Error::Database(db) => ApiError::Internal(db.to_string()),
-            sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
-                ApiError::Internal(e.to_string())
-            }
-            other => ApiError::Unavailable(format!("database unavailable: {other}")),
+        // Unreachable, overloaded, shutting down, read-only, a lost lock race: retry later.
+        // Any other answer from the server (syntax, schema, constraint) is a bug here.
+        if schema::is_transient(&e) {
+            ApiError::Unavailable(format!("database unavailable: {e}"))
+        } else {
+            ApiError::Internal(e.to_string())
         }
     }
 }
