@@ -74,7 +74,9 @@ pub async fn ensure_topic(bootstrap: &str, topic: &str) -> Result<(), Error> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()?;
-    let new = NewTopic::new(topic, 1, TopicReplication::Fixed(1))
+    // Replication -1: the cluster's default.replication.factor (KIP-464), so on a real cluster
+    // the registry is replicated like any other topic; datasync's broker has one copy.
+    let new = NewTopic::new(topic, 1, TopicReplication::Fixed(-1))
         .set("cleanup.policy", "compact")
         // Small segments and a low dirty ratio so old heartbeats get compacted away.
         .set("segment.bytes", "1048576")

@@ -162,7 +162,9 @@ pub async fn ensure_topic(bootstrap: &str, topic: &str, partitions: i32) -> Resu
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()?;
-    let new = NewTopic::new(topic, partitions.max(1), TopicReplication::Fixed(1));
+    // Replication -1: the cluster's default.replication.factor (KIP-464), so that acks=all
+    // means every in-sync replica on a real cluster, not a single copy.
+    let new = NewTopic::new(topic, partitions.max(1), TopicReplication::Fixed(-1));
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(5)));
     for r in admin.create_topics([&new], &opts).await? {
         match r {

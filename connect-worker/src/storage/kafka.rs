@@ -32,7 +32,8 @@ pub async fn ensure_topic(
     compact: bool,
 ) -> Result<(), StorageError> {
     let admin: AdminClient<DefaultClientContext> = client_config(bootstrap).create()?;
-    let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    // Replication -1: the cluster's default.replication.factor (KIP-464).
+    let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(-1));
     if compact {
         new = new.set("cleanup.policy", "compact");
     }
