@@ -4,7 +4,7 @@
 
 use crate::config::CommonConfig;
 
-/// Logs to stderr, filtered by `RUST_LOG` (default: `info,librdkafka=warn`).
+/// Logs to stdout, filtered by `RUST_LOG` (default: `info,librdkafka=warn`).
 pub fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(

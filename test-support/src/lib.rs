@@ -6,6 +6,9 @@
 //!   database fails with a message saying so; it never passes silently.
 //! * [`TestBroker`]: datasync's broker running in-process on a loopback port and a temporary
 //!   data directory.
+//! * [`FaultProxy`]: a TCP proxy a test puts between a service and a server, to make the server
+//!   unreachable or unresponsive without touching it (so fault tests also run against a
+//!   `DATABASE_URL` server that cannot be stopped).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -144,6 +147,32 @@ impl MariaDb {
         };
         c.start().await?;
         self.wait_ready(Duration::from_secs(120)).await
+    }
+}
+
+mod fault_proxy;
+pub use fault_proxy::{Fault, FaultProxy};
+
+impl MariaDb {
+    /// [`MariaDb::url`] with the server's address replaced by `addr` (a [`FaultProxy`]'s).
+    pub fn url_via(&self, addr: SocketAddr) -> String {
+        let (credentials, rest) = self.url.split_once('@').unwrap_or(("mysql://", &self.url));
+        let path = rest.find('/').map_or("", |i| &rest[i..]);
+        format!("{credentials}@{addr}{path}")
+    }
+
+    /// `host:port` of the server.
+    pub fn server_addr(&self) -> anyhow::Result<SocketAddr> {
+        let rest = self
+            .server_url
+            .rsplit_once('@')
+            .map_or(self.server_url.as_str(), |(_, r)| r);
+        let host_port = rest.split('/').next().unwrap_or(rest);
+        use std::net::ToSocketAddrs;
+        host_port
+            .to_socket_addrs()?
+            .next()
+            .with_context(|| format!("no address for {host_port}"))
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use serde_json::{json, Value};
-use test_support::{MariaDb, TestBroker};
+use test_support::{Fault, FaultProxy, MariaDb, TestBroker};
 
 struct App {
     url: String,
@@ -121,7 +121,9 @@ async fn order_service(db: &str, bootstrap: &str) -> anyhow::Result<App> {
 async fn sign_up_hashes_the_password_and_login_returns_a_jwt() -> anyhow::Result<()> {
     let db = MariaDb::start().await?;
     let broker = TestBroker::start().await?;
-    let app = user_service(&db.url, &broker.bootstrap()).await?;
+    // The service reaches MariaDB through a proxy, for the outage at the end.
+    let proxy = FaultProxy::start(db.server_addr()?).await?;
+    let app = user_service(&db.url_via(proxy.addr), &broker.bootstrap()).await?;
     let c = reqwest::Client::new();
     let users = format!("{}/users", app.url);
 
@@ -242,19 +244,20 @@ async fn sign_up_hashes_the_password_and_login_returns_a_jwt() -> anyhow::Result
         200
     );
 
-    // MariaDB down → 503 quickly.
-    if std::env::var("DATABASE_URL").is_err() {
-        db.stop().await?;
+    // MariaDB unreachable or hung (a proxy in between) → 503 quickly.
+    for fault in [Fault::Down, Fault::Stall] {
+        proxy.set(fault);
         let started = Instant::now();
         let r = c.get(&users).send().await?;
-        assert_eq!(r.status(), 503);
-        assert!(started.elapsed() < Duration::from_secs(4));
+        assert_eq!(r.status(), 503, "{fault:?}");
+        assert!(started.elapsed() < Duration::from_secs(4), "{fault:?}");
         let r = c
             .post(&users)
             .json(&json!({"email":"x@example.com","name":"Xi","pwd":"12345678"}))
             .send()
             .await?;
-        assert_eq!(r.status(), 503);
+        assert_eq!(r.status(), 503, "{fault:?}");
+        proxy.set(Fault::None);
     }
     app.stop().await
 }
