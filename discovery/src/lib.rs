@@ -4,12 +4,15 @@
 //! [`DEFAULT_TOPIC`]): key = instance id, value = JSON [`Registration`] `{service, url,
 //! heartbeat_ms}`, record timestamp = when it was sent. On graceful shutdown it publishes a
 //! tombstone (null value) for its key. Compaction keeps one record per instance, so the topic
-//! stays small however long instances run.
+//! stays small however long instances run; and the topic also deletes by time
+//! (`cleanup.policy=compact,delete`, `retention.ms` one hour), so the last heartbeat of a killed
+//! instance, which never gets a tombstone, goes away too instead of being kept forever.
 //!
 //! Readers ([`Registry`]) consume the topic from the beginning without a consumer group (every
 //! reader sees every record) and keep the last heartbeat per key. An instance is live while its
 //! last heartbeat is younger than [`DEAD_AFTER_HEARTBEATS`] of its own heartbeat intervals, so a
-//! killed instance (no tombstone) disappears after about three intervals.
+//! killed instance (no tombstone) disappears after about three intervals, and readers forget
+//! dead entries, so their memory does not grow with every instance that ever ran.
 //!
 //! Only the Kafka protocol is used (rdkafka), so this works against Apache Kafka as well as
 //! datasync's broker. Nothing here blocks start-up: the heartbeat and reader tasks retry in the
@@ -77,7 +80,8 @@ pub async fn ensure_topic(bootstrap: &str, topic: &str) -> Result<(), Error> {
     // Replication -1: the cluster's default.replication.factor (KIP-464), so on a real cluster
     // the registry is replicated like any other topic; datasync's broker has one copy.
     let new = NewTopic::new(topic, 1, TopicReplication::Fixed(-1))
-        .set("cleanup.policy", "compact")
+        .set("cleanup.policy", "compact,delete")
+        .set("retention.ms", "3600000")
         // Small segments and a low dirty ratio so old heartbeats get compacted away.
         .set("segment.bytes", "1048576")
         .set("min.cleanable.dirty.ratio", "0.1")
@@ -209,6 +213,11 @@ impl Entry {
 
 type Table = Arc<RwLock<HashMap<String, Entry>>>;
 
+/// Forgets the entries that are no longer live at `now_ms` (a later heartbeat brings one back).
+fn forget_dead(table: &mut HashMap<String, Entry>, now_ms: i64) {
+    table.retain(|_, e| e.is_live(now_ms));
+}
+
 /// A live view of the registry, kept up to date by a background consumer.
 #[derive(Clone)]
 pub struct Registry {
@@ -289,7 +298,15 @@ async fn consume(consumer: StreamConsumer, bootstrap: String, topic: String, tab
             }
         }
     }
+    let mut forgotten_at = std::time::Instant::now();
     loop {
+        if forgotten_at.elapsed() >= Duration::from_secs(1) {
+            forgotten_at = std::time::Instant::now();
+            forget_dead(
+                &mut table.write().unwrap_or_else(|e| e.into_inner()),
+                now_ms(),
+            );
+        }
         match consumer.recv().await {
             Ok(m) => {
                 let Some(key) = m.key().and_then(|k| std::str::from_utf8(k).ok()) else {
@@ -342,6 +359,16 @@ mod tests {
     fn liveness_follows_the_heartbeat_interval() {
         assert!(entry(1000, 10_000).is_live(13_000));
         assert!(!entry(1000, 10_000).is_live(13_001));
+    }
+
+    #[test]
+    fn readers_forget_dead_instances() {
+        let mut table = HashMap::from([
+            ("live".to_string(), entry(1000, 10_000)),
+            ("dead".to_string(), entry(1000, 5_000)),
+        ]);
+        forget_dead(&mut table, 12_000);
+        assert_eq!(table.keys().collect::<Vec<_>>(), ["live"]);
     }
 
     #[test]

@@ -80,3 +80,35 @@ async fn tombstone_removes_at_once_and_silence_removes_after_three_intervals() -
     drop(other);
     Ok(())
 }
+
+/// The registry topic is compacted (one record per instance) and deleted by time (so a killed
+/// instance's last heartbeat does not stay forever), with the cluster's replication factor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_registry_topic_compacts_and_expires() -> anyhow::Result<()> {
+    use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::ClientConfig;
+    let broker = TestBroker::start().await?;
+    let topic = format!("registry-{}", uuid::Uuid::new_v4().simple());
+    discovery::ensure_topic(&broker.bootstrap(), &topic).await?;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .create()?;
+    let described = admin
+        .describe_configs([&ResourceSpecifier::Topic(&topic)], &AdminOptions::new())
+        .await?;
+    let resource = described
+        .into_iter()
+        .next()
+        .expect("one resource")
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let value = |name: &str| {
+        resource
+            .get(name)
+            .and_then(|e| e.value.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(value("cleanup.policy"), "compact,delete");
+    assert_eq!(value("retention.ms"), "3600000");
+    Ok(())
+}
