@@ -262,6 +262,23 @@ async fn sign_up_hashes_the_password_and_login_returns_a_jwt() -> anyhow::Result
     app.stop().await
 }
 
+/// Signs a user up; their userId.
+async fn sign_up(
+    c: &reqwest::Client,
+    users: &App,
+    email: &str,
+    name: &str,
+) -> anyhow::Result<String> {
+    let r = c
+        .post(format!("{}/users", users.url))
+        .json(&json!({"email": email, "name": name, "pwd": "s3cret-pass"}))
+        .send()
+        .await?;
+    anyhow::ensure!(r.status() == 201, "sign-up answered {}", r.status());
+    let created: Value = r.json().await?;
+    Ok(created["userId"].as_str().unwrap_or_default().to_string())
+}
+
 /// Orders rows are inserted by the test as the JDBC sink writes them (this test is about
 /// discovery, not the sink; see order-service/tests/end_to_end.rs for the real pipeline).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -271,15 +288,7 @@ async fn reads_what_the_sink_wrote_through_live_order_services_skipping_dead_one
     let broker = TestBroker::start().await?;
     let users = user_service(&db.url, &broker.bootstrap()).await?;
     let c = reqwest::Client::new();
-    let r = c
-        .post(format!("{}/users", users.url))
-        .json(&json!({"email":"lee@example.com","name":"Lee","pwd":"s3cret-pass"}))
-        .send()
-        .await?;
-    let user_id = r.json::<Value>().await?["userId"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let user_id = sign_up(&c, &users, "lee@example.com", "Lee").await?;
     let one = format!("{}/users/{user_id}", users.url);
 
     // No order-service at all: the user, no orders, a warning.
@@ -389,15 +398,7 @@ async fn orders_come_round_robin_from_live_instances_skipping_a_crashed_one() ->
     let bootstrap = broker.bootstrap();
     let users = user_service(&db.url, &bootstrap).await?;
     let c = reqwest::Client::new();
-    let r = c
-        .post(format!("{}/users", users.url))
-        .json(&json!({"email":"rr@example.com","name":"Robin","pwd":"s3cret-pass"}))
-        .send()
-        .await?;
-    let user_id = r.json::<Value>().await?["userId"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let user_id = sign_up(&c, &users, "rr@example.com", "Robin").await?;
     let one = format!("{}/users/{user_id}", users.url);
 
     // The crashed instance: registered, but nothing listens on its port any more.
