@@ -4,11 +4,11 @@
 //! acknowledged record. The connect worker's sink records in `datasync_sink_offsets`, in the same
 //! transaction as the rows, the next offset it will apply per partition; only the row of the
 //! connector that writes the `orders` table counts (`--consistency-connector`), so another sink
-//! reading the same topic, or a stale row of a renamed connector, cannot vouch for it. A GET that sends the
-//! token back polls that table (5 ms, doubling to 100 ms) until `next_offset > offset`, then
-//! reads. If that does not happen within `--consistency-timeout-ms` the GET fails with 503 and
-//! `X-Consistency-Status: timeout` rather than silently returning stale data, as a Kafka user
-//! would expect; the client may retry with the same token.
+//! reading the same topic, or a stale row of a renamed connector, cannot vouch for it. A GET
+//! that sends the token back polls that table (5 ms, doubling to 100 ms) until
+//! `next_offset > offset`, then reads. If that does not happen within `--consistency-timeout-ms`
+//! the GET fails with 503 and `X-Consistency-Status: timeout` rather than silently returning
+//! stale data, as a Kafka user would expect; the client may retry with the same token.
 //!
 //! The highest watermark seen per partition is cached, so requests for positions already applied
 //! cost no extra query.
