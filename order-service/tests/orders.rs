@@ -465,9 +465,11 @@ async fn a_server_refusing_connections_is_a_503_not_a_500() -> anyhow::Result<()
     sqlx::query(&format!("GRANT ALL ON `{}`.* TO '{user}'@'%'", db.database))
         .execute(&root)
         .await?;
-    let (server, _) = db.url.rsplit_once('/').expect("a database URL");
-    let (_, host) = server.rsplit_once('@').expect("credentials in the URL");
-    let limited_url = format!("mysql://{user}:pw-12345@{host}/{}", db.database);
+    let limited_url = format!(
+        "mysql://{user}:pw-12345@{}/{}",
+        db.server_addr()?,
+        db.database
+    );
     let app = TestApp::spawn(config(
         &limited_url,
         &broker.bootstrap(),

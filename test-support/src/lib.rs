@@ -20,6 +20,9 @@ use testcontainers::core::{ContainerPort, WaitFor};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
+mod fault_proxy;
+pub use fault_proxy::{Fault, FaultProxy};
+
 /// Root password of the test containers (the tutorial's).
 pub const ROOT_PASSWORD: &str = "test1357";
 
@@ -131,6 +134,30 @@ impl MariaDb {
             .await?)
     }
 
+    /// `scheme://user:password` and `host:port` of [`MariaDb::server_url`], split at the last
+    /// `@` (a password may contain one).
+    fn credentials_and_host(&self) -> (&str, &str) {
+        self.server_url
+            .rsplit_once('@')
+            .unwrap_or(("mysql://", &self.server_url))
+    }
+
+    /// `host:port` of the server.
+    pub fn server_addr(&self) -> anyhow::Result<SocketAddr> {
+        use std::net::ToSocketAddrs;
+        let (_, host_port) = self.credentials_and_host();
+        host_port
+            .to_socket_addrs()?
+            .next()
+            .with_context(|| format!("no address for {host_port}"))
+    }
+
+    /// [`MariaDb::url`] with the server's address replaced by `addr` (a [`FaultProxy`]'s).
+    pub fn url_via(&self, addr: SocketAddr) -> String {
+        let (credentials, _) = self.credentials_and_host();
+        format!("{credentials}@{addr}/{}", self.database)
+    }
+
     /// Stops the server (containers only), for fault tests.
     pub async fn stop(&self) -> anyhow::Result<()> {
         let Some(c) = &self.container else {
@@ -147,32 +174,6 @@ impl MariaDb {
         };
         c.start().await?;
         self.wait_ready(Duration::from_secs(120)).await
-    }
-}
-
-mod fault_proxy;
-pub use fault_proxy::{Fault, FaultProxy};
-
-impl MariaDb {
-    /// [`MariaDb::url`] with the server's address replaced by `addr` (a [`FaultProxy`]'s).
-    pub fn url_via(&self, addr: SocketAddr) -> String {
-        let (credentials, rest) = self.url.split_once('@').unwrap_or(("mysql://", &self.url));
-        let path = rest.find('/').map_or("", |i| &rest[i..]);
-        format!("{credentials}@{addr}{path}")
-    }
-
-    /// `host:port` of the server.
-    pub fn server_addr(&self) -> anyhow::Result<SocketAddr> {
-        let rest = self
-            .server_url
-            .rsplit_once('@')
-            .map_or(self.server_url.as_str(), |(_, r)| r);
-        let host_port = rest.split('/').next().unwrap_or(rest);
-        use std::net::ToSocketAddrs;
-        host_port
-            .to_socket_addrs()?
-            .next()
-            .with_context(|| format!("no address for {host_port}"))
     }
 }
 
