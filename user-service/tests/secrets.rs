@@ -3,11 +3,11 @@
 //! and a duplicate sign-up, and the password appears nowhere in what was logged. Its own test
 //! binary, because the capturing subscriber is process-wide.
 
+mod common;
+
 use std::io::Write;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-use clap::Parser;
 use serde_json::json;
 use test_support::{MariaDb, TestBroker};
 
@@ -40,29 +40,10 @@ async fn passwords_never_reach_the_logs() -> anyhow::Result<()> {
 
     let db = MariaDb::start().await?;
     let broker = TestBroker::start().await?;
-    let config = user_service::Config::parse_from([
-        "user-service",
-        "--database-url",
-        &db.url,
-        "--bootstrap-servers",
-        &broker.bootstrap(),
-        "--jwt-secret",
-        "test-secret-0123456789",
-        "--startup-timeout-secs",
-        "30",
-    ]);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let app = tokio::spawn(user_service::run(config, listener, async {
-        let _ = stopped.await;
-    }));
+    // (The harness's own test-writer subscriber stays out: this one is installed first.)
+    let app = common::user_service(&db.url, &broker.bootstrap()).await?;
+    let url = app.url.clone();
     let c = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !matches!(c.get(format!("{url}/health_check")).send().await, Ok(r) if r.status() == 200) {
-        anyhow::ensure!(Instant::now() < deadline, "user-service did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 
     let sign_up = json!({"email":"secret@example.com","name":"Sam","pwd": PASSWORD});
     let r = c.post(format!("{url}/users")).json(&sign_up).send().await?;
@@ -77,8 +58,7 @@ async fn passwords_never_reach_the_logs() -> anyhow::Result<()> {
     };
     assert_eq!(login(PASSWORD).await?.status(), 200);
     assert_eq!(login(&format!("{PASSWORD}-wrong")).await?.status(), 401);
-    let _ = stop.send(());
-    app.await??;
+    app.stop().await?;
 
     let logs =
         String::from_utf8_lossy(&captured.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned();

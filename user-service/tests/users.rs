@@ -2,120 +2,13 @@
 //! error codes, and a user's orders fetched from live order-service instances found through the
 //! registry (round-robin, skipping dead ones, empty list and a warning when none answers).
 
+mod common;
+
 use std::time::{Duration, Instant};
 
-use clap::Parser;
+use common::{order_service, user_service, App, SECRET};
 use serde_json::{json, Value};
 use test_support::{Fault, FaultProxy, MariaDb, TestBroker};
-
-struct App {
-    url: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-}
-
-impl App {
-    /// Graceful shutdown (deregisters).
-    async fn stop(mut self) -> anyhow::Result<()> {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.task.take() {
-            t.await??;
-        }
-        Ok(())
-    }
-}
-
-impl Drop for App {
-    fn drop(&mut self) {
-        // Dropping without `stop` is a crash: no tombstone, the port closes.
-        if let Some(t) = self.task.take() {
-            t.abort();
-        }
-    }
-}
-
-async fn spawn<F, E>(
-    health: &str,
-    run: impl FnOnce(tokio::net::TcpListener, tokio::sync::oneshot::Receiver<()>) -> F,
-) -> anyhow::Result<App>
-where
-    F: std::future::Future<Output = Result<(), E>> + Send + 'static,
-    E: Into<anyhow::Error> + Send + 'static,
-{
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_test_writer()
-        .try_init();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    let (stop, stopped) = tokio::sync::oneshot::channel();
-    let running = run(listener, stopped);
-    let task = tokio::spawn(async move { running.await.map_err(Into::into) });
-    let app = App {
-        url,
-        stop: Some(stop),
-        task: Some(task),
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !matches!(reqwest::get(format!("{}{health}", app.url)).await, Ok(r) if r.status() == 200)
-    {
-        anyhow::ensure!(Instant::now() < deadline, "service did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Ok(app)
-}
-
-const SECRET: &str = "test-secret-0123456789";
-
-async fn user_service(db: &str, bootstrap: &str) -> anyhow::Result<App> {
-    let config = user_service::Config::parse_from([
-        "user-service",
-        "--database-url",
-        db,
-        "--bootstrap-servers",
-        bootstrap,
-        "--jwt-secret",
-        SECRET,
-        "--heartbeat-ms",
-        "200",
-        "--order-service-timeout-ms",
-        "1000",
-        "--db-timeout-ms",
-        "1500",
-        "--startup-timeout-secs",
-        "30",
-    ]);
-    spawn("/health_check", |l, s| {
-        user_service::run(config, l, async {
-            let _ = s.await;
-        })
-    })
-    .await
-}
-
-async fn order_service(db: &str, bootstrap: &str) -> anyhow::Result<App> {
-    let config = order_service::Config::parse_from([
-        "order-service",
-        "--database-url",
-        db,
-        "--bootstrap-servers",
-        bootstrap,
-        "--heartbeat-ms",
-        "200",
-        "--startup-timeout-secs",
-        "30",
-    ]);
-    spawn("/order-service/health_check", |l, s| {
-        order_service::run(config, l, async {
-            let _ = s.await;
-        })
-    })
-    .await
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_up_hashes_the_password_and_login_returns_a_jwt() -> anyhow::Result<()> {
