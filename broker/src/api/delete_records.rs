@@ -1,5 +1,7 @@
 //! DeleteRecords: moves a partition's log start offset forward (offset -1 means the high
-//! watermark); whole segments below it are deleted.
+//! watermark); whole segments below it are deleted. Internal topics are refused with
+//! INVALID_TOPIC_EXCEPTION, as Kafka's ReplicaManager does: deleting committed offsets' records
+//! would lose every group's position at the next restart.
 
 use std::sync::Arc;
 
@@ -31,6 +33,10 @@ pub fn handle(broker: &Arc<Broker>, req: DeleteRecordsRequest) -> DeleteRecordsR
                         out.error_code = code(ResponseError::UnknownTopicOrPartition);
                         return out;
                     };
+                    if topic.as_ref().is_some_and(|t| t.is_internal()) {
+                        out.error_code = code(ResponseError::InvalidTopicException);
+                        return out;
+                    }
                     let hw = partition.high_watermark();
                     let offset = if p.offset == -1 { hw } else { p.offset };
                     if offset < 0 || offset > hw {

@@ -82,6 +82,10 @@ async fn lookup_or_create(
     if let Some(t) = broker.topics.get(wanted) {
         return describe(&t, node, version);
     }
+    if name::is_reserved(wanted) {
+        // Never auto-created: only Kafka's own coordinators may create these.
+        return missing(ResponseError::InvalidTopicException);
+    }
     if !allow_create {
         return missing(ResponseError::UnknownTopicOrPartition);
     }

@@ -1,4 +1,8 @@
 //! CreateTopics, DeleteTopics and CreatePartitions.
+//!
+//! Kafka's internal topics cannot be deleted (the registry refuses with INVALID_TOPIC_EXCEPTION
+//! and says why; see `topic::name`), and the reserved names of internal topics this broker does
+//! not create (`__transaction_state`, `__cluster_metadata`) cannot be created by clients.
 
 use std::sync::Arc;
 
@@ -16,7 +20,7 @@ use kafka_protocol::messages::{
 use super::{code, str_bytes};
 use crate::broker::Broker;
 use crate::topic::config::DEFS;
-use crate::topic::{TopicConfigs, TopicError};
+use crate::topic::{name, TopicConfigs, TopicError};
 
 /// Kafka's ConfigSource values.
 pub(crate) const DYNAMIC_TOPIC_CONFIG: i8 = 1;
@@ -32,6 +36,9 @@ pub async fn create(
         let name = wanted.name.0.to_string();
         let mut result = CreatableTopicResult::default().with_name(wanted.name.clone());
         let outcome = async {
+            if name::is_reserved(&name) {
+                return Err(TopicError::Reserved(name.clone()));
+            }
             let configs = requested_configs(&wanted.configs)?;
             if !wanted.assignments.is_empty() {
                 let single = wanted

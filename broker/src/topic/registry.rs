@@ -26,6 +26,10 @@ pub enum TopicError {
     AlreadyExists(String),
     #[error("topic '{0}' does not exist")]
     Unknown(String),
+    #[error("topic '{0}' is a Kafka internal topic holding the broker's own state; clients cannot delete it or its records")]
+    Internal(String),
+    #[error("topic name '{0}' is reserved for Kafka's internal use")]
+    Reserved(String),
     #[error("{0}")]
     InvalidPartitions(String),
     #[error("{0}")]
@@ -43,7 +47,9 @@ impl TopicError {
     pub fn code(&self) -> i16 {
         use kafka_protocol::error::ResponseError as E;
         match self {
-            TopicError::InvalidName(_) => E::InvalidTopicException.code(),
+            TopicError::InvalidName(_) | TopicError::Internal(_) | TopicError::Reserved(_) => {
+                E::InvalidTopicException.code()
+            }
             TopicError::AlreadyExists(_) => E::TopicAlreadyExists.code(),
             TopicError::Unknown(_) => E::UnknownTopicOrPartition.code(),
             TopicError::InvalidPartitions(_) => E::InvalidPartitions.code(),
@@ -80,9 +86,11 @@ impl Topic {
         self.configs.read().clone()
     }
 
-    /// Internal topics (named with a leading `__`) are flagged as such in Metadata.
+    /// Kafka's internal topics (see [`name::INTERNAL_TOPICS`]) are flagged as such in
+    /// Metadata and cannot be deleted by clients. Other names with a leading `__` are ordinary
+    /// topics, as in Kafka.
     pub fn is_internal(&self) -> bool {
-        self.name.starts_with("__")
+        name::is_internal(&self.name)
     }
 }
 
@@ -263,8 +271,12 @@ impl TopicRegistry {
         Ok(topic)
     }
 
-    /// Deletes a topic and its data.
+    /// Deletes a topic and its data. Internal topics are refused ([`TopicError::Internal`]):
+    /// the broker's own state lives there.
     pub async fn delete(&self, name: &str) -> Result<(), TopicError> {
+        if name::is_internal(name) {
+            return Err(TopicError::Internal(name.to_string()));
+        }
         let _guard = self.change.lock().await;
         let topic = self
             .topics
