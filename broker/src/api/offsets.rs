@@ -1,4 +1,10 @@
 //! OffsetCommit, OffsetFetch (plain and, from v8, grouped) and OffsetDelete.
+//!
+//! A commit takes effect while the request is dispatched, in the order the connection sent it;
+//! only the wait for durability runs concurrently with later requests. Consumers commit
+//! asynchronously and pipeline their commits, and Kafka applies them in order: after commits
+//! of 49 then 50 the stored offset must be 50, or a restarted consumer reads again what it had
+//! finished.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -75,9 +81,10 @@ pub fn commit(
         }
         results.push((t.name, parts));
     }
-    let broker = broker.clone();
+    // Applied now, in request order; only durability is awaited.
+    let stored = broker.offsets.commit(&group, to_store);
     async move {
-        let stored = broker.offsets.commit(&group, to_store).await;
+        let stored = stored.await;
         if let Err(e) = &stored {
             tracing::error!(group = %group, error = %e, "offset commit failed");
         }

@@ -4,6 +4,7 @@
 //! at one record per group, topic and partition however long the system runs.
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::sync::Arc;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -60,64 +61,92 @@ impl OffsetStore {
         })
     }
 
-    /// Durably records `offsets` for `group`; resolves once they are on disk.
-    pub async fn commit(
+    /// Records `offsets` for `group` now (appended to the log and visible to OffsetFetch when
+    /// this returns) and gives the future that resolves once they are on disk.
+    ///
+    /// The effect happens before the future is returned, not when it is first polled, so that
+    /// commits sent one after the other on a connection are applied in that order even though
+    /// their answers are awaited concurrently (a consumer that commits 49 then 50 asynchronously
+    /// must end on 50). The future only waits for durability: dropping it loses nothing.
+    pub fn commit(
         &self,
         group: &str,
         offsets: Vec<((String, i32), Committed)>,
-    ) -> Result<(), String> {
+    ) -> impl Future<Output = Result<(), String>> + Send + 'static {
+        let applied = self.apply(group, offsets);
+        self.durable(applied)
+    }
+
+    fn apply(&self, group: &str, offsets: Vec<((String, i32), Committed)>) -> Result<bool, String> {
         if offsets.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let records: Vec<(Bytes, Option<Bytes>)> = offsets
             .iter()
             .map(|((topic, p), c)| (encode_key(group, topic, *p), Some(encode_value(c))))
             .collect();
+        // The map stays locked across the append, so that the order of the log and of the map
+        // agree even for concurrent commits of the same group from different connections.
+        let mut all = self.committed.lock();
         self.append(records)?;
-        {
-            let mut all = self.committed.lock();
-            let entry = all.entry(group.to_string()).or_default();
-            for (key, value) in offsets {
-                entry.insert(key, value);
-            }
+        let entry = all.entry(group.to_string()).or_default();
+        for (key, value) in offsets {
+            entry.insert(key, value);
         }
-        self.flusher.commit(self.partition.clone()).await
+        Ok(true)
     }
 
-    /// Deletes committed offsets (all of the group's when `which` is `None`).
-    pub async fn delete(
+    /// A future that waits until what `applied` appended is durable.
+    fn durable(
+        &self,
+        applied: Result<bool, String>,
+    ) -> impl Future<Output = Result<(), String>> + Send + 'static {
+        let flusher = self.flusher.clone();
+        let partition = self.partition.clone();
+        async move {
+            if applied? {
+                flusher.commit(partition).await
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    /// Deletes committed offsets (all of the group's when `which` is `None`) now, and gives the
+    /// future that resolves once the deletion is durable (see [`OffsetStore::commit`]).
+    pub fn delete(
         &self,
         group: &str,
         which: Option<Vec<(String, i32)>>,
-    ) -> Result<(), String> {
-        let keys: Vec<(String, i32)> = {
-            let all = self.committed.lock();
-            match (all.get(group), which) {
-                (None, _) => return Ok(()),
-                (Some(g), None) => g.keys().cloned().collect(),
-                (Some(g), Some(which)) => which.into_iter().filter(|k| g.contains_key(k)).collect(),
-            }
+    ) -> impl Future<Output = Result<(), String>> + Send + 'static {
+        let applied = self.apply_delete(group, which);
+        self.durable(applied)
+    }
+
+    fn apply_delete(&self, group: &str, which: Option<Vec<(String, i32)>>) -> Result<bool, String> {
+        let mut all = self.committed.lock();
+        let keys: Vec<(String, i32)> = match (all.get(group), which) {
+            (None, _) => return Ok(false),
+            (Some(g), None) => g.keys().cloned().collect(),
+            (Some(g), Some(which)) => which.into_iter().filter(|k| g.contains_key(k)).collect(),
         };
         if keys.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         let records = keys
             .iter()
             .map(|(topic, p)| (encode_key(group, topic, *p), None))
             .collect();
         self.append(records)?;
-        {
-            let mut all = self.committed.lock();
-            if let Some(g) = all.get_mut(group) {
-                for k in &keys {
-                    g.remove(k);
-                }
-                if g.is_empty() {
-                    all.remove(group);
-                }
+        if let Some(g) = all.get_mut(group) {
+            for k in &keys {
+                g.remove(k);
+            }
+            if g.is_empty() {
+                all.remove(group);
             }
         }
-        self.flusher.commit(self.partition.clone()).await
+        Ok(true)
     }
 
     /// The committed offset of one partition.
