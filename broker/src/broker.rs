@@ -5,6 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::config::Config;
 use crate::flush::Flusher;
 use crate::group::offsets::OffsetStore;
@@ -28,6 +30,9 @@ pub struct Broker {
     pub groups: GroupCoordinator,
     pub offsets: OffsetStore,
     pub advertised: Advertised,
+    /// Cancelled when the broker starts shutting down: waits that would outlive it (a long-poll
+    /// Fetch) answer at once instead.
+    pub stopping: CancellationToken,
 }
 
 impl Broker {
@@ -55,6 +60,7 @@ impl Broker {
             groups,
             offsets,
             advertised,
+            stopping: CancellationToken::new(),
         })
     }
 

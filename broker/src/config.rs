@@ -17,6 +17,23 @@ pub enum FlushPolicy {
     Os,
 }
 
+/// Kafka's default `socket.request.max.bytes` (100 MiB).
+pub const DEFAULT_MAX_REQUEST_BYTES: u32 = 100 * 1024 * 1024;
+
+/// Default `queued.max.request.bytes`: 128 MiB, room for one maximal request and many ordinary
+/// ones. Kafka's default is unbounded; with it, eight clients each sending 100 MB of a request
+/// they never finish grew the broker by 800 MB.
+pub const DEFAULT_QUEUED_MAX_REQUEST_BYTES: i64 = 128 * 1024 * 1024;
+
+/// The default of `--socket-request-max-bytes`: the deprecated `BROKER_MAX_REQUEST_BYTES` if it
+/// is set (so old deployments keep their limit), else Kafka's default.
+fn legacy_max_request_bytes() -> u32 {
+    std::env::var("BROKER_MAX_REQUEST_BYTES")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(DEFAULT_MAX_REQUEST_BYTES)
+}
+
 /// Flags of the broker server.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
@@ -78,9 +95,59 @@ pub struct Config {
     #[arg(long, env = "BROKER_MESSAGE_MAX_BYTES", default_value_t = 1_048_588, value_parser = clap::value_parser!(i32).range(64..))]
     pub message_max_bytes: i32,
 
-    /// Largest request frame accepted; a larger one closes the connection.
-    #[arg(long, env = "BROKER_MAX_REQUEST_BYTES", default_value_t = 100 * 1024 * 1024)]
-    pub max_request_bytes: usize,
+    /// Largest request frame accepted; a larger one closes the connection (Kafka's
+    /// `socket.request.max.bytes`). `--max-request-bytes` and `BROKER_MAX_REQUEST_BYTES`, the
+    /// old names, still work.
+    #[arg(
+        long = "socket-request-max-bytes",
+        visible_alias = "max-request-bytes",
+        env = "BROKER_SOCKET_REQUEST_MAX_BYTES",
+        default_value_t = legacy_max_request_bytes(),
+        value_parser = clap::value_parser!(u32).range(64..=(i32::MAX as i64)),
+    )]
+    pub max_request_bytes: u32,
+
+    /// Bytes of requests being read or served at once, over all connections (Kafka's
+    /// `queued.max.request.bytes`): a connection whose next frame does not fit waits, unread,
+    /// until earlier requests are done. At least one frame of `--socket-request-max-bytes`
+    /// always fits. `-1` = no limit (Kafka's default; here the default bounds memory).
+    #[arg(
+        long,
+        env = "BROKER_QUEUED_MAX_REQUEST_BYTES",
+        default_value_t = DEFAULT_QUEUED_MAX_REQUEST_BYTES,
+        allow_negative_numbers = true,
+        value_parser = clap::value_parser!(i64).range(-1..),
+    )]
+    pub queued_max_request_bytes: i64,
+
+    /// A connection with no request read and no response written for this long is closed
+    /// (Kafka's `connections.max.idle.ms`).
+    #[arg(
+        long,
+        env = "BROKER_CONNECTIONS_MAX_IDLE_MS",
+        default_value_t = 600_000
+    )]
+    pub connections_max_idle_ms: u64,
+
+    /// A request whose first bytes have arrived must be complete within this time, or the
+    /// connection is closed: a half-sent frame holds no memory and no budget for longer.
+    #[arg(long, env = "BROKER_REQUEST_READ_TIMEOUT_MS", default_value_t = 30_000)]
+    pub request_read_timeout_ms: u64,
+
+    /// Most client connections open at once over all listeners (Kafka's `max.connections`);
+    /// one more is accepted and closed at once.
+    #[arg(long, env = "BROKER_MAX_CONNECTIONS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
+    /// Most connections open at once from one IP address (Kafka's
+    /// `max.connections.per.ip`); one more is accepted and closed at once.
+    #[arg(long, env = "BROKER_MAX_CONNECTIONS_PER_IP", default_value_t = i32::MAX as u32, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections_per_ip: u32,
+
+    /// Longest a Fetch waits for data, whatever `max_wait_ms` it asks for (answering early
+    /// with what there is is always allowed; clients simply fetch again).
+    #[arg(long, env = "BROKER_MAX_FETCH_WAIT_MS", default_value_t = 30_000)]
+    pub max_fetch_wait_ms: u64,
 
     /// When acknowledged records are made durable.
     #[arg(long, env = "BROKER_FLUSH_POLICY", value_enum, default_value_t = FlushPolicy::GroupCommit)]
@@ -116,6 +183,15 @@ pub struct Config {
 }
 
 impl Config {
+    /// The request-byte budget in force: `queued.max.request.bytes`, raised to one maximal frame
+    /// if set lower, or `None` for no limit.
+    pub fn request_byte_budget(&self) -> Option<usize> {
+        let max_frame = self.max_request_bytes as usize;
+        usize::try_from(self.queued_max_request_bytes)
+            .ok()
+            .map(|budget| budget.max(max_frame))
+    }
+
     /// A configuration for tests and embedding: the documented defaults, with the given data
     /// directory and a listen address on loopback with a port the OS picks. Environment variables
     /// are not read, so tests are not steered by the environment.
@@ -133,7 +209,13 @@ impl Config {
             log_retention_check_interval_ms: 300_000,
             log_cleaner_backoff_ms: 15_000,
             message_max_bytes: 1_048_588,
-            max_request_bytes: 100 * 1024 * 1024,
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            queued_max_request_bytes: DEFAULT_QUEUED_MAX_REQUEST_BYTES,
+            connections_max_idle_ms: 600_000,
+            request_read_timeout_ms: 30_000,
+            max_connections: 10_000,
+            max_connections_per_ip: i32::MAX as u32,
+            max_fetch_wait_ms: 30_000,
             flush_policy: FlushPolicy::GroupCommit,
             group_min_session_timeout_ms: 6_000,
             group_max_session_timeout_ms: 1_800_000,

@@ -112,7 +112,8 @@ pub async fn run_with_extra_listeners(
         "listening on {bound}"
     );
 
-    let stop = CancellationToken::new();
+    let stop = broker.stopping.clone();
+    let limits = server::Limits::new(&broker.config);
     let retention = tokio::spawn(enforce_retention(broker.clone(), stop.clone()));
     let cleaner = tokio::spawn(clean_logs(broker.clone(), stop.clone()));
     let group_timers = tokio::spawn(run_group_timers(broker.clone(), stop.clone()));
@@ -121,6 +122,7 @@ pub async fn run_with_extra_listeners(
         broker.clone(),
         listener,
         primary,
+        limits.clone(),
         stop.clone(),
     ))];
     for (extra, advertised) in extra {
@@ -132,6 +134,7 @@ pub async fn run_with_extra_listeners(
             broker.clone(),
             extra,
             Arc::new(advertised),
+            limits.clone(),
             stop.clone(),
         )));
     }

@@ -2,6 +2,10 @@
 //! `max_bytes` and `partition_max_bytes` (the first batch always goes out whole, as KIP-74 asks,
 //! so a consumer can always progress), and parks until `min_bytes` are there or `max_wait_ms`
 //! has passed. A parked fetch is a future of its own and holds up no other connection.
+//!
+//! The wait is capped by `--max-fetch-wait-ms` (a client may ask for 2^31-1 ms; an early answer
+//! with what there is is always allowed, and the client simply fetches again) and ends at once
+//! when the broker shuts down, so no socket is held for a fetch nobody will see answered.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,14 +19,20 @@ use super::{code, log_error_code};
 use crate::broker::Broker;
 
 pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, _version: i16) -> FetchResponse {
-    let deadline =
-        Instant::now() + Duration::from_millis(u64::try_from(req.max_wait_ms).unwrap_or(0));
+    let max_wait = u64::try_from(req.max_wait_ms)
+        .unwrap_or(0)
+        .min(broker.config.max_fetch_wait_ms);
+    let deadline = Instant::now() + Duration::from_millis(max_wait);
     let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0);
     let mut changes = broker.flusher.subscribe();
     loop {
         changes.borrow_and_update();
         let (response, bytes, failed) = read_all(broker, &req);
-        if bytes >= min_bytes || failed || Instant::now() >= deadline {
+        if bytes >= min_bytes
+            || failed
+            || Instant::now() >= deadline
+            || broker.stopping.is_cancelled()
+        {
             return response;
         }
         tokio::select! {
@@ -32,6 +42,7 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, _version: i16) -> F
                 }
             }
             _ = tokio::time::sleep_until(deadline) => {}
+            _ = broker.stopping.cancelled() => {}
         }
     }
 }

@@ -1,10 +1,15 @@
 //! Turns one request frame into a pending response: checks the API and version, decodes the
 //! header and body with `kafka-protocol`, and calls the API's handler.
 //!
-//! Handlers run their ordering-sensitive part (appending to logs) before `dispatch` returns, so
-//! requests of one connection take effect in the order they were sent; the waiting part (group
-//! commit, long-poll fetch) is the returned future, which the connection polls concurrently while
-//! it still writes the answers back in request order.
+//! Handlers apply their effects (appending to logs, committing offsets, joining a group) before
+//! `dispatch` returns, so requests of one connection take effect in the order they were sent;
+//! the waiting part (group commit, long-poll fetch, rebalance) is the returned future, which the
+//! connection polls concurrently while it still writes the answers back in request order.
+//!
+//! The outcome says what may happen to that future if the client goes away: a
+//! [`Outcome::Respond`] future must run to the end (it asks the group commit to make appended
+//! records durable and visible), an [`Outcome::Wait`] future only waits and is dropped with its
+//! connection, so a client that disconnects during a long poll frees everything at once.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -27,15 +32,19 @@ pub type Pending = Pin<Box<dyn Future<Output = Result<Option<Bytes>, String>> + 
 
 /// What the connection does with a request.
 pub enum Outcome {
-    /// Queue this response behind the earlier ones.
+    /// Queue this response behind the earlier ones; the future must be run to completion even
+    /// if the client disconnects.
     Respond(Pending),
+    /// Queue this response behind the earlier ones; the future only waits (or is ready) and is
+    /// dropped if the client disconnects.
+    Wait(Pending),
     /// Send `last` (if any) after the earlier responses, then close the connection.
     Close { last: Option<Bytes>, reason: String },
 }
 
 fn ready<R: Encodable + HeaderVersion>(correlation_id: i32, version: i16, body: R) -> Outcome {
     match encode_response(correlation_id, version, &body) {
-        Ok(frame) => Outcome::Respond(Box::pin(std::future::ready(Ok(Some(frame))))),
+        Ok(frame) => Outcome::Wait(Box::pin(std::future::ready(Ok(Some(frame))))),
         Err(e) => Outcome::Close {
             last: None,
             reason: format!("could not encode the response: {e}"),
@@ -43,19 +52,37 @@ fn ready<R: Encodable + HeaderVersion>(correlation_id: i32, version: i16, body: 
     }
 }
 
+/// A response that must be completed (see [`Outcome::Respond`]).
 fn deferred<R, F>(correlation_id: i32, version: i16, body: F) -> Outcome
 where
     R: Encodable + HeaderVersion,
     F: Future<Output = Option<R>> + Send + 'static,
 {
-    Outcome::Respond(Box::pin(async move {
+    Outcome::Respond(encoded(correlation_id, version, body))
+}
+
+/// A response that only waits (see [`Outcome::Wait`]).
+fn waiting<R, F>(correlation_id: i32, version: i16, body: F) -> Outcome
+where
+    R: Encodable + HeaderVersion,
+    F: Future<Output = Option<R>> + Send + 'static,
+{
+    Outcome::Wait(encoded(correlation_id, version, body))
+}
+
+fn encoded<R, F>(correlation_id: i32, version: i16, body: F) -> Pending
+where
+    R: Encodable + HeaderVersion,
+    F: Future<Output = Option<R>> + Send + 'static,
+{
+    Box::pin(async move {
         match body.await {
             None => Ok(None),
             Some(body) => encode_response(correlation_id, version, &body)
                 .map(Some)
                 .map_err(|e| format!("could not encode the response: {e}")),
         }
-    }))
+    })
 }
 
 /// Handles one request frame (without its length prefix).
@@ -130,7 +157,7 @@ pub async fn dispatch(
         }
         RequestKind::Fetch(req) => {
             let broker = broker.clone();
-            deferred(c, version, async move {
+            waiting(c, version, async move {
                 Some(api::fetch::handle(&broker, req, version).await)
             })
         }
@@ -176,11 +203,9 @@ pub async fn dispatch(
                     .unwrap_or_default(),
                 host: format!("/{}", peer.ip()),
             };
-            deferred(c, version, api::groups::join(broker, req, version, client))
+            waiting(c, version, api::groups::join(broker, req, version, client))
         }
-        RequestKind::SyncGroup(req) => {
-            deferred(c, version, api::groups::sync(broker, req, version))
-        }
+        RequestKind::SyncGroup(req) => waiting(c, version, api::groups::sync(broker, req, version)),
         RequestKind::Heartbeat(req) => ready(c, version, api::groups::heartbeat(broker, req)),
         RequestKind::LeaveGroup(req) => ready(c, version, api::groups::leave(broker, req, version)),
         RequestKind::DescribeGroups(req) => {

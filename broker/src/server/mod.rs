@@ -1,6 +1,14 @@
 //! The TCP server: accepts Kafka clients and runs one connection task each, until shutdown.
+//!
+//! Every resource a client can make the broker hold is bounded here, with Kafka's setting
+//! names, because a broker that trusts its clients runs out of file descriptors or memory: each
+//! connection is a socket (`max.connections`, `max.connections.per.ip`; one more is accepted and
+//! closed at once, and counted), each request being read or served holds its bytes
+//! (`queued.max.request.bytes`, see [`Limits`]), and [`connection`] closes idle connections,
+//! half-sent frames and connections whose client has gone.
 
 mod connection;
+mod limits;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,14 +17,17 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use limits::{Limits, Refused};
+
 use crate::broker::{Advertised, Broker};
 
 /// Accepts connections until `shutdown` is cancelled, then waits (a bounded time) for the
-/// connections to finish their in-flight requests.
+/// connections to finish their in-flight requests. `limits` is shared by every listener.
 pub async fn serve(
     broker: Arc<Broker>,
     listener: TcpListener,
     advertised: Arc<Advertised>,
+    limits: Arc<Limits>,
     shutdown: CancellationToken,
 ) {
     let tracker = TaskTracker::new();
@@ -27,11 +38,21 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
                     backoff = Duration::from_millis(10);
+                    let slot = match limits.admit(peer.ip()) {
+                        Ok(slot) => slot,
+                        Err(refused) => {
+                            // As Kafka does: accepted, then closed at once (dropping the socket).
+                            limits.note_refused(peer, &refused);
+                            continue;
+                        }
+                    };
                     let broker = broker.clone();
                     let shutdown = shutdown.clone();
                     let advertised = advertised.clone();
+                    let limits = limits.clone();
                     tracker.spawn(async move {
-                        connection::serve(broker, socket, peer, advertised, shutdown).await;
+                        connection::serve(broker, socket, peer, advertised, &limits, shutdown).await;
+                        drop(slot);
                     });
                 }
                 Err(e) => {

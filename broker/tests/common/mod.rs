@@ -66,6 +66,12 @@ impl BrokerProcess {
         self.addr.to_string()
     }
 
+    /// The broker's process id.
+    #[allow(dead_code)]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything the broker has printed so far (stdout and stderr interleaved by line).
     pub fn logs(&self) -> String {
         self.logs.lock().unwrap().clone()
