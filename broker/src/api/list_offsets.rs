@@ -1,5 +1,12 @@
 //! ListOffsets: the earliest (-2) and latest (-1) offsets, the offset of the largest timestamp
 //! (-3), or the first offset at or after a timestamp.
+//!
+//! Timestamps are answered per record, as Kafka does: the log's time index finds the first batch
+//! whose largest timestamp qualifies, and the records of that batch are then read to find the
+//! first *record* at or after the target (or, for -3, the first record with the largest
+//! timestamp), with that record's own offset and timestamp. Consumers seeking by time
+//! (`offsetsForTimes`) otherwise start at the beginning of a batch and see records from before
+//! the time they asked for.
 
 use std::sync::Arc;
 
@@ -8,9 +15,12 @@ use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use kafka_protocol::records::{RecordBatchDecoder, TimestampType};
 
 use super::{code, log_error_code};
 use crate::broker::Broker;
+use crate::log::BatchHeader;
+use crate::topic::Partition;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -44,8 +54,12 @@ pub fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, version: i16) -> Li
                     let found = match p.timestamp {
                         LATEST => Ok(Some((partition.high_watermark(), -1))),
                         EARLIEST => Ok(Some((partition.log_start_offset(), -1))),
-                        MAX_TIMESTAMP => Ok(partition.max_timestamp_offset()),
-                        ts if ts >= 0 => partition.offset_for_timestamp(ts),
+                        MAX_TIMESTAMP => Ok(partition
+                            .max_timestamp_offset()
+                            .map(|found| in_batch(&partition, found, |t| t == found.1))),
+                        ts if ts >= 0 => partition.offset_for_timestamp(ts).map(|found| {
+                            found.map(|found| in_batch(&partition, found, |t| t >= ts))
+                        }),
                         other => {
                             tracing::debug!(timestamp = other, "unsupported ListOffsets timestamp");
                             out.error_code = code(ResponseError::UnsupportedVersion);
@@ -69,4 +83,53 @@ pub fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, version: i16) -> Li
         })
         .collect();
     ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// Batches looked at past the one the index found, when its records no longer qualify (a
+/// compacted batch keeps its header's largest timestamp after the record that had it is gone).
+const MAX_BATCHES: usize = 16;
+
+/// Refines `(batch offset, batch max timestamp)` to the first record from that batch on whose
+/// timestamp satisfies `wanted`, as `(offset, timestamp)`. Falls back to the batch-level answer
+/// if the batch cannot be read or decoded.
+fn in_batch(partition: &Partition, found: (i64, i64), wanted: impl Fn(i64) -> bool) -> (i64, i64) {
+    let mut position = found.0;
+    for _ in 0..MAX_BATCHES {
+        let Ok(read) = partition.read(position, 1) else {
+            break;
+        };
+        let Some(header) = read
+            .records
+            .get(..crate::log::BATCH_HEADER_LEN)
+            .and_then(|h| BatchHeader::parse(h).ok())
+        else {
+            break;
+        };
+        if let Some(hit) = first_record(read.records, &header, found.0, &wanted) {
+            return hit;
+        }
+        position = header.next_offset();
+    }
+    found
+}
+
+/// The first record of the batch at the start of `data`, at or after offset `from`, whose
+/// timestamp (the batch's largest for LogAppendTime batches) satisfies `wanted`.
+///
+/// A private reader of record timestamps (any codec) through kafka-protocol's decoder; once the
+/// log has a shared record reader, this should use it.
+fn first_record(
+    mut data: bytes::Bytes,
+    header: &BatchHeader,
+    from: i64,
+    wanted: &impl Fn(i64) -> bool,
+) -> Option<(i64, i64)> {
+    let set = RecordBatchDecoder::decode(&mut data).ok()?;
+    set.records.iter().find_map(|r| {
+        let ts = match r.timestamp_type {
+            TimestampType::LogAppend => header.max_timestamp,
+            TimestampType::Creation => r.timestamp,
+        };
+        (r.offset >= from && wanted(ts)).then_some((r.offset, ts))
+    })
 }
