@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::flush::Flusher;
+use crate::group::configs::GroupConfigStore;
 use crate::group::offsets::OffsetStore;
 use crate::group::{GroupConfig, GroupCoordinator};
 use crate::producer_ids::ProducerIds;
@@ -28,6 +29,8 @@ pub struct Broker {
     pub flusher: Flusher,
     pub producer_ids: ProducerIds,
     pub groups: GroupCoordinator,
+    /// Group-level configs (resource type GROUP), stored and described; see [`GroupConfigStore`].
+    pub group_configs: GroupConfigStore,
     pub offsets: OffsetStore,
     pub advertised: Advertised,
     /// Cancelled when the broker starts shutting down: waits that would outlive it (a long-poll
@@ -47,6 +50,7 @@ impl Broker {
         let flusher = Flusher::start(config.flush_policy);
         let producer_ids = ProducerIds::open(&config.data_dir)?;
         let offsets = OffsetStore::open(&topics, flusher.clone()).await?;
+        let group_configs = GroupConfigStore::open(&config.data_dir)?;
         let groups = GroupCoordinator::new(GroupConfig {
             min_session_timeout: Duration::from_millis(config.group_min_session_timeout_ms),
             max_session_timeout: Duration::from_millis(config.group_max_session_timeout_ms),
@@ -58,6 +62,7 @@ impl Broker {
             flusher,
             producer_ids,
             groups,
+            group_configs,
             offsets,
             advertised,
             stopping: CancellationToken::new(),

@@ -181,6 +181,9 @@ pub async fn dispatch(
         RequestKind::DescribeConfigs(req) => {
             ready(c, version, api::configs::describe(broker, req, version))
         }
+        RequestKind::AlterConfigs(req) => {
+            ready(c, version, api::configs::alter_legacy(broker, req).await)
+        }
         RequestKind::IncrementalAlterConfigs(req) => ready(
             c,
             version,
