@@ -16,7 +16,7 @@ use common::BrokerProcess;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Encodable, Request, StrBytes};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -54,6 +54,27 @@ async fn call(stream: &mut TcpStream, frame: &[u8]) -> Bytes {
     let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
     stream.read_exact(&mut body).await.expect("body");
     Bytes::from(body)
+}
+
+/// Sends a request and decodes the answer.
+async fn call_decoded<R: Request>(stream: &mut TcpStream, version: i16, req: &R) -> R::Response {
+    let mut resp = call(stream, &frame(version, 1, req)).await;
+    ResponseHeader::decode(&mut resp, R::Response::header_version(version)).expect("header");
+    R::Response::decode(&mut resp, version).expect("response")
+}
+
+/// JoinGroup v5 of `member_id` (empty for a new member) in group "jg".
+fn join(member_id: &str) -> JoinGroupRequest {
+    JoinGroupRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("jg")))
+        .with_session_timeout_ms(30_000)
+        .with_rebalance_timeout_ms(60_000)
+        .with_member_id(StrBytes::from_string(member_id.into()))
+        .with_protocol_type(StrBytes::from_static_str("consumer"))
+        .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default(
+        )
+        .with_name(StrBytes::from_static_str("range"))
+        .with_metadata(Bytes::new())])
 }
 
 async fn create_topic(addr: SocketAddr, topic: &str) {
@@ -177,6 +198,42 @@ async fn clients_leaving_long_polls_and_half_sent_frames_free_their_sockets_at_o
     // The broker still serves.
     let mut s = TcpStream::connect(broker.addr).await.expect("connect");
     call(&mut s, &api_versions()).await;
+}
+
+#[tokio::test]
+async fn a_client_leaving_a_parked_join_group_frees_its_socket_at_once() {
+    let (_dir, broker) = start(&[]);
+    let pid = broker.pid();
+    // Member A joins (MEMBER_ID_REQUIRED, then with its id) and leads generation 1.
+    let mut a = TcpStream::connect(broker.addr).await.expect("connect");
+    let first = call_decoded(&mut a, 5, &join("")).await;
+    assert_eq!(first.error_code, 79, "MEMBER_ID_REQUIRED");
+    let joined = call_decoded(&mut a, 5, &join(first.member_id.as_str())).await;
+    assert_eq!(joined.error_code, 0);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let fds_before = open_fds(pid);
+
+    // Member B's join waits for A to rejoin (up to the 60 s rebalance timeout) ...
+    let mut b = TcpStream::connect(broker.addr).await.expect("connect");
+    let first = call_decoded(&mut b, 5, &join("")).await;
+    assert_eq!(first.error_code, 79);
+    b.write_all(&frame(5, 2, &join(first.member_id.as_str())))
+        .await
+        .expect("write");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut probe = [0u8; 1];
+    assert!(
+        tokio::time::timeout(Duration::from_millis(10), b.peek(&mut probe))
+            .await
+            .is_err(),
+        "the join is parked"
+    );
+    assert_eq!(open_fds(pid), fds_before + 1);
+    // ... and B leaving frees its socket at once.
+    drop(b);
+    let took = fds_back(pid, fds_before, Duration::from_secs(5)).await;
+    assert!(took < Duration::from_secs(1), "fd back after {took:?}");
+    drop(a);
 }
 
 #[tokio::test]
