@@ -224,3 +224,50 @@ impl Config {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        config: Config,
+    }
+
+    #[test]
+    fn kafka_named_limits_parse_and_the_old_request_size_flag_still_works() {
+        let parsed = Flags::try_parse_from([
+            "broker",
+            "--max-request-bytes",
+            "2000",
+            "--queued-max-request-bytes",
+            "-1",
+            "--connections-max-idle-ms",
+            "5",
+            "--max-connections",
+            "7",
+            "--max-connections-per-ip",
+            "3",
+        ])
+        .expect("flags");
+        let c = parsed.config;
+        assert_eq!(c.max_request_bytes, 2000);
+        assert_eq!(c.request_byte_budget(), None);
+        assert_eq!(
+            (
+                c.connections_max_idle_ms,
+                c.max_connections,
+                c.max_connections_per_ip
+            ),
+            (5, 7, 3)
+        );
+        let parsed =
+            Flags::try_parse_from(["broker", "--socket-request-max-bytes", "4096"]).expect("flags");
+        assert_eq!(parsed.config.max_request_bytes, 4096);
+        assert!(Flags::try_parse_from(["broker", "--max-connections", "0"]).is_err());
+        assert!(Flags::try_parse_from(["broker", "--queued-max-request-bytes", "-2"]).is_err());
+    }
+}

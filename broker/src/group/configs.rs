@@ -152,8 +152,14 @@ pub fn validate(configs: &BTreeMap<String, String>) -> Result<(), GroupConfigErr
         }
         effective.insert(def.name, n);
     }
-    let heartbeat = effective["consumer.heartbeat.interval.ms"];
-    let session = effective["consumer.session.timeout.ms"];
+    let heartbeat = effective
+        .get("consumer.heartbeat.interval.ms")
+        .copied()
+        .unwrap_or(5_000);
+    let session = effective
+        .get("consumer.session.timeout.ms")
+        .copied()
+        .unwrap_or(45_000);
     if heartbeat >= session {
         return Err(GroupConfigError::Invalid {
             name: "consumer.heartbeat.interval.ms".into(),
