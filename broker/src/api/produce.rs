@@ -1,17 +1,28 @@
 //! Produce: validates and appends each partition's record batches in request order, then (for
 //! acks=1 and acks=all) answers once the flusher has made them durable. acks=0 gets no answer.
+//!
+//! Every record is checked before anything of a partition is stored (see
+//! [`validator`](crate::log::batch::validator)); a refused partition gets Kafka's error code,
+//! its `error_message`, and KIP-467's `record_errors` naming the offending records (v8+).
+//! Clients may not append to Kafka's internal topics (`__consumer_offsets`,
+//! `__transaction_state`): the broker writes its committed offsets through the log directly.
 
 use std::future::Future;
 use std::sync::Arc;
 
-use bytes::BytesMut;
 use futures::future::join_all;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use super::{code, log_error_code, str_bytes};
 use crate::broker::Broker;
+use crate::log::batch::codec::CodecError;
+use crate::log::batch::validator::ValidationError;
+use crate::log::LogError;
+use crate::topic::name::is_internal;
 use crate::topic::{AppendError, Partition};
 
 struct Pending {
@@ -52,6 +63,16 @@ pub fn handle(
                 partitions.push(fail(ResponseError::UnknownTopicOrPartition, None));
                 continue;
             };
+            if is_internal(&partition.topic) {
+                partitions.push(fail(
+                    ResponseError::InvalidTopicException,
+                    Some(format!(
+                        "cannot append to internal topic {}",
+                        partition.topic
+                    )),
+                ));
+                continue;
+            }
             let Some(records) = data.records.filter(|r| !r.is_empty()) else {
                 partitions.push(fail(
                     ResponseError::CorruptMessage,
@@ -59,7 +80,7 @@ pub fn handle(
                 ));
                 continue;
             };
-            let mut records = BytesMut::from(&records[..]);
+            let mut records = records.to_vec();
             match partition.append(&mut records) {
                 Ok(appended) => partitions.push(Pending {
                     response: PartitionProduceResponse::default()
@@ -71,11 +92,18 @@ pub fn handle(
                 }),
                 Err(e) => {
                     tracing::debug!(topic = %partition.topic, partition = data.index, error = %e, "produce rejected");
-                    let mut p = fail(ResponseError::UnknownServerError, Some(e.to_string()));
-                    p.response.error_code = match &e {
-                        AppendError::Log(e) => log_error_code(e),
-                        AppendError::Sequence(e) => e.code(),
-                    };
+                    let mut p = fail(append_error_code(&e), Some(e.to_string()));
+                    if let AppendError::Invalid(e) = &e {
+                        p.response.record_errors = e
+                            .record_errors()
+                            .into_iter()
+                            .map(|(index, message)| {
+                                BatchIndexAndErrorMessage::default()
+                                    .with_batch_index(index)
+                                    .with_batch_index_error_message(Some(str_bytes(message)))
+                            })
+                            .collect();
+                    }
                     partitions.push(p);
                 }
             }
@@ -124,5 +152,31 @@ pub fn handle(
                     .collect(),
             ),
         )
+    }
+}
+
+/// The Kafka error for a refused append.
+fn append_error_code(e: &AppendError) -> ResponseError {
+    match e {
+        AppendError::Sequence(e) => *e,
+        AppendError::Log(e) => ResponseError::try_from_code(log_error_code(e))
+            .unwrap_or(ResponseError::UnknownServerError),
+        AppendError::Invalid(e) => match e {
+            // Produce v3+ carries message format v2 only (Kafka's ProduceRequest.validateRecords).
+            ValidationError::Batch(LogError::UnsupportedMagic(_)) => ResponseError::InvalidRecord,
+            ValidationError::Batch(e) => ResponseError::try_from_code(log_error_code(e))
+                .unwrap_or(ResponseError::CorruptMessage),
+            ValidationError::Codec {
+                source: CodecError::TooLarge { .. },
+                ..
+            } => ResponseError::MessageTooLarge,
+            ValidationError::Codec { .. } => ResponseError::CorruptMessage,
+            ValidationError::Invalid { .. } => ResponseError::InvalidRecord,
+            ValidationError::Rejected {
+                timestamps: true, ..
+            } => ResponseError::InvalidTimestamp,
+            ValidationError::Rejected { .. } => ResponseError::InvalidRecord,
+            ValidationError::Recompress { .. } => ResponseError::UnknownServerError,
+        },
     }
 }

@@ -11,8 +11,8 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::records::RecordBatchDecoder;
 use parking_lot::Mutex;
 
-use crate::client::records::encode_batch;
 use crate::flush::Flusher;
+use crate::log::batch::builder::BatchBuilder;
 use crate::log::batch::BatchIter;
 use crate::topic::{Partition, TopicConfigs, TopicError, TopicRegistry};
 
@@ -172,13 +172,16 @@ impl OffsetStore {
     }
 
     fn append(&self, records: Vec<(Bytes, Option<Bytes>)>) -> Result<(), String> {
-        let records: Vec<(Option<Bytes>, Option<Bytes>)> =
-            records.into_iter().map(|(k, v)| (Some(k), v)).collect();
-        let batch = encode_batch(&records, crate::now_ms())
+        let now = crate::now_ms();
+        let mut builder = BatchBuilder::new();
+        for (key, value) in &records {
+            builder.record(Some(key), value.as_deref(), now);
+        }
+        let mut batch = builder
+            .build()
             .map_err(|e| format!("could not encode offsets: {e}"))?;
-        let mut buf = BytesMut::from(&batch[..]);
         self.partition
-            .append(&mut buf)
+            .append(&mut batch)
             .map(|_| ())
             .map_err(|e| format!("could not store offsets: {e}"))
     }

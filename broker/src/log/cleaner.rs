@@ -57,10 +57,11 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
-use kafka_protocol::compression::{Compressor, Decompressor, Gzip, Lz4, Snappy, Zstd};
-
-use super::batch::{BatchHeader, BATCH_HEADER_LEN, LOG_OVERHEAD, MAGIC_V2};
+use super::batch::builder::BatchBuilder;
+use super::batch::codec::{self, Codec};
+use super::batch::record::{RecordRef, Records};
+use super::batch::{BatchHeader, BATCH_HEADER_LEN};
+use super::config::CompactionConfig;
 use super::error::LogError;
 use super::partition_log::{parse_base_offset, sync_dir, PartitionLog};
 use super::segment::{
@@ -76,36 +77,6 @@ pub const SWAP_SUFFIX: &str = ".swap";
 const READ_CHUNK: usize = 1 << 20;
 /// Cleaned batches are written to the new segment in writes of about this size.
 const WRITE_CHUNK: usize = 1 << 20;
-
-const COMPRESSION_MASK: i16 = 0x07;
-const CRC_START: usize = 21;
-
-/// Compaction settings of a log (topic configs of the same names).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct CompactionConfig {
-    /// `delete.retention.ms`: how long a tombstone is kept, counted from its timestamp.
-    pub delete_retention_ms: i64,
-    /// `min.compaction.lag.ms`: a segment is cleaned only once its largest timestamp is at
-    /// least this old.
-    pub min_compaction_lag_ms: i64,
-    /// `min.cleanable.dirty.ratio`: share of the cleanable bytes that must be dirty (not yet
-    /// cleaned) for a pass to run.
-    pub min_cleanable_dirty_ratio: f64,
-}
-
-// The ratio is a plain number from a validated config, never NaN.
-impl Eq for CompactionConfig {}
-
-impl Default for CompactionConfig {
-    /// Kafka's defaults.
-    fn default() -> Self {
-        CompactionConfig {
-            delete_retention_ms: 24 * 60 * 60 * 1000,
-            min_compaction_lag_ms: 0,
-            min_cleanable_dirty_ratio: 0.5,
-        }
-    }
-}
 
 /// What one cleaning pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -142,6 +113,8 @@ pub struct CleanPlan {
     dir: PathBuf,
     config: CompactionConfig,
     index_interval: u32,
+    /// `max.message.bytes`: the most a batch's records may decompress to.
+    max_batch_bytes: usize,
     /// Closed segments to rewrite, oldest first.
     cleanable: Vec<SegmentView>,
     /// Every segment, read for the offset map up to `upper`.
@@ -354,6 +327,7 @@ impl PartitionLog {
             dir: self.dir.clone(),
             config,
             index_interval: self.config.index_interval_bytes,
+            max_batch_bytes: self.config.max_batch_bytes,
             clean_end: last.next_offset,
             cleanable,
             all,
@@ -508,106 +482,34 @@ impl<'a> BatchReader<'a> {
     }
 }
 
-/// One record of a batch, borrowed from the (decompressed) records data.
-#[derive(Debug)]
-struct RecordRef<'a> {
-    /// The whole record, length prefix included.
-    raw: &'a [u8],
-    timestamp_delta: i64,
-    offset_delta: i64,
-    key: Option<&'a [u8]>,
-    null_value: bool,
-}
-
-fn read_varlong(buf: &[u8], pos: &mut usize) -> Option<i64> {
-    let mut raw: u64 = 0;
-    let mut shift = 0u32;
-    loop {
-        let b = *buf.get(*pos)?;
-        *pos += 1;
-        raw |= u64::from(b & 0x7f) << shift;
-        if b & 0x80 == 0 {
-            break;
-        }
-        shift += 7;
-        if shift > 63 {
-            return None;
-        }
-    }
-    Some(((raw >> 1) as i64) ^ -((raw & 1) as i64))
-}
-
-fn read_bytes<'a>(buf: &'a [u8], pos: &mut usize) -> Option<Option<&'a [u8]>> {
-    let len = read_varlong(buf, pos)?;
-    if len < 0 {
-        return Some(None);
-    }
-    let end = pos.checked_add(usize::try_from(len).ok()?)?;
-    let bytes = buf.get(*pos..end)?;
-    *pos = end;
-    Some(Some(bytes))
-}
-
 /// Splits v2 records data into `count` records; `None` if it does not parse exactly.
 fn parse_records(data: &[u8], count: i32) -> Option<Vec<RecordRef<'_>>> {
     let mut records = Vec::with_capacity(usize::try_from(count).ok()?.min(1 << 16));
-    let mut pos = 0usize;
+    let mut iter = Records::new(data);
     for _ in 0..count {
-        let start = pos;
-        let len = usize::try_from(read_varlong(data, &mut pos)?).ok()?;
-        let end = pos.checked_add(len)?;
-        let body = data.get(pos..end)?;
-        let mut p = 1usize; // attributes
-        let timestamp_delta = read_varlong(body, &mut p)?;
-        let offset_delta = read_varlong(body, &mut p)?;
-        let key = read_bytes(body, &mut p)?;
-        let value = read_bytes(body, &mut p)?;
-        records.push(RecordRef {
-            raw: data.get(start..end)?,
-            timestamp_delta,
-            offset_delta,
-            key,
-            null_value: value.is_none(),
-        });
-        pos = end;
+        records.push(iter.next()?.ok()?);
     }
-    (pos == data.len()).then_some(records)
+    (iter.remaining() == 0).then_some(records)
 }
 
-fn decompress(codec: i16, data: &[u8]) -> anyhow::Result<Bytes> {
-    let mut input = Bytes::copy_from_slice(data);
-    let take = |b: &mut Bytes| Ok(std::mem::take(b));
-    match codec {
-        0 => Ok(input),
-        1 => Gzip::decompress(&mut input, take),
-        2 => Snappy::decompress(&mut input, take),
-        3 => Lz4::decompress(&mut input, take),
-        4 => Zstd::decompress(&mut input, take),
-        other => anyhow::bail!("unknown compression codec {other}"),
-    }
-}
-
-fn compress(codec: i16, data: &[u8]) -> anyhow::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    let put = |b: &mut BytesMut| {
-        b.extend_from_slice(data);
-        Ok(())
-    };
-    match codec {
-        1 => Gzip::compress(&mut out, put)?,
-        2 => Snappy::compress(&mut out, put)?,
-        3 => Lz4::compress(&mut out, put)?,
-        4 => Zstd::compress(&mut out, put)?,
-        _ => out.extend_from_slice(data),
-    }
-    Ok(out)
-}
-
-/// The records of a (non-control) batch, decompressed; `None` (logged) if they cannot be
-/// decoded, in which case the batch is left alone.
-fn batch_records(header: &BatchHeader, batch: &[u8]) -> Option<Bytes> {
+/// The records of a (non-control) batch, decompressed into `buf` (at most `limit` bytes);
+/// `None` (logged) if they cannot be decoded, in which case the batch is left alone.
+fn batch_records<'a>(
+    header: &BatchHeader,
+    batch: &'a [u8],
+    limit: usize,
+    buf: &'a mut Vec<u8>,
+) -> Option<&'a [u8]> {
     let body = batch.get(BATCH_HEADER_LEN..)?;
-    match decompress(header.compression(), body) {
+    let decoded = Codec::from_id(header.compression()).and_then(|codec| {
+        if codec == Codec::None {
+            return Ok(body);
+        }
+        buf.clear();
+        codec::decompress(codec, body, limit, buf)?;
+        Ok(&buf[..])
+    });
+    match decoded {
         Ok(data) => Some(data),
         Err(e) => {
             tracing::warn!(base_offset = header.base_offset, error = %e,
@@ -620,6 +522,7 @@ fn batch_records(header: &BatchHeader, batch: &[u8]) -> Option<Bytes> {
 /// Reads every record below the plan's `upper` into an [`OffsetMap`].
 pub fn build_offset_map(plan: &CleanPlan) -> Result<OffsetMap, LogError> {
     let mut map = OffsetMap::default();
+    let mut buf = Vec::new();
     'segments: for view in &plan.all {
         let mut reader = BatchReader::new(view);
         while let Some((header, batch)) = reader.next_batch()? {
@@ -633,15 +536,18 @@ pub fn build_offset_map(plan: &CleanPlan) -> Result<OffsetMap, LogError> {
                 map.last_producer_batch
                     .insert(header.producer_id, header.base_offset);
             }
-            let Some(data) = batch_records(&header, batch) else {
+            let Some(data) = batch_records(&header, batch, plan.max_batch_bytes, &mut buf) else {
                 continue;
             };
-            let Some(records) = parse_records(&data, header.record_count) else {
+            let Some(records) = parse_records(data, header.record_count) else {
                 continue;
             };
             for r in records {
                 if let Some(key) = r.key {
-                    map.note_key(key, header.base_offset.saturating_add(r.offset_delta));
+                    map.note_key(
+                        key,
+                        header.base_offset.saturating_add(i64::from(r.offset_delta)),
+                    );
                 }
             }
         }
@@ -656,55 +562,44 @@ enum Outcome {
     Drop,
 }
 
-/// Encodes a batch with `header`'s fields (base offset, lastOffsetDelta, base timestamp,
-/// producer metadata, attributes) and the given records, compressed with `codec`.
-fn encode_batch(header: &BatchHeader, records: &[&RecordRef<'_>], codec: i16) -> Vec<u8> {
-    let mut body = Vec::with_capacity(records.iter().map(|r| r.raw.len()).sum());
-    for r in records {
-        body.extend_from_slice(r.raw);
-    }
-    let mut attributes = header.attributes & !COMPRESSION_MASK;
-    if codec != 0 && !records.is_empty() {
-        match compress(codec, &body) {
-            Ok(compressed) => {
-                body = compressed;
-                attributes |= codec;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cleaner: cannot compress, writing uncompressed");
-            }
+/// A batch with `header`'s fields (base offset, lastOffsetDelta, base timestamp, producer
+/// metadata, attributes) and the given records copied verbatim, compressed with `codec` (or
+/// uncompressed if that fails).
+fn rebuild_batch(
+    header: &BatchHeader,
+    records: &[&RecordRef<'_>],
+    codec: Codec,
+) -> Option<Vec<u8>> {
+    let build = |codec: Codec| {
+        let mut builder = BatchBuilder::new()
+            .base_offset(header.base_offset)
+            .partition_leader_epoch(header.partition_leader_epoch)
+            .producer(
+                header.producer_id,
+                header.producer_epoch,
+                header.base_sequence,
+            )
+            .flags(header.attributes)
+            .base_timestamp(header.base_timestamp)
+            .last_offset_delta(header.last_offset_delta)
+            .compression(codec);
+        if header.is_log_append_time() || records.is_empty() {
+            builder = builder.max_timestamp(header.max_timestamp);
+        }
+        for r in records {
+            builder.push_raw(r);
+        }
+        builder.build()
+    };
+    match build(codec) {
+        Ok(batch) => Some(batch),
+        Err(e) => {
+            tracing::warn!(error = %e, "cleaner: cannot rebuild a batch in its codec, writing it uncompressed");
+            build(Codec::None)
+                .inspect_err(|e| tracing::warn!(error = %e, "cleaner: cannot rebuild a batch"))
+                .ok()
         }
     }
-    let max_timestamp = if header.is_log_append_time() || records.is_empty() {
-        header.max_timestamp
-    } else {
-        records
-            .iter()
-            .map(|r| header.base_timestamp.saturating_add(r.timestamp_delta))
-            .max()
-            .unwrap_or(header.max_timestamp)
-    };
-    let batch_length = (BATCH_HEADER_LEN - LOG_OVERHEAD + body.len()) as i32;
-    let mut out = Vec::with_capacity(BATCH_HEADER_LEN + body.len());
-    out.extend_from_slice(&header.base_offset.to_be_bytes());
-    out.extend_from_slice(&batch_length.to_be_bytes());
-    out.extend_from_slice(&header.partition_leader_epoch.to_be_bytes());
-    out.push(MAGIC_V2 as u8);
-    out.extend_from_slice(&[0u8; 4]);
-    out.extend_from_slice(&attributes.to_be_bytes());
-    out.extend_from_slice(&header.last_offset_delta.to_be_bytes());
-    out.extend_from_slice(&header.base_timestamp.to_be_bytes());
-    out.extend_from_slice(&max_timestamp.to_be_bytes());
-    out.extend_from_slice(&header.producer_id.to_be_bytes());
-    out.extend_from_slice(&header.producer_epoch.to_be_bytes());
-    out.extend_from_slice(&header.base_sequence.to_be_bytes());
-    out.extend_from_slice(&(records.len() as i32).to_be_bytes());
-    out.extend_from_slice(&body);
-    let crc = crc32c::crc32c(out.get(CRC_START..).unwrap_or_default());
-    if let Some(field) = out.get_mut(17..21) {
-        field.copy_from_slice(&crc.to_be_bytes());
-    }
-    out
 }
 
 fn filter_batch(
@@ -718,10 +613,11 @@ fn filter_batch(
     if header.is_control() {
         return Outcome::Keep;
     }
-    let Some(data) = batch_records(header, batch) else {
+    let mut buf = Vec::new();
+    let Some(data) = batch_records(header, batch, plan.max_batch_bytes, &mut buf) else {
         return Outcome::Keep;
     };
-    let Some(records) = parse_records(&data, header.record_count) else {
+    let Some(records) = parse_records(data, header.record_count) else {
         tracing::warn!(
             base_offset = header.base_offset,
             "cleaner: cannot parse records, keeping the batch"
@@ -731,7 +627,7 @@ fn filter_batch(
     stats.records_read += records.len() as u64;
     let mut kept = Vec::with_capacity(records.len());
     for r in &records {
-        let offset = header.base_offset.saturating_add(r.offset_delta);
+        let offset = header.base_offset.saturating_add(i64::from(r.offset_delta));
         let Some(key) = r.key else {
             // Kafka refuses null keys on compacted topics; records that got in are kept.
             kept.push(r);
@@ -740,7 +636,7 @@ fn filter_batch(
         if map.latest.get(key).is_some_and(|latest| *latest > offset) {
             continue;
         }
-        if r.null_value {
+        if r.value.is_none() {
             let mut ts = if header.is_log_append_time() {
                 header.max_timestamp
             } else {
@@ -757,17 +653,19 @@ fn filter_batch(
         kept.push(r);
     }
     stats.records_removed += (records.len() - kept.len()) as u64;
-    if kept.len() == records.len() {
-        Outcome::Keep
+    let codec = Codec::from_id(header.compression()).unwrap_or(Codec::None);
+    let rebuilt = if kept.len() == records.len() {
+        return Outcome::Keep;
     } else if !kept.is_empty() {
-        Outcome::Rewrite(encode_batch(header, &kept, header.compression()))
+        rebuild_batch(header, &kept, codec)
     } else if header.producer_id >= 0
         && map.last_producer_batch.get(&header.producer_id) == Some(&header.base_offset)
     {
-        Outcome::Rewrite(encode_batch(header, &[], 0))
+        rebuild_batch(header, &[], Codec::None)
     } else {
-        Outcome::Drop
-    }
+        return Outcome::Drop;
+    };
+    rebuilt.map_or(Outcome::Keep, Outcome::Rewrite)
 }
 
 /// Rewrites one segment into `.cleaned` files (fsynced). `None` if nothing would change.
@@ -851,6 +749,7 @@ mod tests {
     use crate::log::batch::validate_batches;
     use crate::log::LogConfig;
     use crate::topic::producer_state::{ProducerStates, Sequencing};
+    use bytes::{Bytes, BytesMut};
     use kafka_protocol::records::{
         Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
         TimestampType,
@@ -867,6 +766,7 @@ mod tests {
             retention_ms: None,
             retention_bytes: None,
             compaction: Some(compaction),
+            records: Default::default(),
         }
     }
 

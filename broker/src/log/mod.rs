@@ -20,6 +20,7 @@
 
 pub mod batch;
 pub mod cleaner;
+pub mod config;
 pub mod error;
 pub mod index;
 pub mod partition_log;
@@ -27,6 +28,7 @@ pub mod segment;
 pub mod testing;
 
 pub use batch::{validate_batches, BatchHeader, BATCH_HEADER_LEN};
-pub use cleaner::{CleanStats, CompactionConfig};
+pub use cleaner::CleanStats;
+pub use config::{CompactionConfig, CompressionType, LogConfig, RecordPolicy, TimestampType};
 pub use error::LogError;
-pub use partition_log::{AppendInfo, LogConfig, PartitionLog, SyncHandle};
+pub use partition_log::{AppendInfo, PartitionLog, SyncHandle};

@@ -14,8 +14,10 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
+use super::batch::validator::Validated;
 use super::batch::{set_base_offset, validate_batches, BatchHeader, BATCH_HEADER_LEN};
-use super::cleaner::{self, CompactionConfig};
+use super::cleaner;
+use super::config::LogConfig;
 use super::error::LogError;
 use super::segment::{
     ReadCursor, Segment, INDEX_EXT, LOG_EXT, MAX_SEGMENT_SIZE, NO_TIMESTAMP, TIME_INDEX_EXT,
@@ -23,37 +25,6 @@ use super::segment::{
 
 /// Name of the file holding the log start offset.
 pub const LOG_START_CHECKPOINT: &str = "log-start-offset";
-
-/// Per-partition log settings (Kafka topic configs of the same names).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogConfig {
-    /// `segment.bytes`: roll to a new segment before one would exceed this (capped at 4 GiB).
-    pub segment_bytes: u64,
-    /// `index.interval.bytes`: bytes of data between two offset index entries.
-    pub index_interval_bytes: u32,
-    /// `max.message.bytes`: largest accepted record batch.
-    pub max_batch_bytes: usize,
-    /// `retention.ms`: `None` or negative keeps data forever.
-    pub retention_ms: Option<i64>,
-    /// `retention.bytes`: `None` or negative means no size limit.
-    pub retention_bytes: Option<i64>,
-    /// Compaction settings when `cleanup.policy` includes `compact`, else `None`.
-    pub compaction: Option<CompactionConfig>,
-}
-
-impl Default for LogConfig {
-    /// Kafka's defaults.
-    fn default() -> Self {
-        LogConfig {
-            segment_bytes: 1 << 30,
-            index_interval_bytes: 4096,
-            max_batch_bytes: 1_048_588,
-            retention_ms: Some(7 * 24 * 60 * 60 * 1000),
-            retention_bytes: None,
-            compaction: None,
-        }
-    }
-}
 
 /// Result of a successful append.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -266,8 +237,29 @@ impl PartitionLog {
     /// Validates `records` (one or more v2 batches), assigns them consecutive offsets starting
     /// at the log end (rewriting each `baseOffset` in place), rolls the segment if needed, and
     /// writes them with a single write. Nothing is written if any batch is invalid.
+    ///
+    /// This checks the batches' framing and CRCs only; records from clients go through
+    /// [`validate`](super::batch::validator::validate) and [`PartitionLog::append_validated`].
     pub fn append(&mut self, records: &mut [u8]) -> Result<AppendInfo, LogError> {
-        let mut headers = validate_batches(records, self.config.max_batch_bytes)?;
+        let headers = validate_batches(records, self.config.max_batch_bytes)?;
+        self.append_checked(records, headers)
+    }
+
+    /// Appends batches that passed [`validate`](super::batch::validator::validate) (with this log's config), like
+    /// [`PartitionLog::append`] but without checking them again.
+    pub fn append_validated(
+        &mut self,
+        records: &mut [u8],
+        validated: Validated,
+    ) -> Result<AppendInfo, LogError> {
+        self.append_checked(records, validated.into_headers())
+    }
+
+    fn append_checked(
+        &mut self,
+        records: &mut [u8],
+        mut headers: Vec<BatchHeader>,
+    ) -> Result<AppendInfo, LogError> {
         if headers.is_empty() {
             return Err(LogError::CorruptMessage("no record batches".to_string()));
         }
@@ -582,6 +574,7 @@ mod tests {
             retention_ms: None,
             retention_bytes: None,
             compaction: None,
+            records: Default::default(),
         }
     }
 

@@ -1,10 +1,13 @@
-//! Encoding of valid v2 record batches, for tests, integration tests and benchmarks.
+//! Shortcuts over [`BatchBuilder`] for tests, integration tests and benchmarks: valid batches
+//! in one call, and targeted corruption of valid ones (a header field or the payload replaced,
+//! the CRC fixed) for poison-batch tests.
 //!
-//! The broker itself never builds record batches (clients do), so this lives apart from
-//! `batch.rs`. It is always compiled (it is tiny) so that integration tests and benches, which
-//! cannot see `#[cfg(test)]` items, can use it too.
+//! It is always compiled (it is tiny) so that integration tests and benches, which cannot see
+//! `#[cfg(test)]` items, can use it too.
 
-use super::batch::MAGIC_V2;
+use super::batch::builder::BatchBuilder;
+use super::batch::codec::Codec;
+use super::batch::{rewrite_crc, BATCH_HEADER_LEN, COMPRESSION_MASK, LOG_OVERHEAD};
 
 /// Header fields of a batch built by [`encode_batch_with`].
 #[doc(hidden)]
@@ -18,7 +21,7 @@ pub struct EncodeParams {
     pub producer_epoch: i16,
     /// Sequence of the first record (-1 for a non-idempotent producer).
     pub base_sequence: i32,
-    /// Batch attributes (compression bits must be 0: records are written uncompressed).
+    /// Batch attributes (the compression bits choose the codec).
     pub attributes: i16,
     /// Partition leader epoch.
     pub partition_leader_epoch: i32,
@@ -37,15 +40,6 @@ impl Default for EncodeParams {
     }
 }
 
-fn put_varlong(out: &mut Vec<u8>, value: i64) {
-    let mut v = ((value << 1) ^ (value >> 63)) as u64;
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
 /// Encodes an uncompressed v2 batch of `(key, value, timestamp)` records with default header
 /// fields (base offset 0, no producer id). An empty key is encoded as a null key.
 #[doc(hidden)]
@@ -53,48 +47,82 @@ pub fn encode_batch(records: &[(&[u8], &[u8], i64)]) -> Vec<u8> {
     encode_batch_with(&EncodeParams::default(), records)
 }
 
-/// Encodes an uncompressed v2 batch with the given header fields.
+/// Encodes a v2 batch with the given header fields, through [`BatchBuilder`].
 #[doc(hidden)]
 pub fn encode_batch_with(params: &EncodeParams, records: &[(&[u8], &[u8], i64)]) -> Vec<u8> {
-    let base_ts = records.first().map(|r| r.2).unwrap_or(-1);
-    let max_ts = records.iter().map(|r| r.2).max().unwrap_or(-1);
-    let mut body = Vec::new();
-    let mut record = Vec::new();
-    for (i, (key, value, ts)) in records.iter().enumerate() {
-        record.clear();
-        record.push(0); // attributes
-        put_varlong(&mut record, ts - base_ts);
-        put_varlong(&mut record, i as i64);
-        if key.is_empty() {
-            put_varlong(&mut record, -1);
-        } else {
-            put_varlong(&mut record, key.len() as i64);
-            record.extend_from_slice(key);
-        }
-        put_varlong(&mut record, value.len() as i64);
-        record.extend_from_slice(value);
-        put_varlong(&mut record, 0); // headers
-        put_varlong(&mut body, record.len() as i64);
-        body.extend_from_slice(&record);
+    let codec = Codec::from_id(params.attributes & COMPRESSION_MASK).unwrap_or(Codec::None);
+    let mut builder = BatchBuilder::new()
+        .base_offset(params.base_offset)
+        .producer(
+            params.producer_id,
+            params.producer_epoch,
+            params.base_sequence,
+        )
+        .flags(params.attributes)
+        .partition_leader_epoch(params.partition_leader_epoch)
+        .compression(codec);
+    for (key, value, ts) in records {
+        builder.record((!key.is_empty()).then_some(*key), Some(value), *ts);
     }
+    // Test inputs are small; an encoding failure is a bug in the test.
+    builder.build().unwrap_or_default()
+}
 
-    let last_offset_delta = records.len().saturating_sub(1) as i32;
-    let mut out = Vec::with_capacity(61 + body.len());
-    out.extend_from_slice(&params.base_offset.to_be_bytes());
-    out.extend_from_slice(&((49 + body.len()) as i32).to_be_bytes());
-    out.extend_from_slice(&params.partition_leader_epoch.to_be_bytes());
-    out.push(MAGIC_V2 as u8);
-    out.extend_from_slice(&[0u8; 4]); // crc, filled below
-    out.extend_from_slice(&params.attributes.to_be_bytes());
-    out.extend_from_slice(&last_offset_delta.to_be_bytes());
-    out.extend_from_slice(&base_ts.to_be_bytes());
-    out.extend_from_slice(&max_ts.to_be_bytes());
-    out.extend_from_slice(&params.producer_id.to_be_bytes());
-    out.extend_from_slice(&params.producer_epoch.to_be_bytes());
-    out.extend_from_slice(&params.base_sequence.to_be_bytes());
-    out.extend_from_slice(&(records.len() as i32).to_be_bytes());
-    out.extend_from_slice(&body);
-    let crc = crc32c::crc32c(&out[21..]);
-    out[17..21].copy_from_slice(&crc.to_be_bytes());
+/// Overwrites a big-endian header field of `batch` at `at` and fixes the CRC: for building
+/// batches that are valid but for one chosen field (poison batches in tests).
+#[doc(hidden)]
+pub fn patch_header(batch: &mut [u8], at: usize, bytes: &[u8]) {
+    if let Some(field) = batch.get_mut(at..at + bytes.len()) {
+        field.copy_from_slice(bytes);
+    }
+    rewrite_crc(batch);
+}
+
+/// Replaces everything after the 61-byte header of `batch` with `payload`, fixing
+/// `batchLength` and the CRC (header fields such as the record count stay as they were).
+#[doc(hidden)]
+pub fn replace_payload(batch: &[u8], payload: &[u8]) -> Vec<u8> {
+    let mut out = batch.get(..BATCH_HEADER_LEN).unwrap_or_default().to_vec();
+    out.extend_from_slice(payload);
+    let len = i32::try_from(out.len() - LOG_OVERHEAD).unwrap_or(i32::MAX);
+    patch_header(&mut out, 8, &len.to_be_bytes());
     out
+}
+
+/// Header field offsets, for [`patch_header`].
+#[doc(hidden)]
+pub mod fields {
+    pub const ATTRIBUTES: usize = 21;
+    pub const LAST_OFFSET_DELTA: usize = 23;
+    pub const BASE_TIMESTAMP: usize = 27;
+    pub const MAX_TIMESTAMP: usize = 35;
+    pub const PRODUCER_ID: usize = 43;
+    pub const BASE_SEQUENCE: usize = 53;
+    pub const RECORD_COUNT: usize = 57;
+}
+
+/// A zstd frame that declares `declared` bytes of content and holds `blocks` RLE blocks of
+/// 128 KiB of zeros (4 bytes each on the wire): a compression bomb for decoders that trust the
+/// declared size or decode to the end.
+#[doc(hidden)]
+pub fn zstd_bomb(declared: u64, blocks: usize) -> Vec<u8> {
+    // Magic, descriptor (8-byte content size, not single-segment), window 2^20.
+    let mut frame = vec![0x28, 0xb5, 0x2f, 0xfd, 0xc0, 0x50];
+    frame.extend_from_slice(&declared.to_le_bytes());
+    for i in 0..blocks {
+        let last = u32::from(i + 1 == blocks);
+        let header = (128 * 1024) << 3 | 1 << 1 | last; // RLE block of 128 KiB
+        frame.extend_from_slice(header.to_le_bytes().get(..3).unwrap_or_default());
+        frame.push(0);
+    }
+    frame
+}
+
+/// `mib` gzip members of 1 MiB of zeros each, concatenated (a multi-member gzip stream, as
+/// Java's and librdkafka's decoders read it): about 1 KiB on the wire per MiB.
+#[doc(hidden)]
+pub fn gzip_bomb(mib: usize) -> Vec<u8> {
+    let member =
+        super::batch::codec::compress(Codec::Gzip, &vec![0u8; 1 << 20]).unwrap_or_default();
+    member.repeat(mib)
 }

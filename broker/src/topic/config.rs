@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::config::Config;
-use crate::log::{CompactionConfig, LogConfig};
+use crate::log::{CompactionConfig, CompressionType, LogConfig, RecordPolicy, TimestampType};
 
 /// Kafka's config types, as DescribeConfigs (v3+) reports them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,8 +62,8 @@ pub static DEFS: &[ConfigDef] = &[
         "compression.type",
         ConfigType::String,
         Some("compression.type"),
-        "batches are stored as the producer compressed them",
-        Some(&["producer"]),
+        "codec batches are stored with; producer keeps the producer's, others recompress",
+        Some(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]),
         None,
     ),
     def(
@@ -122,30 +122,28 @@ pub static DEFS: &[ConfigDef] = &[
         None,
         Some(0),
     ),
-    // Deprecated in Kafka 3.x and still accepted by Kafka 3.9 (removed in 4.0): accepted, shown by
-    // DescribeConfigs, and without effect, as in Kafka with the current message format.
     def(
-        "message.downconversion.enable",
-        ConfigType::Boolean,
-        Some("log.message.downconversion.enable"),
-        "deprecated; accepted for compatibility (no down-conversion: every client here reads v2)",
+        "message.timestamp.after.max.ms",
+        ConfigType::Long,
+        Some("log.message.timestamp.after.max.ms"),
+        "how far ahead of the broker's clock a CreateTime timestamp may be",
         None,
-        None,
+        Some(0),
     ),
     def(
-        "message.format.version",
-        ConfigType::String,
-        Some("log.message.format.version"),
-        "deprecated; accepted for compatibility (batches are always stored in format v2)",
+        "message.timestamp.before.max.ms",
+        ConfigType::Long,
+        Some("log.message.timestamp.before.max.ms"),
+        "how far behind the broker's clock a CreateTime timestamp may be",
         None,
-        None,
+        Some(0),
     ),
     def(
         "message.timestamp.type",
         ConfigType::String,
         Some("log.message.timestamp.type"),
-        "record timestamps are the producer's",
-        Some(&["CreateTime"]),
+        "CreateTime keeps the producer's timestamps, LogAppendTime stamps the append time",
+        Some(&["CreateTime", "LogAppendTime"]),
         None,
     ),
     def(
@@ -239,9 +237,9 @@ pub fn default_value(def: &ConfigDef, broker: &Config) -> String {
         }
         "index.interval.bytes" => "4096".into(),
         "max.message.bytes" => broker.message_max_bytes.to_string(),
-        "message.downconversion.enable" => "true".into(),
-        "message.format.version" => "3.0-IV1".into(),
         "message.timestamp.type" => "CreateTime".into(),
+        "message.timestamp.before.max.ms" => i64::MAX.to_string(),
+        "message.timestamp.after.max.ms" => "3600000".into(),
         "min.cleanable.dirty.ratio" => "0.5".into(),
         "min.compaction.lag.ms" => "0".into(),
         "min.insync.replicas" => "1".into(),
@@ -257,9 +255,6 @@ pub fn default_value(def: &ConfigDef, broker: &Config) -> String {
 pub fn validate(name: &str, value: &str) -> Result<(), String> {
     let def = lookup(name).ok_or_else(|| format!("unknown topic config name: {name}"))?;
     let invalid = |why: &str| format!("invalid value {value:?} for configuration {name}: {why}");
-    if name == "message.format.version" && !is_kafka_version(value) {
-        return Err(invalid("expected a Kafka version such as 2.8 or 3.0-IV1"));
-    }
     match def.ty {
         ConfigType::Boolean => {
             if !matches!(value, "true" | "false") {
@@ -306,15 +301,6 @@ pub fn validate(name: &str, value: &str) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// Whether `value` reads as a Kafka release, as `message.format.version` takes them: `2.8`,
-/// `0.10.2`, `3.0-IV1`.
-fn is_kafka_version(value: &str) -> bool {
-    let (release, iv) = value.split_once("-IV").unwrap_or((value, "0"));
-    let parts: Vec<&str> = release.split('.').collect();
-    let number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    (2..=3).contains(&parts.len()) && parts.iter().all(|p| number(p)) && number(iv)
 }
 
 /// A topic's overrides of the broker defaults, as set by CreateTopics or IncrementalAlterConfigs.
@@ -366,6 +352,36 @@ impl TopicConfigs {
             retention_ms: positive(self.effective_i64("retention.ms", broker)),
             retention_bytes: positive(self.effective_i64("retention.bytes", broker)),
             compaction: self.compaction_config(broker),
+            records: self.record_policy(broker),
+        }
+    }
+
+    /// What produce validation enforces (timestamps) and the codec batches are stored with.
+    pub fn record_policy(&self, broker: &Config) -> RecordPolicy {
+        let defaults = RecordPolicy::default();
+        let long = |name: &str, default: i64| {
+            self.effective(name, broker)
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .filter(|v| *v >= 0)
+                .unwrap_or(default)
+        };
+        RecordPolicy {
+            timestamp_type: self
+                .effective("message.timestamp.type", broker)
+                .and_then(|v| TimestampType::parse(&v))
+                .unwrap_or(defaults.timestamp_type),
+            timestamp_before_max_ms: long(
+                "message.timestamp.before.max.ms",
+                defaults.timestamp_before_max_ms,
+            ),
+            timestamp_after_max_ms: long(
+                "message.timestamp.after.max.ms",
+                defaults.timestamp_after_max_ms,
+            ),
+            compression: self
+                .effective("compression.type", broker)
+                .and_then(|v| CompressionType::parse(&v))
+                .unwrap_or(defaults.compression),
         }
     }
 
@@ -407,12 +423,6 @@ mod tests {
         assert!(validate("cleanup.policy", "shred").is_err());
         assert!(validate("segment.bytes", "99999999999").is_err());
         assert!(validate("no.such.config", "1").is_err());
-        assert!(validate("message.format.version", "2.8").is_ok());
-        assert!(validate("message.format.version", "3.0-IV1").is_ok());
-        assert!(validate("message.format.version", "0.10.2").is_ok());
-        assert!(validate("message.format.version", "banana").is_err());
-        assert!(validate("message.format.version", "3.").is_err());
-        assert!(validate("message.downconversion.enable", "false").is_ok());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 use kafka_protocol::error::ResponseError;
 
 use super::producer_state::{ProducerStates, Sequencing};
-use crate::log::batch::BatchIter;
+use crate::log::batch::validator::{self, ValidationError};
 use crate::log::{cleaner, CleanStats, LogConfig, LogError, PartitionLog, SyncHandle};
 
 /// A partition of a topic on this broker.
@@ -48,6 +48,8 @@ impl std::ops::DerefMut for Inner {
 pub enum AppendError {
     #[error(transparent)]
     Log(#[from] LogError),
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
     #[error("idempotent producer: {}", .0)]
     Sequence(ResponseError),
 }
@@ -87,14 +89,18 @@ impl Partition {
         &self.dir
     }
 
-    /// Appends validated batches, assigning offsets, unless they are an idempotent producer's
-    /// retry of batches already in the log. Not yet durable: see [`Partition::sync`].
-    pub fn append(&self, records: &mut [u8]) -> Result<Appended, AppendError> {
+    /// Validates `records` (every record, see [`validator`]; they may be rewritten there) and
+    /// appends them, assigning offsets, unless they are an idempotent producer's retry of
+    /// batches already in the log. Nothing is appended if anything is invalid. Not yet durable:
+    /// see [`Partition::sync`].
+    pub fn append(&self, records: &mut Vec<u8>) -> Result<Appended, AppendError> {
+        // Decompressing and checking every record happens outside the partition lock, with a
+        // copy of the config taken under it.
+        let config = self.log.lock().config().clone();
+        let validated = validator::validate(records, &config, crate::now_ms())?;
         let mut inner = self.log.lock();
-        // Idempotence is decided on the headers before anything is written; the log validates
-        // lengths and CRCs of the same batches when appending.
-        let headers: Vec<_> = BatchIter::new(records).map(|(_, h)| h).collect();
-        if let [first, rest @ ..] = headers.as_slice() {
+        let headers = validated.headers();
+        if let [first, rest @ ..] = headers {
             match inner
                 .producers
                 .check(first)
@@ -129,7 +135,7 @@ impl Partition {
                 }
             }
         }
-        let info = inner.log.append(records)?;
+        let info = inner.log.append_validated(records, validated)?;
         for h in &info.batches {
             inner.producers.record(h, h.base_offset);
         }

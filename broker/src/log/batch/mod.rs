@@ -1,10 +1,17 @@
-//! Kafka record batch (message format v2, "magic 2") header handling.
+//! Kafka record batches (message format v2, "magic 2"): the fixed header, and the submodules
+//! that read and write what follows it.
 //!
-//! The broker never decodes individual records: producers send whole batches, the log stores
-//! them verbatim (after rewriting `baseOffset`), and fetches return them verbatim. All the log
-//! needs is the fixed 61-byte batch header, which tells it how long the batch is, which offsets
-//! and timestamps it covers, and lets it verify the CRC. Keeping the work per batch (and not per
-//! record) is what makes the produce and fetch paths cheap.
+//! The log stores batches as producers sent them (after the validator has checked every record
+//! and the log has rewritten `baseOffset`), and fetches return them verbatim. Walking and
+//! indexing the log needs only the fixed 61-byte header handled here, which tells how long the
+//! batch is, which offsets and timestamps it covers, and lets the CRC be verified. Records are
+//! looked at only where they must be:
+//!
+//! * [`record`] — parsing the records of a batch without allocating;
+//! * [`codec`] — the compression codecs, with bounded decompression;
+//! * [`builder`] — [`BatchBuilder`](builder::BatchBuilder), the one writer of batches (cleaner,
+//!   recompression, committed offsets, tests);
+//! * [`validator`] — what produce accepts, as Kafka's `LogValidator`.
 //!
 //! Layout (big-endian):
 //!
@@ -24,6 +31,13 @@
 //! | `53..57`  | baseSequence i32      |
 //! | `57..61`  | recordCount i32       |
 
+pub mod builder;
+pub mod codec;
+#[cfg(test)]
+mod proptests;
+pub mod record;
+pub mod validator;
+
 use super::error::LogError;
 
 /// Size of the fixed record batch header; the records follow it.
@@ -39,12 +53,22 @@ pub const MIN_BATCH_LENGTH: i32 = (BATCH_HEADER_LEN - LOG_OVERHEAD) as i32;
 pub const MAGIC_V2: i8 = 2;
 
 /// Offset of the first byte covered by the CRC (the attributes field).
-const CRC_START: usize = 21;
+pub const CRC_START: usize = 21;
+/// Offset of the CRC field.
+const CRC_AT: usize = 17;
+/// Offset of the attributes field.
+const ATTRIBUTES_AT: usize = 21;
+/// Offset of the maxTimestamp field.
+const MAX_TIMESTAMP_AT: usize = 35;
 
-const COMPRESSION_MASK: i16 = 0x07;
-const TIMESTAMP_TYPE_BIT: i16 = 0x08;
-const TRANSACTIONAL_BIT: i16 = 0x10;
-const CONTROL_BIT: i16 = 0x20;
+/// Attribute bits 0–2: the compression codec.
+pub const COMPRESSION_MASK: i16 = 0x07;
+/// Attribute bit 3: LogAppendTime (else CreateTime).
+pub const TIMESTAMP_TYPE_BIT: i16 = 0x08;
+/// Attribute bit 4: part of a transaction.
+pub const TRANSACTIONAL_BIT: i16 = 0x10;
+/// Attribute bit 5: a control batch (transaction markers).
+pub const CONTROL_BIT: i16 = 0x20;
 
 /// The decoded fixed header of one record batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -246,6 +270,33 @@ pub fn set_base_offset(buf: &mut [u8], base_offset: i64) {
     if let Some(field) = buf.get_mut(0..8) {
         field.copy_from_slice(&base_offset.to_be_bytes());
     }
+}
+
+/// Recomputes the CRC of the batch filling `batch` (after a header field it covers changed).
+/// Does nothing if `batch` is shorter than a header.
+pub fn rewrite_crc(batch: &mut [u8]) {
+    if batch.len() < BATCH_HEADER_LEN {
+        return;
+    }
+    let crc = crc32c::crc32c(batch.get(CRC_START..).unwrap_or_default());
+    if let Some(field) = batch.get_mut(CRC_AT..CRC_AT + 4) {
+        field.copy_from_slice(&crc.to_be_bytes());
+    }
+}
+
+/// Sets the `attributes` and `maxTimestamp` fields of the batch starting at `batch[0]` and
+/// recomputes its CRC.
+pub fn set_attributes_and_max_timestamp(batch: &mut [u8], attributes: i16, max_timestamp: i64) {
+    if batch.len() < BATCH_HEADER_LEN {
+        return;
+    }
+    if let Some(field) = batch.get_mut(ATTRIBUTES_AT..ATTRIBUTES_AT + 2) {
+        field.copy_from_slice(&attributes.to_be_bytes());
+    }
+    if let Some(field) = batch.get_mut(MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8) {
+        field.copy_from_slice(&max_timestamp.to_be_bytes());
+    }
+    rewrite_crc(batch);
 }
 
 /// Iterator over the complete batches at the start of a byte slice, yielding
