@@ -122,6 +122,24 @@ pub static DEFS: &[ConfigDef] = &[
         None,
         Some(0),
     ),
+    // Deprecated in Kafka 3.x and still accepted by Kafka 3.9 (removed in 4.0): accepted, shown by
+    // DescribeConfigs, and without effect, as in Kafka with the current message format.
+    def(
+        "message.downconversion.enable",
+        ConfigType::Boolean,
+        Some("log.message.downconversion.enable"),
+        "deprecated; accepted for compatibility (no down-conversion: every client here reads v2)",
+        None,
+        None,
+    ),
+    def(
+        "message.format.version",
+        ConfigType::String,
+        Some("log.message.format.version"),
+        "deprecated; accepted for compatibility (batches are always stored in format v2)",
+        None,
+        None,
+    ),
     def(
         "message.timestamp.after.max.ms",
         ConfigType::Long,
@@ -237,6 +255,8 @@ pub fn default_value(def: &ConfigDef, broker: &Config) -> String {
         }
         "index.interval.bytes" => "4096".into(),
         "max.message.bytes" => broker.message_max_bytes.to_string(),
+        "message.downconversion.enable" => "true".into(),
+        "message.format.version" => "3.0-IV1".into(),
         "message.timestamp.type" => "CreateTime".into(),
         "message.timestamp.before.max.ms" => i64::MAX.to_string(),
         "message.timestamp.after.max.ms" => "3600000".into(),
@@ -255,6 +275,9 @@ pub fn default_value(def: &ConfigDef, broker: &Config) -> String {
 pub fn validate(name: &str, value: &str) -> Result<(), String> {
     let def = lookup(name).ok_or_else(|| format!("unknown topic config name: {name}"))?;
     let invalid = |why: &str| format!("invalid value {value:?} for configuration {name}: {why}");
+    if name == "message.format.version" && !is_kafka_version(value) {
+        return Err(invalid("expected a Kafka version such as 2.8 or 3.0-IV1"));
+    }
     match def.ty {
         ConfigType::Boolean => {
             if !matches!(value, "true" | "false") {
@@ -301,6 +324,15 @@ pub fn validate(name: &str, value: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Whether `value` reads as a Kafka release, as `message.format.version` takes them: `2.8`,
+/// `0.10.2`, `3.0-IV1`.
+fn is_kafka_version(value: &str) -> bool {
+    let (release, iv) = value.split_once("-IV").unwrap_or((value, "0"));
+    let parts: Vec<&str> = release.split('.').collect();
+    let number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    (2..=3).contains(&parts.len()) && parts.iter().all(|p| number(p)) && number(iv)
 }
 
 /// A topic's overrides of the broker defaults, as set by CreateTopics or IncrementalAlterConfigs.
@@ -423,6 +455,12 @@ mod tests {
         assert!(validate("cleanup.policy", "shred").is_err());
         assert!(validate("segment.bytes", "99999999999").is_err());
         assert!(validate("no.such.config", "1").is_err());
+        assert!(validate("message.format.version", "2.8").is_ok());
+        assert!(validate("message.format.version", "3.0-IV1").is_ok());
+        assert!(validate("message.format.version", "0.10.2").is_ok());
+        assert!(validate("message.format.version", "banana").is_err());
+        assert!(validate("message.format.version", "3.").is_err());
+        assert!(validate("message.downconversion.enable", "false").is_ok());
     }
 
     #[test]
