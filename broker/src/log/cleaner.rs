@@ -36,7 +36,8 @@
 //!    gap at the end of the previous segment), unless it is the first segment, which is kept
 //!    (empty) so that the log start offset does not move.
 //!
-//! Crash safety: [`recover_interrupted_cleaning`] runs when a log is opened. It deletes every
+//! Crash safety: [`recover_interrupted_cleaning`](super::swap::recover_interrupted_cleaning)
+//! runs when a log is opened. It deletes every
 //! `.cleaned` file (a rewrite that was not committed) and, for each `<base>.log.swap`,
 //! completes the swap; index `.swap` files without a log `.swap` are deleted.
 //!
@@ -50,11 +51,11 @@
 //! of key hashes); it is dropped at the end of each pass.
 
 use std::collections::HashMap;
-use std::fs::{self, File};
+use std::fs::File;
 use std::io;
 use std::ops::DerefMut;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::batch::builder::BatchBuilder;
@@ -63,15 +64,9 @@ use super::batch::record::{RecordRef, Records};
 use super::batch::{BatchHeader, BATCH_HEADER_LEN};
 use super::config::CompactionConfig;
 use super::error::LogError;
-use super::partition_log::{parse_base_offset, sync_dir, PartitionLog};
-use super::segment::{
-    segment_file_name, Segment, INDEX_EXT, LOG_EXT, NO_TIMESTAMP, TIME_INDEX_EXT,
-};
-
-/// Suffix of a cleaned segment's files while they are written.
-pub const CLEANED_SUFFIX: &str = ".cleaned";
-/// Suffix of a cleaned segment's files once the swap is committed.
-pub const SWAP_SUFFIX: &str = ".swap";
+use super::partition_log::PartitionLog;
+use super::segment::{Segment, NO_TIMESTAMP};
+use super::swap::{remove_cleaned_files, swap_in, CLEANED_SUFFIX};
 
 /// Read size when walking a segment's batches.
 const READ_CHUNK: usize = 1 << 20;
@@ -175,100 +170,6 @@ pub struct CleanedSegment {
 
 fn io_error(what: String) -> LogError {
     LogError::Io(io::Error::other(what))
-}
-
-fn suffixed(dir: &Path, base_offset: i64, ext: &str, suffix: &str) -> PathBuf {
-    dir.join(format!("{}{suffix}", segment_file_name(base_offset, ext)))
-}
-
-fn remove_if_exists(path: &Path) -> io::Result<()> {
-    match fs::remove_file(path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    }
-}
-
-/// Removes the `.cleaned` files of a segment.
-fn remove_cleaned_files(dir: &Path, base_offset: i64) {
-    for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT] {
-        let path = suffixed(dir, base_offset, ext, CLEANED_SUFFIX);
-        if let Err(e) = remove_if_exists(&path) {
-            tracing::warn!(path = %path.display(), error = %e, "could not remove cleaned file");
-        }
-    }
-}
-
-/// Completes or discards the work of a cleaner interrupted by a crash; see the module docs.
-pub fn recover_interrupted_cleaning(dir: &Path) -> Result<(), LogError> {
-    let mut log_swaps = Vec::new();
-    let mut index_swaps = Vec::new();
-    let mut changed = false;
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if let Some(stem) = name.strip_suffix(CLEANED_SUFFIX) {
-            if [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT]
-                .iter()
-                .any(|ext| parse_base_offset(stem, ext).is_some())
-            {
-                tracing::info!(path = %entry.path().display(), "removing unfinished cleaned segment file");
-                remove_if_exists(&entry.path())?;
-                changed = true;
-            }
-        } else if let Some(stem) = name.strip_suffix(SWAP_SUFFIX) {
-            if let Some(base) = parse_base_offset(stem, LOG_EXT) {
-                log_swaps.push(base);
-            } else if let Some(base) = parse_base_offset(stem, INDEX_EXT)
-                .or_else(|| parse_base_offset(stem, TIME_INDEX_EXT))
-            {
-                index_swaps.push((base, entry.path()));
-            }
-        }
-    }
-    for (base, path) in index_swaps {
-        if !log_swaps.contains(&base) {
-            tracing::info!(path = %path.display(), "removing uncommitted swap file");
-            remove_if_exists(&path)?;
-            changed = true;
-        }
-    }
-    for base in log_swaps {
-        tracing::info!(dir = %dir.display(), base_offset = base, "completing an interrupted segment swap");
-        finish_swap(dir, base)?;
-        changed = true;
-    }
-    if changed {
-        sync_dir(dir)?;
-    }
-    Ok(())
-}
-
-/// Second half of a swap: `.swap` files to their live names, indexes first. Index `.swap`
-/// files already renamed are skipped.
-fn finish_swap(dir: &Path, base_offset: i64) -> Result<(), LogError> {
-    for ext in [INDEX_EXT, TIME_INDEX_EXT, LOG_EXT] {
-        let from = suffixed(dir, base_offset, ext, SWAP_SUFFIX);
-        match fs::rename(&from, suffixed(dir, base_offset, ext, "")) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound && ext != LOG_EXT => {}
-            other => other?,
-        }
-    }
-    Ok(())
-}
-
-/// Replaces a segment's live files with its `.cleaned` files, crash-safely.
-fn swap_in(dir: &Path, base_offset: i64) -> Result<(), LogError> {
-    for ext in [INDEX_EXT, TIME_INDEX_EXT, LOG_EXT] {
-        fs::rename(
-            suffixed(dir, base_offset, ext, CLEANED_SUFFIX),
-            suffixed(dir, base_offset, ext, SWAP_SUFFIX),
-        )?;
-    }
-    sync_dir(dir)?;
-    finish_swap(dir, base_offset)?;
-    sync_dir(dir)?;
-    Ok(())
 }
 
 impl PartitionLog {
@@ -747,6 +648,8 @@ fn write_cleaned(
 mod tests {
     use super::*;
     use crate::log::batch::validate_batches;
+    use crate::log::segment::{INDEX_EXT, LOG_EXT, TIME_INDEX_EXT};
+    use crate::log::swap::{suffixed, SWAP_SUFFIX};
     use crate::log::LogConfig;
     use crate::topic::producer_state::{ProducerStates, Sequencing};
     use bytes::{Bytes, BytesMut};
@@ -755,6 +658,7 @@ mod tests {
         TimestampType,
     };
     use parking_lot::Mutex;
+    use std::fs;
 
     const NOW: i64 = 10_000_000;
 

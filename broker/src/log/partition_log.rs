@@ -16,12 +16,13 @@ use bytes::{Bytes, BytesMut};
 
 use super::batch::validator::Validated;
 use super::batch::{set_base_offset, validate_batches, BatchHeader, BATCH_HEADER_LEN};
-use super::cleaner;
 use super::config::LogConfig;
 use super::error::LogError;
 use super::segment::{
-    ReadCursor, Segment, INDEX_EXT, LOG_EXT, MAX_SEGMENT_SIZE, NO_TIMESTAMP, TIME_INDEX_EXT,
+    parse_base_offset, sync_dir, ReadCursor, Segment, INDEX_EXT, LOG_EXT, MAX_SEGMENT_SIZE,
+    NO_TIMESTAMP, TIME_INDEX_EXT,
 };
+use super::swap;
 
 /// Name of the file holding the log start offset.
 pub const LOG_START_CHECKPOINT: &str = "log-start-offset";
@@ -76,18 +77,6 @@ pub struct PartitionLog {
     pub(super) first_dirty_offset: i64,
 }
 
-pub(super) fn parse_base_offset(name: &str, ext: &str) -> Option<i64> {
-    let stem = name.strip_suffix(ext)?.strip_suffix('.')?;
-    if stem.is_empty() || !stem.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    stem.parse::<i64>().ok()
-}
-
-pub(super) fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
 fn read_checkpoint(dir: &Path) -> Result<Option<i64>, LogError> {
     let path = dir.join(LOG_START_CHECKPOINT);
     match fs::read_to_string(&path) {
@@ -124,7 +113,7 @@ impl PartitionLog {
     /// deleted (a crash between checkpoint and deletion).
     pub fn open(dir: &Path, config: LogConfig) -> Result<Self, LogError> {
         fs::create_dir_all(dir)?;
-        cleaner::recover_interrupted_cleaning(dir)?;
+        swap::recover_interrupted_cleaning(dir)?;
         let mut bases = Vec::new();
         let mut index_files = Vec::new();
         for entry in fs::read_dir(dir)? {

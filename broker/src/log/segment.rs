@@ -46,6 +46,20 @@ pub fn segment_file_name(base_offset: i64, ext: &str) -> String {
     format!("{base_offset:020}.{ext}")
 }
 
+/// The base offset in a segment file name `<20 digits>.<ext>`, if `name` is one.
+pub fn parse_base_offset(name: &str, ext: &str) -> Option<i64> {
+    let stem = name.strip_suffix(ext)?.strip_suffix('.')?;
+    if stem.is_empty() || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse::<i64>().ok()
+}
+
+/// Fsyncs a directory (after files in it were created, renamed or removed).
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
 /// How a scan of a segment file ended.
 #[derive(Debug)]
 pub(crate) struct ScanEnd {
