@@ -15,11 +15,12 @@ use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
-use kafka_protocol::records::{RecordBatchDecoder, TimestampType};
 
 use super::{code, log_error_code};
 use crate::broker::Broker;
-use crate::log::BatchHeader;
+use crate::log::batch::codec::{self, Codec};
+use crate::log::batch::record::Records;
+use crate::log::{BatchHeader, BATCH_HEADER_LEN};
 use crate::topic::Partition;
 
 const LATEST: i64 = -1;
@@ -32,6 +33,10 @@ pub fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, version: i16) -> Li
         .into_iter()
         .map(|wanted| {
             let topic = broker.topics.get(wanted.name.0.as_str());
+            // What a batch of this topic may decompress to (`max.message.bytes`).
+            let limit = topic.as_ref().map_or(0, |t| {
+                t.configs().log_config(&broker.config).max_batch_bytes
+            });
             let partitions = wanted
                 .partitions
                 .into_iter()
@@ -56,9 +61,9 @@ pub fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, version: i16) -> Li
                         EARLIEST => Ok(Some((partition.log_start_offset(), -1))),
                         MAX_TIMESTAMP => Ok(partition
                             .max_timestamp_offset()
-                            .map(|found| in_batch(&partition, found, |t| t == found.1))),
+                            .map(|found| in_batch(&partition, found, limit, |t| t == found.1))),
                         ts if ts >= 0 => partition.offset_for_timestamp(ts).map(|found| {
-                            found.map(|found| in_batch(&partition, found, |t| t >= ts))
+                            found.map(|found| in_batch(&partition, found, limit, |t| t >= ts))
                         }),
                         other => {
                             tracing::debug!(timestamp = other, "unsupported ListOffsets timestamp");
@@ -92,7 +97,12 @@ const MAX_BATCHES: usize = 16;
 /// Refines `(batch offset, batch max timestamp)` to the first record from that batch on whose
 /// timestamp satisfies `wanted`, as `(offset, timestamp)`. Falls back to the batch-level answer
 /// if the batch cannot be read or decoded.
-fn in_batch(partition: &Partition, found: (i64, i64), wanted: impl Fn(i64) -> bool) -> (i64, i64) {
+fn in_batch(
+    partition: &Partition,
+    found: (i64, i64),
+    limit: usize,
+    wanted: impl Fn(i64) -> bool,
+) -> (i64, i64) {
     let mut position = found.0;
     for _ in 0..MAX_BATCHES {
         let Ok(read) = partition.read(position, 1) else {
@@ -100,12 +110,12 @@ fn in_batch(partition: &Partition, found: (i64, i64), wanted: impl Fn(i64) -> bo
         };
         let Some(header) = read
             .records
-            .get(..crate::log::BATCH_HEADER_LEN)
+            .get(..BATCH_HEADER_LEN)
             .and_then(|h| BatchHeader::parse(h).ok())
         else {
             break;
         };
-        if let Some(hit) = first_record(read.records, &header, found.0, &wanted) {
+        if let Some(hit) = first_record(&read.records, &header, found.0, limit, &wanted) {
             return hit;
         }
         position = header.next_offset();
@@ -114,22 +124,37 @@ fn in_batch(partition: &Partition, found: (i64, i64), wanted: impl Fn(i64) -> bo
 }
 
 /// The first record of the batch at the start of `data`, at or after offset `from`, whose
-/// timestamp (the batch's largest for LogAppendTime batches) satisfies `wanted`.
-///
-/// A private reader of record timestamps (any codec) through kafka-protocol's decoder; once the
-/// log has a shared record reader, this should use it.
+/// timestamp (the batch's largest for LogAppendTime batches) satisfies `wanted`. Compressed
+/// batches are decompressed with the log's bounded codecs, at most `limit` bytes
+/// (`max.message.bytes`), so even a batch stored before records were validated cannot make this
+/// allocate more than an honest batch.
 fn first_record(
-    mut data: bytes::Bytes,
+    data: &[u8],
     header: &BatchHeader,
     from: i64,
+    limit: usize,
     wanted: &impl Fn(i64) -> bool,
 ) -> Option<(i64, i64)> {
-    let set = RecordBatchDecoder::decode(&mut data).ok()?;
-    set.records.iter().find_map(|r| {
-        let ts = match r.timestamp_type {
-            TimestampType::LogAppend => header.max_timestamp,
-            TimestampType::Creation => r.timestamp,
+    let codec = Codec::from_id(header.compression()).ok()?;
+    let payload = data.get(BATCH_HEADER_LEN..header.total_size())?;
+    let mut decompressed = Vec::new();
+    let records = if codec == Codec::None {
+        payload
+    } else {
+        codec::decompress(codec, payload, limit, &mut decompressed).ok()?;
+        &decompressed[..]
+    };
+    for record in Records::new(records) {
+        let record = record.ok()?;
+        let offset = header.base_offset + i64::from(record.offset_delta);
+        let ts = if header.is_log_append_time() {
+            header.max_timestamp
+        } else {
+            header.base_timestamp.saturating_add(record.timestamp_delta)
         };
-        (r.offset >= from && wanted(ts)).then_some((r.offset, ts))
-    })
+        if offset >= from && wanted(ts) {
+            return Some((offset, ts));
+        }
+    }
+    None
 }
