@@ -140,6 +140,12 @@ for path in config tasks; do
     ! grep -qF "$MARIADB_ROOT_PASSWORD" <<<"$shown" || fail "orders-sink/$path shows the password"
 done
 log "connector configs keep \${env:MARIADB_ROOT_PASSWORD}; the password is resolved, not stored"
+# The stack allows no file access: the issue's own attack (/etc/passwd into a topic) is a 400.
+code=$(curl -sS -o "$body" -w '%{http_code}' -XPOST "$connect/connectors" -H 'content-type: application/json' \
+    -d '{"name":"leak","config":{"connector.class":"FileStreamSource","file":"/etc/passwd","topic":"leak","tasks.max":"1"}}')
+[[ "$code" == 400 ]] && grep -qF -- '--allowed-paths' "$body" || fail "FileStreamSource on /etc/passwd: HTTP $code $(cat "$body")"
+curl -fsS "$connect/connectors/leak" >/dev/null 2>&1 && fail "connector leak was created"
+log "a FileStreamSource on /etc/passwd is refused (400, no allowed paths)"
 
 # --- a user ----------------------------------------------------------------------------------
 email="smoke-$$-$RANDOM@example.com"

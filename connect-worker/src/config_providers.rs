@@ -9,6 +9,10 @@
 //! the worker's environment and files; placeholders of other providers are left as written.
 //! Unlike Kafka, which also leaves a placeholder whose variable or key is missing, a missing one
 //! is an error that `validate` reports, so a typo is a clear 400 rather than a wrong password.
+//!
+//! The `file` and `directory` providers read only files inside the worker's `--allowed-paths`
+//! (Kafka's `allowed.paths`, KIP-993), and nothing when none are set: otherwise enabling them
+//! would let any connector config read any file the worker can.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -16,6 +20,7 @@ use std::sync::OnceLock;
 
 use regex::Regex;
 
+use crate::allowed_paths::{AllowedPaths, PathError};
 use crate::connectors::Config;
 
 /// One kind of provider, by the name used in placeholders.
@@ -83,6 +88,13 @@ pub enum ResolveError {
         placeholder: String,
         provider: &'static str,
     },
+    /// The file is outside `--allowed-paths`, or cannot be resolved.
+    #[error("Could not resolve {placeholder} in {key}: {source}")]
+    Path {
+        key: String,
+        placeholder: String,
+        source: PathError,
+    },
 }
 
 impl ResolveError {
@@ -92,7 +104,8 @@ impl ResolveError {
             ResolveError::MissingEnv { key, .. }
             | ResolveError::MissingKey { key, .. }
             | ResolveError::Unreadable { key, .. }
-            | ResolveError::MissingPath { key, .. } => key,
+            | ResolveError::MissingPath { key, .. }
+            | ResolveError::Path { key, .. } => key,
         }
     }
 }
@@ -105,16 +118,18 @@ fn pattern() -> &'static Regex {
     })
 }
 
-/// The providers this worker resolves.
+/// The providers this worker resolves, and the directories their files may be in.
 #[derive(Debug, Clone, Default)]
 pub struct ConfigProviders {
     enabled: Vec<Provider>,
+    allowed: AllowedPaths,
 }
 
 impl ConfigProviders {
-    pub fn new(enabled: impl IntoIterator<Item = Provider>) -> Self {
+    pub fn new(enabled: impl IntoIterator<Item = Provider>, allowed: AllowedPaths) -> Self {
         ConfigProviders {
             enabled: enabled.into_iter().collect(),
+            allowed,
         }
     }
 
@@ -128,7 +143,7 @@ impl ConfigProviders {
         if self.enabled.is_empty() {
             return Ok(config.clone());
         }
-        let mut files: HashMap<String, Result<HashMap<String, String>, String>> = HashMap::new();
+        let mut files: HashMap<String, Result<HashMap<String, String>, PathError>> = HashMap::new();
         let mut out = Config::new();
         for (key, value) in config {
             let mut resolved = String::with_capacity(value.len());
@@ -157,9 +172,11 @@ impl ConfigProviders {
                         })
                     }
                     (Provider::File, Some(path)) => {
-                        let props = files
-                            .entry(path.to_string())
-                            .or_insert_with(|| read_properties(Path::new(path)));
+                        let props = files.entry(path.to_string()).or_insert_with(|| {
+                            self.allowed
+                                .read_to_string(Path::new(path))
+                                .map(|text| parse_properties(&text))
+                        });
                         match props {
                             Ok(props) => props.get(name).cloned().ok_or_else(|| {
                                 ResolveError::MissingKey {
@@ -169,12 +186,11 @@ impl ConfigProviders {
                                     name: name.to_string(),
                                 }
                             })?,
-                            Err(reason) => {
-                                return Err(ResolveError::Unreadable {
+                            Err(e) => {
+                                return Err(ResolveError::Path {
                                     key: key.clone(),
                                     placeholder,
-                                    path: path.to_string(),
-                                    reason: reason.clone(),
+                                    source: e.clone(),
                                 })
                             }
                         }
@@ -191,12 +207,13 @@ impl ConfigProviders {
                                 reason: "not a file name in that directory".into(),
                             });
                         }
-                        std::fs::read_to_string(&file).map_err(|e| ResolveError::Unreadable {
-                            key: key.clone(),
-                            placeholder,
-                            path: file.display().to_string(),
-                            reason: e.to_string(),
-                        })?
+                        self.allowed
+                            .read_to_string(&file)
+                            .map_err(|source| ResolveError::Path {
+                                key: key.clone(),
+                                placeholder,
+                                source,
+                            })?
                     }
                 };
                 resolved.push_str(&value[last..whole.start()]);
@@ -227,8 +244,7 @@ impl ConfigProviders {
 
 /// A Java properties file, as far as config files use it: `key=value` or `key: value` lines,
 /// `#`/`!` comments, blank lines; a trailing backslash continues the line.
-fn read_properties(path: &Path) -> Result<HashMap<String, String>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+fn parse_properties(text: &str) -> HashMap<String, String> {
     let mut props = HashMap::new();
     let mut pending = String::new();
     for line in text.lines() {
@@ -252,7 +268,7 @@ fn read_properties(path: &Path) -> Result<HashMap<String, String>, String> {
             .to_string();
         props.insert(key, value);
     }
-    Ok(props)
+    props
 }
 
 #[cfg(test)]
@@ -296,7 +312,10 @@ mod tests {
             ("other", "${vault:secret/db:password}"),
             ("plain", "no placeholder here, not even ${this"),
         ]);
-        let providers = ConfigProviders::new([Provider::File, Provider::Directory]);
+        let providers = ConfigProviders::new(
+            [Provider::File, Provider::Directory],
+            AllowedPaths::new(&[dir.path().to_path_buf()]).unwrap(),
+        );
         let resolved = providers.resolve(&raw).unwrap();
         assert_eq!(resolved["connection.user"], "app");
         assert_eq!(resolved["connection.password"], "s3cr=t");
@@ -310,7 +329,11 @@ mod tests {
 
     #[test]
     fn missing_values_are_errors_naming_the_key() {
-        let providers = ConfigProviders::new([Provider::Env, Provider::File, Provider::Directory]);
+        let dir = tempfile::tempdir().unwrap();
+        let providers = ConfigProviders::new(
+            [Provider::Env, Provider::File, Provider::Directory],
+            AllowedPaths::new(&[dir.path().to_path_buf()]).unwrap(),
+        );
         let err = providers
             .resolve(&config(&[(
                 "a",
@@ -322,7 +345,6 @@ mod tests {
             .to_string()
             .contains("DATASYNC_SURELY_UNSET_VARIABLE_42 is not set"));
 
-        let dir = tempfile::tempdir().unwrap();
         let props = dir.path().join("p.properties");
         std::fs::write(&props, "x=1\n").unwrap();
         let err = providers
@@ -335,10 +357,10 @@ mod tests {
         let err = providers
             .resolve(&config(&[(
                 "c",
-                "${file:/nonexistent/datasync.properties:y}",
+                &format!("${{file:{}/nothing.properties:y}}", dir.path().display()),
             )]))
             .unwrap_err();
-        assert!(err.to_string().contains("cannot read"), "{err}");
+        assert!(err.to_string().contains("No such file"), "{err}");
         let err = providers
             .resolve(&config(&[("d", "${file:y}")]))
             .unwrap_err();
@@ -356,7 +378,7 @@ mod tests {
     fn env_placeholders_resolve_from_the_environment() {
         // PATH is set in every environment the tests run in.
         let path = std::env::var("PATH").unwrap();
-        let providers = ConfigProviders::new([Provider::Env]);
+        let providers = ConfigProviders::new([Provider::Env], AllowedPaths::default());
         let resolved = providers.resolve(&config(&[("p", "${env:PATH}")])).unwrap();
         assert_eq!(resolved["p"], path);
     }
@@ -366,9 +388,57 @@ mod tests {
         let raw = config(&[("password", "${env:PW}"), ("user", "app")]);
         let resolved = config(&[("password", "pw"), ("user", "app")]);
         let task = config(&[("password", "pw"), ("user", "app"), ("table", "t")]);
-        let stored = ConfigProviders::new([Provider::Env]).unresolve(&raw, &resolved, &task);
+        let stored = ConfigProviders::new([Provider::Env], AllowedPaths::default())
+            .unresolve(&raw, &resolved, &task);
         assert_eq!(stored["password"], "${env:PW}");
         assert_eq!(stored["user"], "app");
         assert_eq!(stored["table"], "t");
+    }
+
+    #[test]
+    fn file_placeholders_only_read_allowed_paths() {
+        let parent = tempfile::tempdir().unwrap();
+        let allowed = parent.path().join("secrets");
+        std::fs::create_dir(&allowed).unwrap();
+        std::fs::write(allowed.join("ok.properties"), "k=v\n").unwrap();
+        std::fs::write(parent.path().join("outside.properties"), "k=leak\n").unwrap();
+        std::os::unix::fs::symlink(
+            parent.path().join("outside.properties"),
+            allowed.join("link.properties"),
+        )
+        .unwrap();
+        let a = allowed.display().to_string();
+        let p = parent.path().display().to_string();
+        let providers = ConfigProviders::new(
+            [Provider::File, Provider::Directory],
+            AllowedPaths::new(std::slice::from_ref(&allowed)).unwrap(),
+        );
+        let ok = providers
+            .resolve(&config(&[("x", &format!("${{file:{a}/ok.properties:k}}"))]))
+            .unwrap();
+        assert_eq!(ok["x"], "v");
+        for placeholder in [
+            "${file:/etc/hostname:x}".to_string(),
+            format!("${{file:{p}/outside.properties:k}}"),
+            format!("${{file:{a}/../outside.properties:k}}"),
+            format!("${{file:{a}/link.properties:k}}"),
+            format!("${{directory:{p}:outside.properties}}"),
+            format!("${{directory:{a}:link.properties}}"),
+        ] {
+            let err = providers
+                .resolve(&config(&[("x", &placeholder)]))
+                .unwrap_err();
+            assert!(
+                matches!(err, ResolveError::Path { .. }),
+                "{placeholder}: {err}"
+            );
+            assert!(!err.to_string().contains("leak"), "{err}");
+        }
+        // No allowed paths: refused, saying how to allow a directory.
+        let none = ConfigProviders::new([Provider::File], AllowedPaths::default());
+        let err = none
+            .resolve(&config(&[("x", &format!("${{file:{a}/ok.properties:k}}"))]))
+            .unwrap_err();
+        assert!(err.to_string().contains("--allowed-paths"), "{err}");
     }
 }

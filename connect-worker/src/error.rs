@@ -132,6 +132,9 @@ pub enum WorkerError {
     /// The connector of a file was refused (the message says why).
     #[error("{}: {error}", .file.display())]
     CreateConnector { file: PathBuf, error: ConnectError },
+    /// `--allowed-paths` names something that is not an absolute path to a directory.
+    #[error("--allowed-paths: {0}")]
+    AllowedPaths(#[from] crate::allowed_paths::AllowedPathsError),
     /// The REST server failed.
     #[error(transparent)]
     Serve(std::io::Error),

@@ -57,7 +57,7 @@ pub struct Validation {
 impl Herder {
     pub fn new(ctx: Arc<WorkerContext>, store: ConfigStore) -> Self {
         Herder {
-            plugins: connectors::registry(),
+            plugins: connectors::registry(&ctx.allowed_paths),
             ctx,
             store,
             connectors: tokio::sync::Mutex::new(Vec::new()),
@@ -125,6 +125,7 @@ impl Herder {
             }
         }
         problems.extend(config_def::check_all(&keys, config));
+        problems.extend(self.ctx.override_policy.violations(config));
         if let Some(p) = &plugin {
             if p.kind() == ConnectorKind::Sink {
                 let topics = config.list("topics");

@@ -5,12 +5,14 @@
 //! Kafka Connect's distributed mode. Connectors: JDBC source and sink for MariaDB/MySQL (the sink
 //! exactly once) and the FileStream quickstart pair.
 
+pub mod allowed_paths;
 pub mod config_providers;
 pub mod connectors;
 pub mod converters;
 pub mod data;
 pub mod error;
 pub mod herder;
+pub mod override_policy;
 pub mod rest;
 pub mod storage;
 pub mod worker;
@@ -19,6 +21,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::allowed_paths::AllowedPaths;
 pub use crate::error::WorkerError;
 use crate::herder::Herder;
 use crate::storage::{kafka, ConfigStore, OffsetStore, StatusStore};
@@ -94,6 +97,22 @@ pub struct Config {
     /// lets any connector config read the worker's environment or files.
     #[arg(long, env = "CONNECT_CONFIG_PROVIDERS", value_delimiter = ',')]
     pub config_providers: Vec<config_providers::Provider>,
+    /// Directories whose files connectors may use, comma-separated absolute paths (Kafka's
+    /// `allowed.paths`, KIP-993): the FileStream source and sink and the `file` and `directory`
+    /// config providers open only paths inside them, checked after resolving `..` and symbolic
+    /// links. None by default: file connectors and file placeholders are refused with a 400.
+    #[arg(long, env = "CONNECT_ALLOWED_PATHS", value_delimiter = ',')]
+    pub allowed_paths: Vec<PathBuf>,
+    /// Which Kafka client settings a connector config may override with `producer.override.*`,
+    /// `consumer.override.*` and `admin.override.*` (Kafka's
+    /// `connector.client.config.override.policy`, KIP-458): `None` (no overrides), `Principal`
+    /// (only `security.protocol`, `sasl.mechanism`, `sasl.jaas.config`) or `All`.
+    #[arg(
+        long,
+        env = "CONNECT_CONNECTOR_CLIENT_CONFIG_OVERRIDE_POLICY",
+        default_value = "None"
+    )]
+    pub connector_client_config_override_policy: override_policy::OverridePolicy,
 }
 
 impl Config {
@@ -110,6 +129,8 @@ impl Config {
             value_converter: converters::JSON_CONVERTER.into(),
             sink_linger_ms: 10,
             config_providers: Vec::new(),
+            allowed_paths: Vec::new(),
+            connector_client_config_override_policy: override_policy::OverridePolicy::None,
         }
     }
 }
@@ -123,6 +144,14 @@ pub async fn run(
     let addr = listener.local_addr().map_err(WorkerError::Listener)?;
     let worker_id = config.worker_id.clone().unwrap_or_else(|| addr.to_string());
     let bootstrap = config.bootstrap_servers.clone();
+    // An empty CONNECT_ALLOWED_PATHS (or a trailing comma) allows nothing more.
+    let allowed_dirs: Vec<PathBuf> = config
+        .allowed_paths
+        .iter()
+        .filter(|p| !p.as_os_str().is_empty())
+        .cloned()
+        .collect();
+    let allowed_paths = AllowedPaths::new(&allowed_dirs)?;
     for (topic, partitions) in [
         (&config.config_topic, 1),
         (&config.offset_topic, 5),
@@ -156,7 +185,12 @@ pub async fn run(
         key_converter: config.key_converter.clone(),
         value_converter: config.value_converter.clone(),
         sink_linger: std::time::Duration::from_millis(config.sink_linger_ms),
-        providers: config_providers::ConfigProviders::new(config.config_providers.iter().copied()),
+        providers: config_providers::ConfigProviders::new(
+            config.config_providers.iter().copied(),
+            allowed_paths.clone(),
+        ),
+        allowed_paths,
+        override_policy: config.connector_client_config_override_policy,
     });
     let herder = Arc::new(Herder::new(ctx, store));
     herder.resume_stored(stored).await;

@@ -159,6 +159,7 @@ async fn secrets_from_a_config_provider_are_resolved_but_never_stored() -> anyho
     )?;
     let mut config = connect_worker::Config::new(&broker.bootstrap());
     config.config_providers = vec![connect_worker::config_providers::Provider::File];
+    config.allowed_paths = vec![secrets.path().to_path_buf()];
     let w = Worker::start_with(config).await?;
     let password = format!("${{file:{}:password}}", file.display());
     let connector = |name: &str, password: &str| json!({"name": name, "config": {"connector.class":"io.confluent.connect.jdbc.JdbcSinkConnector","connection.url":jdbc_url(&db.url),"connection.user":format!("${{file:{}:user}}", file.display()),"connection.password":password,"auto.create":"true","tasks.max":"1","topics":"provided_users"}});

@@ -8,9 +8,11 @@ use serde_json::json;
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rest_api_shapes_and_errors() -> anyhow::Result<()> {
     let broker = test_support::TestBroker::start().await?;
-    let w = Worker::start(&broker.bootstrap()).await?;
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("out.txt");
+    let mut config = connect_worker::Config::new(&broker.bootstrap());
+    config.allowed_paths = vec![dir.path().to_path_buf()];
+    let w = Worker::start_with(config).await?;
 
     let (code, root) = w.get("/").await;
     assert_eq!(code, 200);
@@ -272,7 +274,9 @@ async fn connectors_survive_a_worker_restart() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let src = dir.path().join("in.txt");
     std::fs::write(&src, "a\nb\n")?;
-    let w = Worker::start(&broker.bootstrap()).await?;
+    let mut config = connect_worker::Config::new(&broker.bootstrap());
+    config.allowed_paths = vec![dir.path().to_path_buf()];
+    let w = Worker::start_with(config.clone()).await?;
     let (code, body) = w.post("/connectors", &json!({"name": "src", "config": {
         "connector.class": "org.apache.kafka.connect.file.FileStreamSourceConnector", "file": src.to_str().unwrap(), "topic": "file-lines"}})).await;
     assert_eq!(code, 201, "{body}");
@@ -285,7 +289,7 @@ async fn connectors_survive_a_worker_restart() -> anyhow::Result<()> {
     assert_eq!(w.put("/connectors/src/pause", &json!(null)).await.0, 202);
     w.stop().await;
 
-    let w = Worker::start(&broker.bootstrap()).await?;
+    let w = Worker::start_with(config).await?;
     assert_eq!(w.get("/connectors").await, (200, json!(["src"])));
     w.wait_state("src", "PAUSED").await;
     let (_, o) = w.get("/connectors/src/offsets").await;

@@ -1,6 +1,9 @@
 //! Kafka's quickstart connectors: `FileStreamSourceConnector` turns the lines of a file into
 //! string records (resuming from the byte position stored in `connect-offsets`), and
 //! `FileStreamSinkConnector` appends each record's value as a line.
+//!
+//! Both use only files inside the worker's `--allowed-paths` ([`AllowedPaths`]): checked when
+//! the config is validated (a 400 naming the path) and again every time a task opens the file.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,10 +18,43 @@ use super::{
     Config, ConnectorKind, ConnectorPlugin, OffsetReader, Result, SinkError, SinkRecord, SinkTask,
     SourceRecord, SourceTask, Task, TopicPartition,
 };
+use crate::allowed_paths::AllowedPaths;
 use crate::data::{Schema, SchemaType, Value};
 
-pub struct FileStreamSourceConnector;
-pub struct FileStreamSinkConnector;
+pub struct FileStreamSourceConnector {
+    allowed: AllowedPaths,
+}
+
+pub struct FileStreamSinkConnector {
+    allowed: AllowedPaths,
+}
+
+impl FileStreamSourceConnector {
+    pub fn new(allowed: AllowedPaths) -> Self {
+        FileStreamSourceConnector { allowed }
+    }
+}
+
+impl FileStreamSinkConnector {
+    pub fn new(allowed: AllowedPaths) -> Self {
+        FileStreamSinkConnector { allowed }
+    }
+}
+
+/// The problem with the `file` setting, if its path is not allowed (a missing one is reported
+/// by the required-key check).
+fn check_file(allowed: &AllowedPaths, config: &Config) -> Option<(String, String)> {
+    let file = config.str_or("file", "");
+    if file.is_empty() {
+        return None;
+    }
+    allowed.resolve(file).err().map(|e| {
+        (
+            "file".to_string(),
+            format!("Invalid value {file} for configuration file: {e}"),
+        )
+    })
+}
 
 #[async_trait]
 impl ConnectorPlugin for FileStreamSourceConnector {
@@ -54,11 +90,13 @@ impl ConnectorPlugin for FileStreamSourceConnector {
         ]
     }
     fn validate(&self, config: &Config) -> Vec<(String, String)> {
+        let mut problems: Vec<(String, String)> =
+            check_file(&self.allowed, config).into_iter().collect();
         let topic = config.str_or("topic", "");
         if topic.contains(',') {
-            return vec![("topic".into(), format!("Invalid value {topic} for configuration topic: 'topic' in FileStreamSourceConnector configuration requires definition of a single topic."))];
+            problems.push(("topic".into(), format!("Invalid value {topic} for configuration topic: 'topic' in FileStreamSourceConnector configuration requires definition of a single topic.")));
         }
-        Vec::new()
+        problems
     }
     async fn task_configs(&self, config: &Config, _max_tasks: usize) -> Result<Vec<Config>> {
         Ok(vec![config.clone()])
@@ -69,6 +107,7 @@ impl ConnectorPlugin for FileStreamSourceConnector {
             topic: config.str_or("topic", "").to_string(),
             batch: config.parse_or("batch.size", 2000usize).max(1),
             position: 0,
+            allowed: self.allowed.clone(),
         })))
     }
 }
@@ -78,6 +117,7 @@ struct FileSourceTask {
     topic: String,
     batch: usize,
     position: u64,
+    allowed: AllowedPaths,
 }
 
 #[async_trait]
@@ -92,7 +132,22 @@ impl SourceTask for FileSourceTask {
 
     async fn poll(&mut self) -> Result<Vec<SourceRecord>> {
         let mut records = Vec::new();
-        if let Ok(f) = tokio::fs::File::open(&self.file).await {
+        // Checked at every open: a link swapped in since validation is refused, not followed.
+        let opened = self
+            .allowed
+            .open(&self.file, tokio::fs::OpenOptions::new().read(true))
+            .await;
+        let file = match opened {
+            Ok(f) => Some(f),
+            // Not there (yet): as Kafka's task, wait for it.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => {
+                return Err(
+                    std::io::Error::new(e.kind(), format!("opening {}: {e}", self.file)).into(),
+                )
+            }
+        };
+        if let Some(f) = file {
             let mut reader = BufReader::new(f);
             reader.seek(std::io::SeekFrom::Start(self.position)).await?;
             let mut line = String::new();
@@ -141,6 +196,9 @@ impl ConnectorPlugin for FileStreamSinkConnector {
             "Destination filename.",
         )]
     }
+    fn validate(&self, config: &Config) -> Vec<(String, String)> {
+        check_file(&self.allowed, config).into_iter().collect()
+    }
     async fn task_configs(&self, config: &Config, max_tasks: usize) -> Result<Vec<Config>> {
         Ok(vec![config.clone(); max_tasks.max(1)])
     }
@@ -148,6 +206,7 @@ impl ConnectorPlugin for FileStreamSinkConnector {
         Ok(Task::Sink(Box::new(FileSinkTask {
             file: config.str_or("file", "").to_string(),
             out: None,
+            allowed: self.allowed.clone(),
         })))
     }
 }
@@ -155,16 +214,20 @@ impl ConnectorPlugin for FileStreamSinkConnector {
 struct FileSinkTask {
     file: String,
     out: Option<tokio::fs::File>,
+    allowed: AllowedPaths,
 }
 
 #[async_trait]
 impl SinkTask for FileSinkTask {
     async fn start(&mut self) -> Result<()> {
-        let f = tokio::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.file)
-            .await?;
+        let f = self
+            .allowed
+            .open(
+                &self.file,
+                tokio::fs::OpenOptions::new().create(true).append(true),
+            )
+            .await
+            .map_err(|e| std::io::Error::new(e.kind(), format!("opening {}: {e}", self.file)))?;
         self.out = Some(f);
         Ok(())
     }

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::Value as Json;
 
+use crate::allowed_paths::AllowedPaths;
 use crate::data::{Schema, Value};
 use config_def::ConfigKey;
 
@@ -169,12 +170,13 @@ pub trait ConnectorPlugin: Send + Sync {
 }
 
 /// Every connector this worker knows.
-pub fn registry() -> Vec<Arc<dyn ConnectorPlugin>> {
+/// The FileStream connectors use files inside `allowed` only.
+pub fn registry(allowed: &AllowedPaths) -> Vec<Arc<dyn ConnectorPlugin>> {
     vec![
         Arc::new(jdbc::sink::JdbcSinkConnector),
         Arc::new(jdbc::source::JdbcSourceConnector),
-        Arc::new(file::FileStreamSinkConnector),
-        Arc::new(file::FileStreamSourceConnector),
+        Arc::new(file::FileStreamSinkConnector::new(allowed.clone())),
+        Arc::new(file::FileStreamSourceConnector::new(allowed.clone())),
     ]
 }
 

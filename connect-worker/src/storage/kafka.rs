@@ -134,12 +134,24 @@ pub fn read_to_end(bootstrap: &str, topic: &str) -> Result<Vec<KeyValue>, Storag
 }
 
 pub fn producer(bootstrap: &str) -> Result<FutureProducer, StorageError> {
-    Ok(client_config(bootstrap)
+    producer_with(bootstrap, [])
+}
+
+/// [`producer`] with client settings overridden (a connector's allowed `producer.override.*`).
+pub fn producer_with<'a>(
+    bootstrap: &str,
+    overrides: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<FutureProducer, StorageError> {
+    let mut config = client_config(bootstrap);
+    config
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "1")
-        .set("message.timeout.ms", "30000")
-        .create()?)
+        .set("message.timeout.ms", "30000");
+    for (k, v) in overrides {
+        config.set(k, v);
+    }
+    Ok(config.create()?)
 }
 
 /// Sends one record and waits for the broker's acknowledgement.

@@ -29,6 +29,10 @@ pub struct WorkerContext {
     pub sink_linger: std::time::Duration,
     /// Resolves `${provider:...}` placeholders of connector configs.
     pub providers: crate::config_providers::ConfigProviders,
+    /// Directories whose files the FileStream connectors may use.
+    pub allowed_paths: crate::allowed_paths::AllowedPaths,
+    /// Which client overrides (`consumer.override.*`...) connector configs may carry.
+    pub override_policy: crate::override_policy::OverridePolicy,
 }
 
 /// What a task runner (sink or source) knows of its task: which one it is, its config and how

@@ -223,10 +223,14 @@ impl SinkRun {
             .set("heartbeat.interval.ms", "1000")
             .set("topic.metadata.refresh.interval.ms", "5000")
             .set("log_level", "3");
-        for (k, v) in &self.common.config {
-            if let Some(k) = k.strip_prefix("consumer.override.") {
-                cfg.set(k, v);
-            }
+        let overrides = self
+            .common
+            .ctx
+            .override_policy
+            .overrides(&self.common.config, "consumer.override.");
+        // max.poll.records is the Java consumer's; here it sizes the batches (below).
+        for (k, v) in overrides.filter(|(k, _)| *k != "max.poll.records") {
+            cfg.set(k, v);
         }
         let consumer: BaseConsumer<SinkContext> = cfg
             .create_with_context(context)
@@ -274,13 +278,20 @@ impl SinkRun {
         // Records per put (one transaction for the JDBC sink): `batch.size`, else the consumer's
         // max.poll.records override, else the JDBC sink's documented default of 3000. Larger
         // batches matter: each transaction also locks and advances the stored offsets.
+        let config = &self.common.config;
+        let max_poll_override = self
+            .common
+            .ctx
+            .override_policy
+            .overrides(config, "consumer.override.")
+            .find(|(k, _)| *k == "max.poll.records")
+            .and_then(|(_, v)| v.trim().parse().ok());
         let max_batch = [
-            "batch.size",
-            "consumer.override.max.poll.records",
-            "consumer.max.poll.records",
+            config.parse_or("batch.size", 0usize),
+            max_poll_override.unwrap_or(0),
+            config.parse_or("consumer.max.poll.records", 0usize),
         ]
-        .iter()
-        .map(|k| self.common.config.parse_or(k, 0usize))
+        .into_iter()
         .find(|n| *n > 0)
         .unwrap_or(DEFAULT_BATCH);
         self.common.report(State::Running, None);

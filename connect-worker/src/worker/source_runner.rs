@@ -43,8 +43,13 @@ impl SourceRun {
             .config
             .str_or("errors.tolerance", "none")
             .eq_ignore_ascii_case("all");
-        let producer: FutureProducer =
-            kafka::producer(&self.common.ctx.bootstrap).map_err(|e| e.to_string())?;
+        let overrides = self
+            .common
+            .ctx
+            .override_policy
+            .overrides(&self.common.config, "producer.override.");
+        let producer: FutureProducer = kafka::producer_with(&self.common.ctx.bootstrap, overrides)
+            .map_err(|e| format!("creating the producer: {e}"))?;
         self.task
             .start(self.common.ctx.offsets.reader(&self.common.connector))
             .await

@@ -100,6 +100,22 @@ impl Worker {
     }
 }
 
+impl Worker {
+    /// Waits until some task of the connector is in `state` (e.g. FAILED).
+    pub async fn wait_state_any_task(&self, name: &str, state: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (code, s) = self.get(&format!("/connectors/{name}/status")).await;
+            let tasks = s["tasks"].as_array().cloned().unwrap_or_default();
+            if code == 200 && tasks.iter().any(|t| t["state"] == state) {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "no task of {name} {state}: {s}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
 pub async fn send(req: reqwest::RequestBuilder) -> (u16, Value) {
     let resp = req.send().await.expect("request");
     let code = resp.status().as_u16();
