@@ -14,6 +14,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
+use rdkafka::types::RDKafkaErrorCode;
+
 use crate::storage::StorageError;
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +35,9 @@ pub enum ConnectError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// A request, or the record it would store, is larger than allowed.
+    #[error("{0}")]
+    PayloadTooLarge(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -47,6 +52,7 @@ impl ConnectError {
             ConnectError::BadRequest(_) | ConnectError::InvalidConfig { .. } => {
                 StatusCode::BAD_REQUEST
             }
+            ConnectError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ConnectError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -59,10 +65,21 @@ impl ConnectError {
     }
 }
 
-/// A state topic could not be read or written: the request fails with a 500.
+/// A state topic could not be read or written: the request fails with a 500, but for a record
+/// too large for the topic (a connector config over the config topic's `max.message.bytes`,
+/// or the producer's `message.max.bytes`), which is the client's to fix: a 413.
 impl From<StorageError> for ConnectError {
     fn from(e: StorageError) -> Self {
-        ConnectError::Internal(chain(&e))
+        match &e {
+            StorageError::Produce { topic, error }
+                if error.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageSizeTooLarge) =>
+            {
+                ConnectError::PayloadTooLarge(format!(
+                    "The request is too large to store: its record is over the size limit of topic {topic} (max.message.bytes of the topic, message.max.bytes of the worker's producer); nothing was stored ({error})"
+                ))
+            }
+            _ => ConnectError::Internal(chain(&e)),
+        }
     }
 }
 

@@ -25,6 +25,9 @@ use crate::worker::source_runner::SourceRun;
 use crate::worker::status::{connector_key, task_key};
 use crate::worker::{mask_secrets, State, TaskHandle, TaskRun, WorkerContext};
 
+/// Task configs computed by a connector, or the trace of its failure.
+type TaskPlan = std::result::Result<Vec<Config>, String>;
+
 /// Upper bound of `tasks.max`: one worker runs every task, each sink task on its own blocking
 /// thread (tokio allows 512), and connectors build all task configs up front.
 pub const MAX_TASKS: i64 = 256;
@@ -91,7 +94,7 @@ impl Herder {
                 tasks: Vec::new(),
                 applied: Arc::default(),
             };
-            self.start_connector(&name, &mut rt, false).await;
+            self.start_connector(&name, &mut rt, false, None).await;
             all.push((name, rt));
         }
     }
@@ -218,6 +221,10 @@ impl Herder {
         let Some(plugin) = v.plugin.filter(|_| problems.is_empty()) else {
             return Err(ConnectError::invalid_config(problems));
         };
+        if !allow_update && self.connectors.lock().await.iter().any(|(n, _)| n == name) {
+            return Err(ConnectError::ConnectorExists(name.to_string()));
+        }
+        let plan = Some((config.clone(), self.plan_tasks(&config, &plugin).await));
         let mut all = self.connectors.lock().await;
         let existing = all.iter().position(|(n, _)| n == name);
         if existing.is_some() && !allow_update {
@@ -230,7 +237,7 @@ impl Herder {
                 self.stop_tasks(name, rt).await;
                 rt.config = config;
                 rt.plugin = plugin;
-                self.start_connector(name, rt, true).await;
+                self.start_connector(name, rt, true, plan).await;
                 false
             }
             None => {
@@ -245,7 +252,7 @@ impl Herder {
                     tasks: Vec::new(),
                     applied: Arc::default(),
                 };
-                self.start_connector(name, &mut rt, true).await;
+                self.start_connector(name, &mut rt, true, plan).await;
                 all.push((name.to_string(), rt));
                 true
             }
@@ -255,8 +262,57 @@ impl Herder {
         Ok((created, info_json(name, rt)))
     }
 
-    /// Computes task configs (if asked or unknown) and starts tasks per the target state.
-    async fn start_connector(&self, name: &str, rt: &mut ConnectorRuntime, recompute: bool) {
+    /// Computes the task configs of a connector: resolves its placeholders, asks the plugin
+    /// (which may reach a database, as the JDBC source listing its tables does) and stores
+    /// them with the placeholders back in place. `Err` is the failure trace, secrets masked.
+    ///
+    /// Callers run this without holding the connectors lock, so a connector whose database is
+    /// slow or refuses connections delays only the request that (re)starts it, never the rest
+    /// of the REST API.
+    async fn plan_tasks(&self, config: &Config, plugin: &Arc<dyn ConnectorPlugin>) -> TaskPlan {
+        // Clamped as well: configs stored before the bound existed are not re-validated.
+        let max = config.parse_or("tasks.max", 1i64).clamp(1, MAX_TASKS) as usize;
+        let resolved = self
+            .ctx
+            .providers
+            .resolve(config)
+            .map_err(|e| format!("org.apache.kafka.connect.errors.ConnectException: {e}"))?;
+        match plugin.task_configs(&resolved, max).await {
+            // Stored and shown with the placeholders, never the secrets.
+            Ok(tasks) => Ok(tasks
+                .iter()
+                .map(|t| self.ctx.providers.unresolve(config, &resolved, t))
+                .collect()),
+            Err(e) => Err(mask_secrets(
+                &format!(
+                    "org.apache.kafka.connect.errors.ConnectException: {}",
+                    chain(&e)
+                ),
+                &resolved,
+            )),
+        }
+    }
+
+    /// The current config, plugin and target state of `name`, to plan its tasks outside the
+    /// lock.
+    async fn snapshot(
+        &self,
+        name: &str,
+    ) -> Result<(Config, Arc<dyn ConnectorPlugin>, TargetState)> {
+        let mut all = self.connectors.lock().await;
+        let rt = runtime_mut(&mut all, name)?;
+        Ok((rt.config.clone(), rt.plugin.clone(), rt.target))
+    }
+
+    /// Starts tasks per the target state: with the task configs of `plan` when given (planned
+    /// for `rt.config` outside the lock), else computed now (if asked or unknown).
+    async fn start_connector(
+        &self,
+        name: &str,
+        rt: &mut ConnectorRuntime,
+        recompute: bool,
+        plan: Option<(Config, TaskPlan)>,
+    ) {
         let generation = self.generation.fetch_add(1, Ordering::SeqCst);
         if rt.target == TargetState::Stopped {
             self.ctx
@@ -265,25 +321,11 @@ impl Herder {
             return;
         }
         if recompute || rt.task_configs.is_empty() {
-            // Clamped as well: configs stored before the bound existed are not re-validated.
-            let max = rt.config.parse_or("tasks.max", 1i64).clamp(1, MAX_TASKS) as usize;
-            let resolved = self.ctx.providers.resolve(&rt.config);
-            let tasks = match &resolved {
-                Ok(resolved) => rt
-                    .plugin
-                    .task_configs(resolved, max)
-                    .await
-                    .map(|tasks| {
-                        // Stored and shown with the placeholders, never the secrets.
-                        tasks
-                            .iter()
-                            .map(|t| self.ctx.providers.unresolve(&rt.config, resolved, t))
-                            .collect::<Vec<_>>()
-                    })
-                    .map_err(|e| chain(&e)),
-                Err(e) => Err(e.to_string()),
+            // A plan made for another config (changed meanwhile) is not used.
+            let tasks = match plan.filter(|(planned_for, _)| *planned_for == rt.config) {
+                Some((_, tasks)) => tasks,
+                None => self.plan_tasks(&rt.config, &rt.plugin).await,
             };
-            let mask_with = resolved.as_ref().unwrap_or(&rt.config);
             match tasks {
                 Ok(tasks) => {
                     if let Err(e) = self.store.put_tasks(name, &tasks).await {
@@ -291,11 +333,7 @@ impl Herder {
                     }
                     rt.task_configs = tasks;
                 }
-                Err(e) => {
-                    let trace = mask_secrets(
-                        &format!("org.apache.kafka.connect.errors.ConnectException: {e}"),
-                        mask_with,
-                    );
+                Err(trace) => {
                     tracing::error!(connector = %name, "connector failed: {trace}");
                     self.ctx.status.set(
                         &connector_key(name),
@@ -503,6 +541,14 @@ impl Herder {
     }
 
     pub async fn set_target(&self, name: &str, target: TargetState) -> Result<()> {
+        // Leaving STOPPED recomputes the task configs: planned before taking the lock.
+        let plan = match self.snapshot(name).await? {
+            (config, plugin, TargetState::Stopped) if target != TargetState::Stopped => {
+                let tasks = self.plan_tasks(&config, &plugin).await;
+                Some((config, tasks))
+            }
+            _ => None,
+        };
         let mut all = self.connectors.lock().await;
         let rt = runtime_mut(&mut all, name)?;
         self.store.put_target_state(name, target).await?;
@@ -518,7 +564,7 @@ impl Herder {
                     .status
                     .set(&connector_key(name), State::Stopped, None, g);
             }
-            (TargetState::Stopped, _) => self.start_connector(name, rt, true).await,
+            (TargetState::Stopped, _) => self.start_connector(name, rt, true, plan).await,
             (_, t) => {
                 for h in rt.tasks.iter().flatten() {
                     let _ = h.target.send(t);
@@ -562,19 +608,35 @@ impl Herder {
         include_tasks: bool,
         only_failed: bool,
     ) -> Result<Json> {
+        // Planned outside the lock in case the connector is restarted whole (a failed one
+        // typically is, and its database may still be down).
+        let whole = |rt: &ConnectorRuntime| {
+            let connector_failed = self
+                .ctx
+                .status
+                .get(&connector_key(name))
+                .is_some_and(|s| s.state == State::Failed);
+            connector_failed
+                || rt.task_configs.is_empty()
+                || (!only_failed && !include_tasks) && rt.tasks.iter().all(Option::is_none)
+        };
+        let planned = {
+            let mut all = self.connectors.lock().await;
+            let rt = runtime_mut(&mut all, name)?;
+            whole(rt).then(|| (rt.config.clone(), rt.plugin.clone()))
+        };
+        let plan = match planned {
+            Some((config, plugin)) => {
+                let tasks = self.plan_tasks(&config, &plugin).await;
+                Some((config, tasks))
+            }
+            None => None,
+        };
         let mut all = self.connectors.lock().await;
         let rt = runtime_mut(&mut all, name)?;
-        let connector_failed = self
-            .ctx
-            .status
-            .get(&connector_key(name))
-            .is_some_and(|s| s.state == State::Failed);
-        if connector_failed
-            || rt.task_configs.is_empty()
-            || (!only_failed && !include_tasks) && rt.tasks.iter().all(Option::is_none)
-        {
+        if whole(rt) {
             self.stop_tasks(name, rt).await;
-            self.start_connector(name, rt, true).await;
+            self.start_connector(name, rt, true, plan).await;
         } else if include_tasks {
             for id in 0..rt.task_configs.len() {
                 let failed = self

@@ -10,6 +10,10 @@
 //! the GET fails with 503 and `X-Consistency-Status: timeout` rather than silently returning
 //! stale data, as a Kafka user would expect; the client may retry with the same token.
 //!
+//! A token that no acknowledged write can have produced (an offset at or past the partition's
+//! end on the broker, or a partition the topic does not have) is a 400 at once: waiting could
+//! never succeed. When the broker cannot be asked, the token is waited for as usual.
+//!
 //! The highest watermark seen per partition is cached, so requests for positions already applied
 //! cost no extra query.
 
@@ -22,7 +26,10 @@ use sqlx::MySqlPool;
 
 use crate::db;
 use crate::error::{ApiError, OrderError};
-use crate::publisher::Position;
+use crate::publisher::{OrderPublisher, Position};
+
+/// How long to wait for the broker when checking a token against the partition's end.
+const END_OFFSET_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Name of the request/response header.
 pub const HEADER: &str = "x-consistency-token";
@@ -70,6 +77,8 @@ pub struct Consistency {
     db_timeout: Duration,
     /// Highest `next_offset` seen per partition.
     seen: Mutex<HashMap<i32, i64>>,
+    /// Highest end offset (high watermark) the broker reported per partition.
+    ends: Mutex<HashMap<i32, i64>>,
 }
 
 impl Consistency {
@@ -80,6 +89,7 @@ impl Consistency {
             timeout,
             db_timeout,
             seen: Mutex::default(),
+            ends: Mutex::default(),
         }
     }
 
@@ -97,8 +107,59 @@ impl Consistency {
         *e = (*e).max(next);
     }
 
+    /// Refuses a token whose offset is at or past its partition's end on the broker (or whose
+    /// partition does not exist): no acknowledged write is there, so none will ever be applied.
+    async fn check_issued(
+        &self,
+        token: &ConsistencyToken,
+        publisher: &OrderPublisher,
+    ) -> Result<(), ApiError> {
+        let known_end = self
+            .ends
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&token.partition)
+            .copied();
+        if known_end.is_some_and(|end| token.offset < end) {
+            return Ok(());
+        }
+        match publisher
+            .end_offset(token.partition, END_OFFSET_TIMEOUT)
+            .await
+        {
+            Ok(Some(end)) => {
+                {
+                    let mut ends = self.ends.lock().unwrap_or_else(|e| e.into_inner());
+                    let e = ends.entry(token.partition).or_insert(end);
+                    *e = (*e).max(end);
+                }
+                if token.offset >= end {
+                    return Err(ApiError::BadRequest(format!(
+                        "invalid {HEADER} header: {token} names offset {} of partition {} of topic {}, which ends at offset {end}; no acknowledged order is there, so the token was not issued by this service for this topic",
+                        token.offset, token.partition, token.topic
+                    )));
+                }
+                Ok(())
+            }
+            Ok(None) => Err(ApiError::BadRequest(format!(
+                "invalid {HEADER} header: topic {} has no partition {}",
+                token.topic, token.partition
+            ))),
+            Err(e) => {
+                // Cannot tell: wait for it as for any token (bounded by the timeout).
+                tracing::debug!(error = %e, %token, "could not read the partition's end offset");
+                Ok(())
+            }
+        }
+    }
+
     /// Waits until the sink has applied the token's record (bounded by the timeout).
-    pub async fn wait_for(&self, pool: &MySqlPool, raw: &str) -> Result<(), ApiError> {
+    pub async fn wait_for(
+        &self,
+        pool: &MySqlPool,
+        publisher: &OrderPublisher,
+        raw: &str,
+    ) -> Result<(), ApiError> {
         let token = ConsistencyToken::parse(raw).ok_or_else(|| {
             ApiError::BadRequest(format!(
                 "invalid {HEADER} header: expected <topic>:<partition>:<offset>, got {raw:?}"
@@ -117,6 +178,7 @@ impl Consistency {
             return Ok(());
         }
         let deadline = Instant::now() + self.timeout;
+        self.check_issued(&token, publisher).await?;
         let mut pause = Duration::from_millis(5);
         loop {
             let not_yet = || {

@@ -149,6 +149,37 @@ impl OrderPublisher {
         .map_err(|e| e.to_string())?
     }
 
+    /// The end offset (high watermark) of `partition` of the orders topic: `Ok(None)` when the
+    /// topic has no such partition, `Err` when the broker did not answer within `within`.
+    pub async fn end_offset(
+        &self,
+        partition: i32,
+        within: Duration,
+    ) -> Result<Option<i64>, String> {
+        let producer = self.producer.clone();
+        let topic = self.topic.clone();
+        tokio::task::spawn_blocking(move || {
+            let client = producer.client();
+            let metadata = client
+                .fetch_metadata(Some(&topic), within)
+                .map_err(|e| e.to_string())?;
+            let exists = metadata.topics().iter().any(|t| {
+                t.name() == topic
+                    && t.error().is_none()
+                    && t.partitions().iter().any(|p| p.id() == partition)
+            });
+            if !exists {
+                return Ok(None);
+            }
+            client
+                .fetch_watermarks(&topic, partition, within)
+                .map(|(_, high)| Some(high))
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+
     /// Waits (bounded) for queued records on shutdown.
     pub fn flush(&self, within: Duration) {
         if let Err(e) = self.producer.flush(within) {

@@ -181,6 +181,30 @@ async fn invalid_requests_get_400_with_a_json_body_naming_the_field() -> anyhow:
         .send()
         .await?;
     assert_eq!(r.status(), 400);
+    // Tokens no acknowledged write can have produced: past the partition's end, or a partition
+    // the topic does not have. A 400 at once (the consistency timeout here is 5 s), naming why.
+    for (token, says) in [
+        ("orders:0:1000000", "ends at offset"),
+        ("orders:99:0", "has no partition 99"),
+    ] {
+        let started = Instant::now();
+        let r = client
+            .get(&url)
+            .header("x-consistency-token", token)
+            .send()
+            .await?;
+        assert_eq!(r.status(), 400, "{token}");
+        let body: Value = r.json().await?;
+        assert!(
+            body["message"].as_str().unwrap_or("").contains(says),
+            "{token}: {body}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{token}: {:?}",
+            started.elapsed()
+        );
+    }
     // Unknown endpoint: JSON 404.
     let r = client.get(format!("{}/nope", app.url)).send().await?;
     assert_eq!(r.status(), 404);
@@ -413,9 +437,19 @@ async fn database_down_means_503_quickly_never_a_hang() -> anyhow::Result<()> {
     let client = reqwest::Client::new();
     let url = format!("{}/order-service/u1/orders", app.url);
     assert_eq!(client.get(&url).send().await?.status(), 200);
+    // A real token (orders reach the broker, not the database), which no sink has applied.
+    let r = post(
+        &client,
+        &app,
+        "u1",
+        json!({"productId":"p","qty":1,"unitPrice":1}),
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let token = r.headers()["x-consistency-token"].to_str()?.to_string();
     for fault in [Fault::Down, Fault::Stall] {
         proxy.set(fault);
-        for header in [None, Some("orders:0:5")] {
+        for header in [None, Some(token.as_str())] {
             let started = Instant::now();
             let mut req = client.get(&url);
             if let Some(h) = header {

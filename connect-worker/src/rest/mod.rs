@@ -1,5 +1,7 @@
 //! Kafka Connect's REST API (same paths, status codes and JSON shapes as Apache Kafka's), over
-//! the [`Herder`]. Unknown paths and methods answer in the same error shape.
+//! the [`Herder`]. Unknown paths and methods answer in the same error shape, and so does every
+//! request axum itself refuses (a body over [`MAX_BODY_BYTES`], a path that is not valid
+//! percent-encoded UTF-8): clients parse `{"error_code", "message"}`, never plain text.
 
 mod body;
 mod connectors;
@@ -7,7 +9,9 @@ mod plugins;
 
 use std::sync::Arc;
 
-use axum::http::StatusCode;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -15,6 +19,10 @@ use axum::{Json, Router};
 use crate::herder::Herder;
 
 pub type AppState = Arc<Herder>;
+
+/// The largest request body accepted (connector configs are far smaller; the config topic
+/// takes records up to its `max.message.bytes`, 1 MiB by default).
+pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 
 pub fn router(herder: Arc<Herder>) -> Router {
     Router::new()
@@ -55,7 +63,73 @@ pub fn router(herder: Arc<Herder>) -> Router {
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(json_errors))
+        .layer(middleware::from_fn(valid_path))
         .with_state(herder)
+}
+
+/// Refuses a path whose percent-encoding is broken (`%` not followed by two hex digits) or
+/// decodes to something other than UTF-8, as Kafka Connect's server does: a 400, before any
+/// route sees a name it would otherwise take literally.
+async fn valid_path(req: Request, next: Next) -> Response {
+    if let Err(problem) = check_percent_encoding(req.uri().path()) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            &format!("Invalid request path {}: {problem}", req.uri().path()),
+        );
+    }
+    next.run(req).await
+}
+
+fn check_percent_encoding(path: &str) -> Result<(), String> {
+    let bytes = path.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3);
+            if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                return Err(format!(
+                    "'%' at byte {i} is not followed by two hexadecimal digits"
+                ));
+            }
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    percent_encoding::percent_decode_str(path)
+        .decode_utf8()
+        .map(|_| ())
+        .map_err(|_| "the percent-encoded bytes are not UTF-8".to_string())
+}
+
+/// Gives axum's own rejections (plain text: a body over the limit, a missing content, a path
+/// parameter that cannot be decoded) Kafka Connect's JSON error shape and a message that says
+/// what to change.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let text = axum::body::to_bytes(response.into_body(), 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        format!("Request body is larger than the limit of {MAX_BODY_BYTES} bytes")
+    } else if text.trim().is_empty() {
+        format!("HTTP {status}")
+    } else {
+        text
+    };
+    error(status, &message)
 }
 
 async fn root() -> Json<serde_json::Value> {

@@ -45,7 +45,10 @@ pub async fn list(
         let token = token
             .to_str()
             .map_err(|_| ApiError::BadRequest(format!("invalid {HEADER} header")))?;
-        state.consistency.wait_for(&state.pool, token).await?;
+        state
+            .consistency
+            .wait_for(&state.pool, &state.publisher, token)
+            .await?;
     }
     let orders = db::with_timeout(
         state.db_timeout,
