@@ -7,3 +7,6 @@ pub mod versions;
 
 pub use dispatch::{dispatch, Outcome, Pending};
 pub use frame::{encode_response, error_frame};
+
+#[cfg(test)]
+mod proptests;
