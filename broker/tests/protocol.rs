@@ -5,12 +5,12 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use broker::log::batch::builder::{BatchBuilder, Record as BuiltRecord};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use indexmap::IndexMap;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -156,36 +156,33 @@ fn idempotent_batch(
     epoch: i16,
     sequence: i32,
 ) -> Bytes {
-    let records: Vec<Record> = records
-        .iter()
-        .enumerate()
-        .map(|(i, (k, v))| Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: 0,
-            producer_id,
-            producer_epoch: epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: if sequence < 0 {
-                -1
-            } else {
-                sequence + i as i32
-            },
+    // The broker's own batch builder: one batch, as clients send per partition.
+    let mut b = BatchBuilder::new();
+    if producer_id >= 0 {
+        b = b.producer(producer_id, epoch, sequence);
+    }
+    for (i, (k, v)) in records.iter().enumerate() {
+        b.push(&BuiltRecord {
+            key: Some(k.as_bytes()),
+            value: Some(v.as_bytes()),
             timestamp: ts + i as i64,
-            key: Some(Bytes::from(k.to_string())),
-            value: Some(Bytes::from(v.to_string())),
-            headers: IndexMap::new(),
-            delete_horizon: false,
-        })
-        .collect();
+            headers: &[],
+        });
+    }
+    Bytes::from(b.build().expect("build batch"))
+}
+
+fn zstd_batch(records: &[(&str, &str)], ts: i64) -> Bytes {
+    let mut plain = batch(records, ts);
+    let decoded = RecordBatchDecoder::decode_all(&mut plain).expect("decode");
+    let records: Vec<Record> = decoded.into_iter().flat_map(|set| set.records).collect();
     let mut buf = BytesMut::new();
     RecordBatchEncoder::encode(
         &mut buf,
         &records,
         &RecordEncodeOptions {
             version: 2,
-            compression: Compression::None,
+            compression: Compression::Zstd,
         },
     )
     .expect("encode batch");
@@ -457,11 +454,30 @@ async fn bad_batches_and_names_get_kafka_errors_and_nothing_is_stored() {
         .await;
     assert_eq!(first_produce_error(&resp), 21, "INVALID_REQUIRED_ACKS");
 
+    // As Kafka's ProduceRequest.validateRecords: one batch per partition from v3, and zstd
+    // only from v7.
+    let two = [batch(&[("k", "v")], 1), batch(&[("k2", "v2")], 2)].concat();
+    let resp = c
+        .call(9, &produce_request("t", 0, Bytes::from(two), -1))
+        .await;
+    assert_eq!(first_produce_error(&resp), 87, "INVALID_RECORD");
+    let zstd = zstd_batch(&[("k", "v")], 1);
+    for v in 3..=6 {
+        let resp = c.call(v, &produce_request("t", 0, zstd.clone(), -1)).await;
+        assert_eq!(
+            first_produce_error(&resp),
+            76,
+            "UNSUPPORTED_COMPRESSION_TYPE at v{v}"
+        );
+    }
+
     let fetched = c.call(12, &fetch_request("t", 0, 0)).await;
     assert_eq!(
         fetched.responses[0].partitions[0].high_watermark, 0,
         "nothing stored"
     );
+    let resp = c.call(7, &produce_request("t", 0, zstd, -1)).await;
+    assert_eq!(first_produce_error(&resp), 0, "zstd from v7");
     assert_eq!(
         fetched.responses[0].partitions[0]
             .records

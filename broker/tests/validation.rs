@@ -223,10 +223,20 @@ fn poison_batches() -> Vec<Poison> {
     let last = bad_crc.len() - 1;
     bad_crc[last] ^= 0x55;
     good_then_bad.extend(bad_crc);
+    // Produce v3+ carries exactly one batch per partition (Kafka's
+    // ProduceRequest.validateRecords): refused before any batch is looked at.
     cases.push((
         "a good batch followed by a bad CRC".into(),
         good_then_bad,
-        CORRUPT_MESSAGE,
+        INVALID_RECORD,
+        vec![],
+    ));
+    let mut two_good = batch(Codec::None, &[(None, "first of two")]);
+    two_good.extend(batch(Codec::None, &[(None, "second of two")]));
+    cases.push((
+        "two good batches for one partition".into(),
+        two_good,
+        INVALID_RECORD,
         vec![],
     ));
     cases

@@ -19,8 +19,9 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use super::{code, log_error_code, str_bytes};
 use crate::broker::Broker;
-use crate::log::batch::codec::CodecError;
+use crate::log::batch::codec::{Codec, CodecError};
 use crate::log::batch::validator::ValidationError;
+use crate::log::batch::BatchHeader;
 use crate::log::LogError;
 use crate::topic::name::is_internal;
 use crate::topic::{AppendError, Partition};
@@ -35,7 +36,7 @@ struct Pending {
 pub fn handle(
     broker: &Arc<Broker>,
     req: ProduceRequest,
-    _version: i16,
+    version: i16,
 ) -> impl Future<Output = Option<ProduceResponse>> + Send + 'static {
     let acks = req.acks;
     let acks_valid = matches!(acks, -1..=1);
@@ -80,6 +81,10 @@ pub fn handle(
                 ));
                 continue;
             };
+            if let Err((error, message)) = check_request_records(version, &records) {
+                partitions.push(fail(error, Some(message)));
+                continue;
+            }
             let mut records = records.to_vec();
             match partition.append(&mut records) {
                 Ok(appended) => partitions.push(Pending {
@@ -153,6 +158,36 @@ pub fn handle(
             ),
         )
     }
+}
+
+/// What Kafka's `ProduceRequest.validateRecords` checks of a partition's records before the log
+/// sees them: from v3 they are exactly one record batch (INVALID_RECORD otherwise), and zstd
+/// needs v7 (KIP-110: UNSUPPORTED_COMPRESSION_TYPE, as an older client could not read it back).
+/// A batch that cannot even be parsed is left to the validator, which names what is wrong.
+fn check_request_records(version: i16, records: &[u8]) -> Result<(), (ResponseError, String)> {
+    let Ok(header) = BatchHeader::parse(records) else {
+        return Ok(());
+    };
+    if header.magic != 2 {
+        return Ok(());
+    }
+    if header.total_size() < records.len() {
+        return Err((
+            ResponseError::InvalidRecord,
+            format!(
+                "Produce requests with version {version} are only allowed to contain exactly one record batch per partition"
+            ),
+        ));
+    }
+    if header.compression() == Codec::Zstd as i16 && version < 7 {
+        return Err((
+            ResponseError::UnsupportedCompressionType,
+            format!(
+                "Produce requests with version {version} are not allowed to use ZStandard compression (it needs version 7 or later)"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The Kafka error for a refused append.
