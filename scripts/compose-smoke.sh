@@ -33,9 +33,10 @@ fi
 
 # Base images: the public ones when present or pullable, else the offline stand-ins.
 have_or_pull() { docker image inspect "$1" >/dev/null 2>&1 || timeout 120 docker pull -q "$1" >/dev/null 2>&1; }
-if [[ -z "${RUST_IMAGE:-}" || -z "${BASE_IMAGE:-}" || -z "${MARIADB_IMAGE:-}" ]]; then
+if [[ -z "${RUST_IMAGE:-}" || -z "${BASE_IMAGE:-}" || -z "${MARIADB_IMAGE:-}" || -z "${PROMETHEUS_IMAGE:-}" ]]; then
     if ! { have_or_pull "${RUST_IMAGE:-rust:1-bookworm}" && have_or_pull "${BASE_IMAGE:-debian:bookworm-slim}" \
-           && have_or_pull "${MARIADB_IMAGE:-mariadb:11.4}"; }; then
+           && have_or_pull "${MARIADB_IMAGE:-mariadb:11.4}" \
+           && have_or_pull "${PROMETHEUS_IMAGE:-prom/prometheus:v2.53.0}"; }; then
         offline=../shared/ci/offline-images.sh
         [[ -f "$offline" ]] || fail "public images cannot be pulled and $offline is missing"
         log "public images unavailable; using the stand-ins of $offline"
@@ -43,16 +44,18 @@ if [[ -z "${RUST_IMAGE:-}" || -z "${BASE_IMAGE:-}" || -z "${MARIADB_IMAGE:-}" ]]
     fi
 fi
 export RUST_IMAGE=${RUST_IMAGE:-rust:1-bookworm} BASE_IMAGE=${BASE_IMAGE:-debian:bookworm-slim} \
-    MARIADB_IMAGE=${MARIADB_IMAGE:-mariadb:11.4}
+    MARIADB_IMAGE=${MARIADB_IMAGE:-mariadb:11.4} PROMETHEUS_IMAGE=${PROMETHEUS_IMAGE:-prom/prometheus:v2.53.0}
 export MARIADB_ROOT_PASSWORD=${MARIADB_ROOT_PASSWORD:-test1357}
 
 # Free host ports, so that a stack already running on the default ports does not interfere.
-read -r MARIADB_PORT BROKER_PORT CONNECT_PORT USER_SERVICE_PORT ORDER_SERVICE_1_PORT ORDER_SERVICE_2_PORT < <(
+read -r MARIADB_PORT BROKER_PORT CONNECT_PORT USER_SERVICE_PORT ORDER_SERVICE_1_PORT ORDER_SERVICE_2_PORT \
+    BROKER_HTTP_PORT PROMETHEUS_PORT < <(
     python3 -c 'import socket
-ss=[socket.socket() for _ in range(6)]
+ss=[socket.socket() for _ in range(8)]
 [s.bind(("127.0.0.1",0)) for s in ss]
 print(*[s.getsockname()[1] for s in ss])')
-export MARIADB_PORT BROKER_PORT CONNECT_PORT USER_SERVICE_PORT ORDER_SERVICE_1_PORT ORDER_SERVICE_2_PORT
+export MARIADB_PORT BROKER_PORT CONNECT_PORT USER_SERVICE_PORT ORDER_SERVICE_1_PORT ORDER_SERVICE_2_PORT \
+    BROKER_HTTP_PORT PROMETHEUS_PORT
 
 project="datasync-smoke-$$"
 compose() { "${compose_cmd[@]}" -p "$project" "$@"; }
@@ -80,7 +83,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 log "using ${compose_cmd[*]} ($("${compose_cmd[@]}" version --short 2>/dev/null || echo '?')), project $project"
-log "images: RUST_IMAGE=$RUST_IMAGE BASE_IMAGE=$BASE_IMAGE MARIADB_IMAGE=$MARIADB_IMAGE"
+log "images: RUST_IMAGE=$RUST_IMAGE BASE_IMAGE=$BASE_IMAGE MARIADB_IMAGE=$MARIADB_IMAGE PROMETHEUS_IMAGE=$PROMETHEUS_IMAGE"
 log "host ports: mariadb $MARIADB_PORT, broker $BROKER_PORT, connect $CONNECT_PORT, user-service $USER_SERVICE_PORT, order-service $ORDER_SERVICE_1_PORT and $ORDER_SERVICE_2_PORT"
 
 t0=$SECONDS
@@ -198,5 +201,18 @@ until [[ "$(sql "SELECT COUNT(*) FROM my_topic_users WHERE user_id = '$uid'" 2>/
     sleep 1
 done
 log "the users source/sink connectors copied the user into my_topic_users"
+
+# --- metrics: the broker's /metrics, scraped by the stack's Prometheus ----------------------------
+curl -fsS "http://127.0.0.1:$BROKER_HTTP_PORT/metrics" | grep -q '^kafka_server_brokertopicmetrics_messagesin_total{topic="orders"}' \
+    || fail "the broker's /metrics has no messages-in count for orders"
+prom="http://127.0.0.1:$PROMETHEUS_PORT"
+promql() { curl -fsS -G "$prom/api/v1/query" --data-urlencode "query=$1" \
+    | python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else "")'; }
+deadline=$((SECONDS + 60))
+until [[ "$(promql 'kafka_server_brokertopicmetrics_messagesin_total{topic="orders"}' 2>/dev/null)" == 6 ]]; do
+    ((SECONDS < deadline)) || fail "Prometheus ($prom) does not show the 6 orders produced within 60 s"
+    sleep 1
+done
+log "Prometheus scrapes the broker: 6 records in on orders"
 
 ok=1

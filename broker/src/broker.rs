@@ -36,6 +36,8 @@ pub struct Broker {
     /// Cancelled when the broker starts shutting down: waits that would outlive it (a long-poll
     /// Fetch) answer at once instead.
     pub stopping: CancellationToken,
+    /// Event counters and latency histograms (see [`crate::metrics`]).
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl Broker {
@@ -47,7 +49,8 @@ impl Broker {
         let topics = tokio::task::spawn_blocking(move || TopicRegistry::open(opening))
             .await
             .map_err(|e| TopicError::Io(std::io::Error::other(e)))??;
-        let flusher = Flusher::start(config.flush_policy);
+        let metrics = crate::metrics::Metrics::default();
+        let flusher = Flusher::start(config.flush_policy, metrics.fsync_histogram());
         let producer_ids = ProducerIds::open(&config.data_dir)?;
         let offsets = OffsetStore::open(&topics, flusher.clone()).await?;
         let group_configs = GroupConfigStore::open(&config.data_dir)?;
@@ -66,6 +69,7 @@ impl Broker {
             offsets,
             advertised,
             stopping: CancellationToken::new(),
+            metrics,
         })
     }
 

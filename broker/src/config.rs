@@ -52,6 +52,11 @@ pub struct Config {
     #[arg(long, env = "BROKER_EXTRA_LISTENER")]
     pub extra_listener: Option<String>,
 
+    /// Address of the HTTP listener serving `/metrics` (Prometheus), `/healthz` and `/readyz`
+    /// (Redpanda's admin port by default). `off` serves none.
+    #[arg(long, env = "BROKER_HTTP_LISTEN", default_value = "0.0.0.0:9644")]
+    pub http_listen: String,
+
     /// Directory holding topic metadata and partition logs.
     #[arg(long, env = "BROKER_DATA_DIR", default_value = "./data/broker")]
     pub data_dir: PathBuf,
@@ -200,6 +205,7 @@ impl Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             advertised_listener: None,
             extra_listener: None,
+            http_listen: "off".into(),
             data_dir: data_dir.into(),
             default_partitions: 1,
             auto_create_topics: true,

@@ -3,6 +3,7 @@
 //! fsync ran, then releases all their acknowledgements together. Under load one fdatasync covers
 //! many requests, so durability costs little throughput.
 
+use prometheus_client::metrics::histogram::Histogram;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -28,15 +29,16 @@ pub struct Flusher {
 }
 
 impl Flusher {
-    /// Starts the flusher thread. It stops when every `Flusher` clone is dropped.
-    pub fn start(policy: FlushPolicy) -> Self {
+    /// Starts the flusher thread. It stops when every `Flusher` clone is dropped. Each fsync's
+    /// duration goes into `fsync_seconds`.
+    pub fn start(policy: FlushPolicy, fsync_seconds: Histogram) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let (appended, _) = watch::channel(0u64);
         let appended = Arc::new(appended);
         let notify = appended.clone();
         std::thread::Builder::new()
             .name("group-commit".into())
-            .spawn(move || run(rx, notify))
+            .spawn(move || run(rx, notify, fsync_seconds))
             .map_err(|e| tracing::error!(error = %e, "could not start the flusher thread"))
             .ok();
         Flusher {
@@ -72,7 +74,11 @@ impl Flusher {
     }
 }
 
-fn run(mut rx: mpsc::UnboundedReceiver<Request>, appended: Arc<watch::Sender<u64>>) {
+fn run(
+    mut rx: mpsc::UnboundedReceiver<Request>,
+    appended: Arc<watch::Sender<u64>>,
+    fsync_seconds: Histogram,
+) {
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         while let Ok(more) = rx.try_recv() {
@@ -95,10 +101,12 @@ fn run(mut rx: mpsc::UnboundedReceiver<Request>, appended: Arc<watch::Sender<u64
         // commits concurrent fsyncs together, and every producer is released as soon as its
         // own partition is durable rather than after the slowest one.
         let sync = |partition: Arc<Partition>, waiters: Vec<Waiter>| {
+            let fsync_started = std::time::Instant::now();
             let result = partition.sync().map(|_| ()).map_err(|e| {
                 tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "fsync failed");
                 format!("fsync failed: {e}")
             });
+            fsync_seconds.observe(fsync_started.elapsed().as_secs_f64());
             appended.send_modify(|v| *v = v.wrapping_add(1));
             for w in waiters {
                 let _ = w.send(result.clone());
@@ -151,7 +159,7 @@ mod tests {
                 Arc::new(Partition::open("t", i, &pdir, LogConfig::default()).unwrap())
             })
             .collect();
-        let flusher = Flusher::start(FlushPolicy::GroupCommit);
+        let flusher = Flusher::start(FlushPolicy::GroupCommit, Histogram::new([0.1].into_iter()));
         let mut commits = Vec::new();
         for round in 0..20 {
             for p in &partitions {

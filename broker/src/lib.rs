@@ -13,7 +13,9 @@ pub mod config;
 pub mod durable_file;
 pub mod flush;
 pub mod group;
+pub mod http;
 pub mod log;
+pub mod metrics;
 pub mod producer_ids;
 pub mod protocol;
 pub mod server;
@@ -37,6 +39,8 @@ pub enum StartError {
     AdvertisedListener(String),
     #[error("invalid --extra-listener {0:?}: expected LISTEN_ADDR=ADVERTISED_HOST:PORT, e.g. 0.0.0.0:19092=localhost:9092")]
     ExtraListener(String),
+    #[error("invalid --http-listen {0:?}: expected HOST:PORT, e.g. 0.0.0.0:9644, or off")]
+    HttpListen(String),
     #[error("could not open the data directory: {0}")]
     Storage(#[from] topic::TopicError),
     #[error("{0}")]
@@ -103,6 +107,50 @@ pub async fn run_with_extra_listeners(
     extra: Vec<(TcpListener, Advertised)>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StartError> {
+    run_with(
+        config,
+        Listeners {
+            kafka: listener,
+            extra,
+            http: None,
+        },
+        shutdown,
+    )
+    .await
+}
+
+/// Everything the broker serves on, bound by the caller (tests bind port 0).
+pub struct Listeners {
+    /// Kafka clients, told the configured (or bound) advertised address.
+    pub kafka: TcpListener,
+    /// Further Kafka listeners, each with the address its clients are told.
+    pub extra: Vec<(TcpListener, Advertised)>,
+    /// `/metrics`, `/healthz` and `/readyz` (see [`http`]), if served.
+    pub http: Option<TcpListener>,
+}
+
+/// Parses `--http-listen`: `None` for `off`.
+pub fn parse_http_listen(spec: &str) -> Result<Option<SocketAddr>, StartError> {
+    let spec = spec.trim();
+    if spec.eq_ignore_ascii_case("off") || spec.is_empty() {
+        return Ok(None);
+    }
+    spec.parse()
+        .map(Some)
+        .map_err(|_| StartError::HttpListen(spec.to_string()))
+}
+
+/// [`run`] on every listener of `listeners`.
+pub async fn run_with(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StartError> {
+    let Listeners {
+        kafka: listener,
+        extra,
+        http: http_listener,
+    } = listeners;
     let bound = listener.local_addr()?;
     let advertised = advertised(&config, bound)?;
     let broker = Arc::new(Broker::open(config, advertised).await?);
@@ -125,6 +173,18 @@ pub async fn run_with_extra_listeners(
         limits.clone(),
         stop.clone(),
     ))];
+    if let Some(http_listener) = http_listener {
+        tracing::info!(
+            "metrics and health on http://{}",
+            http_listener.local_addr()?
+        );
+        servers.push(tokio::spawn(http::serve(
+            http_listener,
+            broker.clone(),
+            limits.clone(),
+            stop.clone(),
+        )));
+    }
     for (extra, advertised) in extra {
         tracing::info!(
             advertised = %format!("{}:{}", advertised.host, advertised.port),

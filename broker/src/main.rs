@@ -55,7 +55,20 @@ async fn main() -> anyhow::Result<ExitCode> {
             .with_context(|| format!("could not listen on {addr}"))?;
         extra.push((extra_listener, advertised));
     }
-    broker::run_with_extra_listeners(cli.config, listener, extra, shutdown_signal()).await?;
+    let http = match broker::parse_http_listen(&cli.config.http_listen)? {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("could not listen on {addr} (--http-listen)"))?,
+        ),
+        None => None,
+    };
+    let listeners = broker::Listeners {
+        kafka: listener,
+        extra,
+        http,
+    };
+    broker::run_with(cli.config, listeners, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
 

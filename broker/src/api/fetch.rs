@@ -33,6 +33,14 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, _version: i16) -> F
             || Instant::now() >= deadline
             || broker.stopping.is_cancelled()
         {
+            for topic in &response.responses {
+                let bytes: usize = topic
+                    .partitions
+                    .iter()
+                    .filter_map(|p| p.records.as_ref().map(|r| r.len()))
+                    .sum();
+                broker.metrics.fetched(topic.topic.0.as_str(), bytes as u64);
+            }
             return response;
         }
         tokio::select! {

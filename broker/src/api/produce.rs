@@ -61,6 +61,7 @@ pub fn handle(
                 continue;
             }
             let Some(partition) = topic.as_ref().and_then(|t| t.partition(data.index)) else {
+                broker.metrics.produce_failed(topic_data.name.0.as_str());
                 partitions.push(fail(ResponseError::UnknownTopicOrPartition, None));
                 continue;
             };
@@ -82,20 +83,30 @@ pub fn handle(
                 continue;
             };
             if let Err((error, message)) = check_request_records(version, &records) {
+                broker.metrics.produce_failed(&partition.topic);
                 partitions.push(fail(error, Some(message)));
                 continue;
             }
+            let sent_bytes = records.len() as u64;
             let mut records = records.to_vec();
             match partition.append(&mut records) {
-                Ok(appended) => partitions.push(Pending {
-                    response: PartitionProduceResponse::default()
-                        .with_index(data.index)
-                        .with_base_offset(appended.base_offset)
-                        .with_log_start_offset(partition.log_start_offset()),
-                    // A retried batch is acknowledged once its original is durable too.
-                    appended: Some(partition),
+                Ok(appended) => partitions.push({
+                    if !appended.duplicate {
+                        let count = BatchHeader::parse(&records)
+                            .map_or(0, |h| u64::try_from(h.record_count).unwrap_or(0));
+                        broker.metrics.produced(&partition.topic, count, sent_bytes);
+                    }
+                    Pending {
+                        response: PartitionProduceResponse::default()
+                            .with_index(data.index)
+                            .with_base_offset(appended.base_offset)
+                            .with_log_start_offset(partition.log_start_offset()),
+                        // A retried batch is acknowledged once its original is durable too.
+                        appended: Some(partition),
+                    }
                 }),
                 Err(e) => {
+                    broker.metrics.produce_failed(&partition.topic);
                     tracing::debug!(topic = %partition.topic, partition = data.index, error = %e, "produce rejected");
                     let mut p = fail(append_error_code(&e), Some(e.to_string()));
                     if let AppendError::Invalid(e) = &e {

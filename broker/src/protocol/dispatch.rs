@@ -85,8 +85,74 @@ where
     })
 }
 
-/// Handles one request frame (without its length prefix).
+/// Handles one request frame (without its length prefix), counting it in the broker's metrics:
+/// requests per API and version, the time until each response is ready, and errors (requests
+/// that close their connection).
 pub async fn dispatch(
+    broker: &Arc<Broker>,
+    peer: SocketAddr,
+    advertised: &Advertised,
+    frame: Bytes,
+) -> Outcome {
+    let started = std::time::Instant::now();
+    let api = frame
+        .get(..4)
+        .map(|p| {
+            (
+                ApiKey::try_from(i16::from_be_bytes([p[0], p[1]])).ok(),
+                i16::from_be_bytes([p[2], p[3]]),
+            )
+        })
+        .and_then(|(key, version)| Some((key?, version)));
+    let outcome = handle_frame(broker, peer, advertised, frame).await;
+    let Some((key, version)) = api else {
+        broker.metrics.error("unknown", "UNKNOWN_API_KEY");
+        return outcome;
+    };
+    let name = api_name(key);
+    broker.metrics.request(name, version);
+    let timed = |pending: Pending| -> Pending {
+        let broker = broker.clone();
+        Box::pin(async move {
+            let result = pending.await;
+            broker.metrics.answered(name, started.elapsed());
+            if result.is_err() {
+                broker.metrics.error(name, "RESPONSE_NOT_ENCODED");
+            }
+            result
+        })
+    };
+    match outcome {
+        Outcome::Respond(p) => Outcome::Respond(timed(p)),
+        Outcome::Wait(p) => Outcome::Wait(timed(p)),
+        Outcome::Close { last, reason } => {
+            let error = if versions::is_supported(key, version) {
+                "INVALID_REQUEST"
+            } else {
+                "UNSUPPORTED_VERSION"
+            };
+            broker.metrics.error(name, error);
+            Outcome::Close { last, reason }
+        }
+    }
+}
+
+/// Kafka's name of an API (`Produce`, `Fetch`, ...), as request metrics label it: `ApiKey`'s
+/// Debug form, built once for every key the codec knows.
+fn api_name(key: ApiKey) -> &'static str {
+    static NAMES: std::sync::OnceLock<std::collections::HashMap<i16, String>> =
+        std::sync::OnceLock::new();
+    NAMES
+        .get_or_init(|| {
+            (0..=i16::from(u8::MAX))
+                .filter_map(|k| ApiKey::try_from(k).ok().map(|key| (k, format!("{key:?}"))))
+                .collect()
+        })
+        .get(&(key as i16))
+        .map_or("unknown", String::as_str)
+}
+
+async fn handle_frame(
     broker: &Arc<Broker>,
     peer: SocketAddr,
     advertised: &Advertised,

@@ -175,6 +175,11 @@ impl Partition {
         self.log.lock().log_end_offset()
     }
 
+    /// Bytes of the partition's log segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.log.lock().size_bytes()
+    }
+
     /// Reads whole batches from `offset`, at most `max_bytes` (but at least one batch), below the
     /// high watermark.
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, LogError> {

@@ -137,6 +137,10 @@ fn spawn_broker(
             cmd.env_remove(key);
         }
     }
+    // The HTTP listener's default port (9644) would collide between brokers of parallel tests.
+    if !extra_args.iter().any(|a| a.starts_with("--http-listen")) {
+        cmd.arg("--http-listen").arg("off");
+    }
     cmd.arg("--listen")
         .arg(listen)
         .arg("--data-dir")
