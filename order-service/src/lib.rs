@@ -12,6 +12,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod extract;
+pub mod metrics;
 pub mod publisher;
 pub mod routes;
 pub mod startup;

@@ -11,8 +11,11 @@ use rdkafka::error::KafkaError;
 use service_common::startup::{register, serve, start, Registered, Started};
 use sqlx::MySqlPool;
 
+use service_common::metrics::Metrics;
+
 use crate::config::Config;
 use crate::consistency::Consistency;
+use crate::metrics::OrderMetrics;
 use crate::publisher::{self, OrderPublisher};
 use crate::routes;
 
@@ -37,6 +40,14 @@ pub struct AppState {
     pub orders_topic: String,
     pub db_timeout: Duration,
     pub port: u16,
+    pub metrics: Metrics,
+    pub order_metrics: OrderMetrics,
+}
+
+impl axum::extract::FromRef<AppState> for Metrics {
+    fn from_ref(state: &AppState) -> Metrics {
+        state.metrics.clone()
+    }
 }
 
 /// Runs the service on `listener` until `shutdown` completes.
@@ -81,7 +92,11 @@ pub async fn run(
         heartbeat,
     } = register(&config.common, SERVICE_NAME, addr)?;
 
+    let metrics = Metrics::new(Some(pool.clone()));
+    let order_metrics = OrderMetrics::new(&metrics);
     let state = AppState {
+        metrics,
+        order_metrics,
         pool: pool.clone(),
         publisher: publisher.clone(),
         consistency: Arc::new(Consistency::new(

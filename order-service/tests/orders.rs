@@ -556,3 +556,63 @@ async fn a_server_refusing_connections_is_a_503_not_a_500() -> anyhow::Result<()
     }
     app.stop().await
 }
+
+/// `GET /metrics`: HTTP requests by route template and status, orders published, consistency
+/// waits by outcome and the database pool, as the service saw them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_requests_orders_waits_and_the_pool() -> anyhow::Result<()> {
+    let db = MariaDb::start().await?;
+    let broker = TestBroker::start().await?;
+    let app = TestApp::spawn(config(&db.url, &broker.bootstrap(), &[])).await?;
+    let client = reqwest::Client::new();
+    for i in 0..2 {
+        let r = post(
+            &client,
+            &app,
+            "u-metrics",
+            json!({"productId": format!("P{i}"), "qty": 1, "unitPrice": 10}),
+        )
+        .await;
+        assert_eq!(r.status(), 201);
+    }
+    let url = format!("{}/order-service/u-metrics/orders", app.url);
+    let r = client
+        .get(&url)
+        .header("x-consistency-token", "orders:0:1000000")
+        .send()
+        .await?;
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        client
+            .get(format!("{}/no/such/path", app.url))
+            .send()
+            .await?
+            .status(),
+        404
+    );
+
+    let r = client.get(format!("{}/metrics", app.url)).send().await?;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()?
+        .starts_with("application/openmetrics-text"));
+    let text = r.text().await?;
+    let has = |line: &str| text.lines().any(|l| l == line);
+    for line in [
+        r#"http_server_requests_seconds_count{method="POST",uri="/order-service/{user_id}/orders",status="201"} 2"#,
+        r#"http_server_requests_seconds_count{method="GET",uri="/order-service/{user_id}/orders",status="400"} 1"#,
+        r#"http_server_requests_seconds_count{method="GET",uri="UNKNOWN",status="404"} 1"#,
+        r#"orders_published_total{outcome="acknowledged"} 2"#,
+        r#"order_publish_seconds_count 2"#,
+        r#"consistency_wait_seconds_count{outcome="rejected"} 1"#,
+    ] {
+        assert!(has(line), "missing {line} in:\n{text}");
+    }
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("hikaricp_connections_max ") && !l.ends_with(" 0")),
+        "{text}"
+    );
+    assert!(text.trim_end().ends_with("# EOF"));
+    app.stop().await
+}

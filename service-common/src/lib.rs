@@ -10,6 +10,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod extract;
+pub mod metrics;
 pub mod process;
 pub mod startup;
 

@@ -33,6 +33,7 @@ pub enum StartupError {
 
 #[derive(Clone)]
 pub struct AppState {
+    pub metrics: service_common::metrics::Metrics,
     pub pool: MySqlPool,
     pub orders: Arc<OrdersClient>,
     pub passwords: Passwords,
@@ -41,6 +42,12 @@ pub struct AppState {
     pub greeting: Arc<str>,
     pub db_timeout: Duration,
     pub port: u16,
+}
+
+impl axum::extract::FromRef<AppState> for service_common::metrics::Metrics {
+    fn from_ref(state: &AppState) -> Self {
+        state.metrics.clone()
+    }
 }
 
 /// Runs the service on `listener` until `shutdown` completes.
@@ -70,6 +77,7 @@ pub async fn run(
     } = register(&config.common, SERVICE_NAME, addr)?;
 
     let state = AppState {
+        metrics: service_common::metrics::Metrics::new(Some(pool.clone())),
         pool: pool.clone(),
         orders: Arc::new(OrdersClient::new(
             registry,

@@ -152,6 +152,29 @@ async fn sign_up_hashes_the_password_and_login_returns_a_jwt() -> anyhow::Result
         assert_eq!(r.status(), 503, "{fault:?}");
         proxy.set(Fault::None);
     }
+
+    // GET /metrics: every request above by route template and status, and the pool.
+    let text = c
+        .get(format!("{}/metrics", app.url))
+        .send()
+        .await?
+        .text()
+        .await?;
+    for line in [
+        r#"http_server_requests_seconds_count{method="POST",uri="/users",status="201"} 1"#,
+        r#"http_server_requests_seconds_count{method="GET",uri="/users",status="503"} 2"#,
+        r#"http_server_requests_seconds_count{method="POST",uri="/users",status="503"} 2"#,
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line} in:\n{text}"
+        );
+    }
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("hikaricp_connections_max ")),
+        "{text}"
+    );
     app.stop().await
 }
 

@@ -5,6 +5,7 @@ pub mod orders;
 
 use axum::routing::get;
 use axum::Router;
+use service_common::metrics;
 
 use crate::error::ApiError;
 use crate::startup::AppState;
@@ -17,9 +18,14 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/order-service/health_check", get(health::health_check))
         .route("/order-service/ready", get(health::ready))
+        .route("/metrics", get(metrics::handler))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|method: axum::http::Method| async move {
             ApiError::MethodNotAllowed(format!("{method} is not supported on this path"))
         })
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::track,
+        ))
         .with_state(state)
 }

@@ -24,7 +24,12 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let user_id = user_id(raw_user_id)?;
     let order = Order::create(&user_id, NewOrder::parse(body)?);
-    let position = state.publisher.publish(&order).await?;
+    let started = std::time::Instant::now();
+    let published = state.publisher.publish(&order).await;
+    state
+        .order_metrics
+        .published(published.is_ok(), started.elapsed().as_secs_f64());
+    let position = published?;
     let token = ConsistencyToken::new(&state.orders_topic, position).to_string();
     tracing::debug!(order_id = %order.order_id, %token, "order published");
     let mut response = (StatusCode::CREATED, Json(order.to_response())).into_response();
@@ -45,10 +50,21 @@ pub async fn list(
         let token = token
             .to_str()
             .map_err(|_| ApiError::BadRequest(format!("invalid {HEADER} header")))?;
-        state
+        let started = std::time::Instant::now();
+        let waited = state
             .consistency
             .wait_for(&state.pool, &state.publisher, token)
-            .await?;
+            .await;
+        let outcome = match &waited {
+            Ok(()) => "applied",
+            Err(ApiError::Service(_)) => "timeout",
+            Err(ApiError::BadRequest(_)) => "rejected",
+            Err(_) => "error",
+        };
+        state
+            .order_metrics
+            .consistency_wait(outcome, started.elapsed().as_secs_f64());
+        waited?;
     }
     let orders = db::with_timeout(
         state.db_timeout,

@@ -6,6 +6,7 @@ pub mod users;
 
 use axum::routing::{get, post};
 use axum::Router;
+use service_common::metrics;
 
 use crate::error::ApiError;
 use crate::startup::AppState;
@@ -18,9 +19,14 @@ pub fn router(state: AppState) -> Router {
         .route("/health_check", get(health::health_check))
         .route("/welcome", get(health::welcome))
         .route("/ready", get(health::ready))
+        .route("/metrics", get(metrics::handler))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .method_not_allowed_fallback(|method: axum::http::Method| async move {
             ApiError::MethodNotAllowed(format!("{method} is not supported on this path"))
         })
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::track,
+        ))
         .with_state(state)
 }
