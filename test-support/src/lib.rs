@@ -21,7 +21,9 @@ use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
 mod fault_proxy;
+mod prometheus;
 pub use fault_proxy::{Fault, FaultProxy};
+pub use prometheus::Prometheus;
 
 /// Root password of the test containers (the tutorial's).
 pub const ROOT_PASSWORD: &str = "test1357";
@@ -180,6 +182,8 @@ impl MariaDb {
 /// The broker, in-process, on a loopback port.
 pub struct TestBroker {
     pub addr: SocketAddr,
+    /// The HTTP listener (`/metrics`, `/healthz`, `/readyz`).
+    pub http_addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     dir: tempfile::TempDir,
@@ -195,9 +199,16 @@ impl TestBroker {
         config.group_min_session_timeout_ms = 1_000;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
+        let http = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        let http_addr = http.local_addr()?;
+        let listeners = broker::Listeners {
+            kafka: listener,
+            extra: Vec::new(),
+            http: Some(http),
+        };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            if let Err(e) = broker::run(config, listener, async {
+            if let Err(e) = broker::run_with(config, listeners, async {
                 let _ = stopped.await;
             })
             .await
@@ -207,6 +218,7 @@ impl TestBroker {
         });
         Ok(TestBroker {
             addr,
+            http_addr,
             stop: Some(stop),
             task: Some(task),
             dir,
