@@ -1,5 +1,6 @@
-//! Compatibility with kcat (librdkafka's command-line client): metadata listing, keyed produce,
-//! consume from the beginning, and durability of acknowledged messages across a SIGKILL.
+//! Compatibility with kcat (librdkafka's command-line client): metadata listing (-L), keyed produce,
+//! consume from the beginning, balanced consumer groups (-G), offsets for times (-Q), and
+//! durability of acknowledged messages across a SIGKILL.
 //! Needs `kcat` on PATH (fails, never skips, without it).
 
 mod common;
@@ -108,5 +109,72 @@ fn kcat_acknowledged_messages_survive_kill9() -> anyhow::Result<()> {
     // The restarted broker accepts more writes after the recovered ones.
     produce(&broker, &topic, "k51:v51\n")?;
     assert_eq!(consume_all(&broker, &topic)?, expected_consumed(51));
+    Ok(())
+}
+
+/// `kcat -G` (a balanced consumer group: JoinGroup, SyncGroup, heartbeats, commits) reads every
+/// message once and commits, so a second run of the same group reads nothing new; `kcat -Q`
+/// (ListOffsets by timestamp) finds the first offset at or after a time, and the end offset for
+/// a time past the last message.
+#[test]
+fn kcat_balanced_group_and_offsets_for_times() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let broker = BrokerProcess::start(dir.path(), ARGS)?;
+    let topic = unique_topic("kcat-group");
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis()
+        - 1;
+    produce(&broker, &topic, &keyed_lines(10))?;
+
+    let group = |extra: &[&str]| -> anyhow::Result<String> {
+        let mut cmd = Command::new(kcat());
+        cmd.args([
+            "-b",
+            &broker.bootstrap(),
+            "-G",
+            "kcat-readers",
+            &topic,
+            "-e",
+            "-X",
+            "auto.offset.reset=earliest",
+            "-f",
+            "%k=%s\n",
+        ])
+        .args(extra);
+        run_command(&mut cmd, None, KCAT_TIMEOUT)
+    };
+    assert_eq!(group(&[])?, expected_consumed(10));
+    produce(&broker, &topic, "k11:v11\n")?;
+    assert_eq!(
+        group(&[])?,
+        "k11=v11\n",
+        "the group resumes after its commit"
+    );
+
+    let query = |ts: String| -> anyhow::Result<String> {
+        let mut cmd = Command::new(kcat());
+        cmd.args([
+            "-b",
+            &broker.bootstrap(),
+            "-Q",
+            "-t",
+            &format!("{topic}:0:{ts}"),
+        ]);
+        run_command(&mut cmd, None, KCAT_TIMEOUT)
+    };
+    let first = query(before.to_string())?;
+    assert_eq!(
+        first.trim(),
+        format!("{topic} [0] offset 0"),
+        "kcat -Q at a time before the first message"
+    );
+    let future = (before + 3_600_000).to_string();
+    let end = query(future)?;
+    assert_eq!(
+        end.trim(),
+        format!("{topic} [0] offset -1"),
+        "kcat -Q past the last message: Kafka answers -1 (no such offset)"
+    );
     Ok(())
 }
