@@ -72,6 +72,11 @@ impl Herder {
         &self.plugins
     }
 
+    /// The worker's task metrics.
+    pub fn metrics(&self) -> &crate::metrics::ConnectMetrics {
+        &self.ctx.metrics
+    }
+
     pub fn worker_id(&self) -> &str {
         &self.ctx.worker_id
     }

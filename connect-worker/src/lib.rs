@@ -12,6 +12,7 @@ pub mod converters;
 pub mod data;
 pub mod error;
 pub mod herder;
+pub mod metrics;
 pub mod override_policy;
 pub mod rest;
 pub mod storage;
@@ -191,6 +192,7 @@ pub async fn run(
         ),
         allowed_paths,
         override_policy: config.connector_client_config_override_policy,
+        metrics: metrics::ConnectMetrics::default(),
     });
     let herder = Arc::new(Herder::new(ctx, store));
     herder.resume_stored(stored).await;

@@ -80,11 +80,12 @@ async fn prometheus_scrapes_every_process_and_the_dashboard_has_data() -> anyhow
         ("user-service:8081", addr(&users)?),
         ("order-service-1:8091", addr(&a)?),
         ("order-service-2:8092", addr(&b)?),
+        ("connect-worker:8083", addr(&worker)?),
     ]);
     let prometheus = Prometheus::start(&targets).await?;
     let within = Duration::from_secs(45);
     prometheus
-        .wait_for("sum(up)", within, |v| v == [4.0])
+        .wait_for("sum(up)", within, |v| v == [5.0])
         .await?;
 
     // Orders flowing, and reads with consistency tokens on the other instance.
@@ -103,6 +104,13 @@ async fn prometheus_scrapes_every_process_and_the_dashboard_has_data() -> anyhow
     let rate = "sum(rate(kafka_server_brokertopicmetrics_messagesin_total{topic=\"orders\"}[1m]))";
     prometheus
         .wait_for(rate, within, |v| v.first().is_some_and(|r| *r > 0.0))
+        .await?;
+    prometheus
+        .wait_for(
+            "kafka_connect_connector_status{connector=\"orders-sink\",status=\"running\"}",
+            within,
+            |v| v == [1.0],
+        )
         .await?;
     for expr in dashboard_queries()? {
         prometheus

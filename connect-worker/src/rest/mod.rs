@@ -57,6 +57,7 @@ pub fn router(herder: Arc<Herder>) -> Router {
         .route("/connectors/{name}/stop", put(connectors::stop))
         .route("/connectors/{name}/offsets", get(connectors::offsets))
         .route("/connector-plugins", get(plugins::list))
+        .route("/metrics", get(metrics))
         .route(
             "/connector-plugins/{class}/config/validate",
             put(plugins::validate),
@@ -138,6 +139,16 @@ async fn root() -> Json<serde_json::Value> {
         "commit": concat!("datasync-connect-worker-", env!("CARGO_PKG_VERSION")),
         "kafka_cluster_id": "datasync",
     }))
+}
+
+/// `GET /metrics`: the task metrics and, read now, every connector's and task's status.
+async fn metrics(axum::extract::State(h): axum::extract::State<AppState>) -> Response {
+    let status = h.expanded(true, false).await;
+    (
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        h.metrics().render(&status),
+    )
+        .into_response()
 }
 
 async fn not_found() -> Response {

@@ -29,10 +29,17 @@ pub struct ErrorPolicy {
     bootstrap: String,
     producer: Option<FutureProducer>,
     dlq_ready: bool,
+    metrics: crate::metrics::ConnectMetrics,
 }
 
 impl ErrorPolicy {
-    pub fn new(connector: &str, task: usize, config: &Config, bootstrap: &str) -> Self {
+    pub fn new(
+        connector: &str,
+        task: usize,
+        config: &Config,
+        bootstrap: &str,
+        metrics: crate::metrics::ConnectMetrics,
+    ) -> Self {
         ErrorPolicy {
             connector: connector.to_string(),
             task,
@@ -50,6 +57,7 @@ impl ErrorPolicy {
             bootstrap: bootstrap.to_string(),
             producer: None,
             dlq_ready: false,
+            metrics,
         }
     }
 
@@ -64,6 +72,7 @@ impl ErrorPolicy {
         record: &RawRecord<'_>,
         error: &str,
     ) -> Result<(), String> {
+        self.metrics.record_error(&self.connector, self.task);
         let trace = format!(
             "Error in stage {stage} on {}-{} offset {}: {error}",
             record.topic, record.partition, record.offset
@@ -113,6 +122,8 @@ impl ErrorPolicy {
         let producer = self.producer.as_ref().ok_or("no producer")?;
         kafka::send(producer, &topic, record.key, record.value, Some(headers))
             .await
-            .map_err(|e| format!("could not write to the dead letter queue {topic}: {e}"))
+            .map_err(|e| format!("could not write to the dead letter queue {topic}: {e}"))?;
+        self.metrics.dlq_produced(&self.connector, self.task);
+        Ok(())
     }
 }

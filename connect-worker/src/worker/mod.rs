@@ -33,6 +33,8 @@ pub struct WorkerContext {
     pub allowed_paths: crate::allowed_paths::AllowedPaths,
     /// Which client overrides (`consumer.override.*`...) connector configs may carry.
     pub override_policy: crate::override_policy::OverridePolicy,
+    /// Task metrics, served on `GET /metrics`.
+    pub metrics: crate::metrics::ConnectMetrics,
 }
 
 /// What a task runner (sink or source) knows of its task: which one it is, its config and how

@@ -186,6 +186,9 @@ struct InFlight {
     /// With `errors.tolerance=all`: the records and their bytes, to retry record by record.
     retry: Option<(Vec<SinkRecord>, Vec<Polled>)>,
     put: tokio::task::JoinHandle<Result<(), SinkError>>,
+    /// Records in the batch, and when its put started (for the task metrics).
+    records: usize,
+    started: Instant,
 }
 
 impl SinkRun {
@@ -265,6 +268,7 @@ impl SinkRun {
             self.common.task_id,
             &self.common.config,
             &self.common.ctx.bootstrap,
+            self.common.ctx.metrics.clone(),
         );
         handle
             .block_on(async { task.lock().await.start().await })
@@ -369,6 +373,7 @@ impl SinkRun {
             }
             let retry = batch.raws.map(|raws| (batch.records.clone(), raws));
             let positions = batch.positions;
+            let count = batch.records.len();
             let put = {
                 let (task, positions) = (task.clone(), positions.clone());
                 let records = batch.records;
@@ -380,6 +385,8 @@ impl SinkRun {
                 positions,
                 retry,
                 put,
+                records: count,
+                started: Instant::now(),
             });
         };
         // Whatever is in flight is completed (or fails) before the task stops.
@@ -446,6 +453,10 @@ impl SinkRun {
             } else {
                 Duration::ZERO
             };
+            self.common
+                .ctx
+                .metrics
+                .sink_read(&self.common.connector, self.common.task_id, 1);
             let tp = (m.topic().to_string(), m.partition());
             {
                 let a = assignment.lock();
@@ -508,8 +519,15 @@ impl SinkRun {
             .block_on(inflight.put)
             .unwrap_or_else(|e| Err(SinkError::Retriable(format!("the write failed: {e}"))));
         let positions = inflight.positions;
+        let metrics = &self.common.ctx.metrics;
+        let (connector, id) = (&self.common.connector, self.common.task_id);
         match result {
-            Ok(()) => {}
+            Ok(()) => metrics.sink_written(
+                connector,
+                id,
+                inflight.records as u64,
+                inflight.started.elapsed(),
+            ),
             Err(SinkError::Fatal(e)) if policy.tolerates() => {
                 // Find the bad records one by one; the others are applied in order.
                 tracing::warn!(connector = %self.common.connector, error = %e, "batch failed; retrying record by record");
@@ -550,8 +568,11 @@ impl SinkRun {
                 let _ = tpl.add_partition_offset(&tp.0, tp.1, Offset::Offset(*next));
             }
         }
+        let committing = Instant::now();
         if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
             tracing::debug!(error = %e, "offset commit failed");
+        } else {
+            metrics.offset_committed(connector, id, committing.elapsed());
         }
         Ok(())
     }

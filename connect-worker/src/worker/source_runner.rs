@@ -82,6 +82,9 @@ impl SourceRun {
             if records.is_empty() {
                 continue;
             }
+            let metrics = &self.common.ctx.metrics;
+            let (connector, id) = (self.common.connector.clone(), self.common.task_id);
+            metrics.source_polled(&connector, id, records.len() as u64);
             let mut encoded = Vec::with_capacity(records.len());
             let mut offsets: BTreeMap<String, (Json, Json)> = BTreeMap::new();
             for r in &records {
@@ -128,6 +131,8 @@ impl SourceRun {
                     return Err(format!("org.apache.kafka.connect.errors.ConnectException: Unrecoverable exception from producer send callback: {e}"));
                 }
             }
+            metrics.source_written(&connector, id, encoded.len() as u64);
+            let committing = std::time::Instant::now();
             let offsets: Vec<(Json, Json)> = offsets.into_values().collect();
             self.common
                 .ctx
@@ -135,6 +140,7 @@ impl SourceRun {
                 .commit(&self.common.connector, &offsets)
                 .await
                 .map_err(|e| format!("committing source offsets: {}", chain(&e)))?;
+            metrics.offset_committed(&connector, id, committing.elapsed());
         }
     }
 }
