@@ -81,7 +81,11 @@ pub fn handle(
                 continue;
             };
             let mut records = records.to_vec();
-            match partition.append(&mut records) {
+            let txns = &broker.txns;
+            let verified = partition.append_verified(&mut records, |h| {
+                txns.verify_produce(h, &partition.topic, partition.index)
+            });
+            match verified {
                 Ok(appended) => partitions.push(Pending {
                     response: PartitionProduceResponse::default()
                         .with_index(data.index)
@@ -158,7 +162,8 @@ pub fn handle(
 /// The Kafka error for a refused append.
 fn append_error_code(e: &AppendError) -> ResponseError {
     match e {
-        AppendError::Sequence(e) => *e,
+        AppendError::Sequence(e) | AppendError::Transaction(e) => *e,
+        AppendError::Marker(_) => ResponseError::UnknownServerError,
         AppendError::Log(e) => ResponseError::try_from_code(log_error_code(e))
             .unwrap_or(ResponseError::UnknownServerError),
         AppendError::Invalid(e) => match e {

@@ -118,9 +118,23 @@ pub struct CleanPlan {
     now_ms: i64,
     /// Where the dirty part ends after this pass.
     clean_end: i64,
+    /// Aborted transactions `(producer id, first offset, marker offset)`: their batches are
+    /// kept as they are and shadow no other record (see [`clean_log_skipping`]).
+    aborted: Vec<(i64, i64, i64)>,
 }
 
 impl CleanPlan {
+    /// Whether `header` is a data batch of an aborted transaction.
+    fn is_aborted(&self, header: &BatchHeader) -> bool {
+        header.is_transactional()
+            && !header.is_control()
+            && self.aborted.iter().any(|&(pid, first, last)| {
+                pid == header.producer_id
+                    && first <= header.base_offset
+                    && header.base_offset < last
+            })
+    }
+
     /// `(base offset, size)` of the segments this pass rewrites.
     pub fn cleanable_segments(&self) -> Vec<(i64, u64)> {
         self.cleanable
@@ -234,6 +248,7 @@ impl PartitionLog {
             all,
             upper,
             now_ms,
+            aborted: Vec::new(),
         }))
     }
 
@@ -298,9 +313,30 @@ where
     G: DerefMut<Target = PartitionLog>,
     L: Fn() -> G,
 {
-    let Some(plan) = lock().plan_cleaning(upper, now_ms, force)? else {
+    clean_log_skipping(lock, upper, now_ms, force, Vec::new())
+}
+
+/// [`clean_log`] for a log with transactions: `upper` is the last stable offset (every
+/// transaction below it is decided), and the batches of the `aborted` transactions
+/// `(producer id, first offset, marker offset)` are neither compacted nor allowed to shadow
+/// other records, so a `read_committed` consumer reads the same values after cleaning (an
+/// aborted write never removes the committed value it would have replaced). Control batches
+/// are always kept.
+pub fn clean_log_skipping<G, L>(
+    lock: L,
+    upper: i64,
+    now_ms: i64,
+    force: bool,
+    aborted: Vec<(i64, i64, i64)>,
+) -> Result<Option<CleanStats>, LogError>
+where
+    G: DerefMut<Target = PartitionLog>,
+    L: Fn() -> G,
+{
+    let Some(mut plan) = lock().plan_cleaning(upper, now_ms, force)? else {
         return Ok(None);
     };
+    plan.aborted = aborted;
     let map = build_offset_map(&plan)?;
     let mut stats = CleanStats::default();
     for view in &plan.cleanable {
@@ -430,7 +466,7 @@ pub fn build_offset_map(plan: &CleanPlan) -> Result<OffsetMap, LogError> {
             if header.base_offset >= plan.upper {
                 break 'segments;
             }
-            if header.is_control() {
+            if header.is_control() || plan.is_aborted(&header) {
                 continue;
             }
             if header.producer_id >= 0 {
@@ -511,7 +547,7 @@ fn filter_batch(
     batch: &[u8],
     stats: &mut CleanStats,
 ) -> Outcome {
-    if header.is_control() {
+    if header.is_control() || plan.is_aborted(header) {
         return Outcome::Keep;
     }
     let mut buf = Vec::new();

@@ -1,0 +1,677 @@
+//! The transaction coordinator (KIP-98, with KIP-360/KIP-588 epoch bumps), as Kafka's
+//! `TransactionCoordinator` runs it, for the one broker there is:
+//!
+//! ```text
+//! Empty/Complete* ──AddPartitions/AddOffsets──▶ Ongoing ──EndTxn──▶ PrepareCommit|PrepareAbort
+//!        ▲                                        │ InitProducerId,        │ markers written
+//!        │                                        │ timeout (epoch bump)   ▼ and durable
+//!        └────────────────────────────────────────┴──────────────▶ CompleteCommit|CompleteAbort
+//! ```
+//!
+//! Every state a client was told about is durable first: each change is appended to the
+//! compacted internal topic `__transaction_state` (see [`record`]) and answered only once the
+//! flusher has made it durable. Ending a transaction writes `Prepare*` (the decision), then a
+//! commit or abort marker to every partition of the transaction (made durable), applies the
+//! transaction's consumer-group offsets (on commit), then `Complete*`. A restarted broker replays
+//! the topic and finishes what was cut short: a prepared transaction is completed as decided, an
+//! ongoing one is aborted (with the epoch bumped, fencing its producer).
+//!
+//! Produce checks a transactional batch against the coordinator under the partition lock (see
+//! [`TxnCoordinator::verify_produce`]): only the producer's current epoch, and only partitions
+//! added to its ongoing transaction, so no data can land after a transaction's marker (a
+//! "hanging" transaction would hold the last stable offset back for ever).
+//!
+//! Requests of one transactional id are serialised by its own async lock; different ids run
+//! concurrently.
+
+pub mod record;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::future::join_all;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::records::RecordBatchDecoder;
+use parking_lot::Mutex;
+
+use crate::broker::Broker;
+use crate::flush::Flusher;
+use crate::group::offsets::Committed;
+use crate::log::batch::builder::BatchBuilder;
+use crate::log::batch::BatchIter;
+use crate::log::BatchHeader;
+use crate::topic::txn_index::{ABORT, COMMIT};
+use crate::topic::{Partition, TopicConfigs, TopicError, TopicRegistry};
+
+/// The internal topic holding transaction state.
+pub const TXN_TOPIC: &str = "__transaction_state";
+
+/// A transaction's state (Kafka's `TransactionState`, with its ids and names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnState {
+    Empty,
+    Ongoing,
+    PrepareCommit,
+    PrepareAbort,
+    CompleteCommit,
+    CompleteAbort,
+}
+
+impl TxnState {
+    pub fn id(self) -> i8 {
+        match self {
+            TxnState::Empty => 0,
+            TxnState::Ongoing => 1,
+            TxnState::PrepareCommit => 2,
+            TxnState::PrepareAbort => 3,
+            TxnState::CompleteCommit => 4,
+            TxnState::CompleteAbort => 5,
+        }
+    }
+
+    pub fn from_id(id: i8) -> Option<Self> {
+        Some(match id {
+            0 => TxnState::Empty,
+            1 => TxnState::Ongoing,
+            2 => TxnState::PrepareCommit,
+            3 => TxnState::PrepareAbort,
+            4 => TxnState::CompleteCommit,
+            5 => TxnState::CompleteAbort,
+            _ => return None,
+        })
+    }
+
+    /// The name DescribeTransactions and ListTransactions use.
+    pub fn name(self) -> &'static str {
+        match self {
+            TxnState::Empty => "Empty",
+            TxnState::Ongoing => "Ongoing",
+            TxnState::PrepareCommit => "PrepareCommit",
+            TxnState::PrepareAbort => "PrepareAbort",
+            TxnState::CompleteCommit => "CompleteCommit",
+            TxnState::CompleteAbort => "CompleteAbort",
+        }
+    }
+
+    pub const ALL: [TxnState; 6] = [
+        TxnState::Empty,
+        TxnState::Ongoing,
+        TxnState::PrepareCommit,
+        TxnState::PrepareAbort,
+        TxnState::CompleteCommit,
+        TxnState::CompleteAbort,
+    ];
+}
+
+/// Everything the coordinator knows about one transactional id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnMeta {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub timeout_ms: i32,
+    pub state: TxnState,
+    /// Partitions of the current (or last) transaction.
+    pub partitions: BTreeSet<(String, i32)>,
+    /// Consumer groups added with AddOffsetsToTxn.
+    pub groups: BTreeSet<String>,
+    /// Offsets sent with TxnOffsetCommit, committed with the transaction.
+    pub offsets: GroupOffsets,
+    pub start_ms: i64,
+    pub last_update_ms: i64,
+}
+
+impl TxnMeta {
+    /// A new id: epoch -1, so the first InitProducerId gives epoch 0.
+    pub fn new(producer_id: i64, timeout_ms: i32) -> Self {
+        TxnMeta {
+            producer_id,
+            producer_epoch: -1,
+            timeout_ms,
+            state: TxnState::Empty,
+            partitions: BTreeSet::new(),
+            groups: BTreeSet::new(),
+            offsets: BTreeMap::new(),
+            start_ms: -1,
+            last_update_ms: crate::now_ms(),
+        }
+    }
+}
+
+type Shared = Arc<tokio::sync::Mutex<TxnMeta>>;
+
+/// Offsets to commit per consumer group.
+pub type GroupOffsets = BTreeMap<String, Vec<((String, i32), Committed)>>;
+
+/// What the coordinator has published (made durable) about every id, read without waiting.
+#[derive(Default)]
+struct Published {
+    by_id: HashMap<String, TxnMeta>,
+    /// Producer id → transactional id.
+    by_pid: HashMap<i64, String>,
+}
+
+/// The transaction coordinator.
+pub struct TxnCoordinator {
+    partition: Arc<Partition>,
+    flusher: Flusher,
+    max_timeout_ms: i32,
+    txns: Mutex<HashMap<String, Shared>>,
+    published: Mutex<Published>,
+}
+
+/// `PRODUCER_FENCED` for request versions that know it, `INVALID_PRODUCER_EPOCH` before
+/// (Kafka's responses do this translation for old clients).
+pub fn fenced(version: i16, knows_fenced_from: i16) -> ResponseError {
+    if version >= knows_fenced_from {
+        ResponseError::ProducerFenced
+    } else {
+        ResponseError::InvalidProducerEpoch
+    }
+}
+
+fn check_producer(meta: &TxnMeta, producer_id: i64, epoch: i16) -> Result<(), ResponseError> {
+    if meta.producer_id != producer_id {
+        return Err(ResponseError::InvalidProducerIdMapping);
+    }
+    if meta.producer_epoch != epoch {
+        return Err(ResponseError::ProducerFenced);
+    }
+    Ok(())
+}
+
+impl TxnCoordinator {
+    /// Creates the internal topic if needed and replays it. Unfinished transactions are
+    /// finished by [`TxnCoordinator::recover`] once the broker is up.
+    pub async fn open(
+        topics: &TopicRegistry,
+        flusher: Flusher,
+        max_timeout_ms: i32,
+    ) -> Result<Self, TopicError> {
+        let topic = match topics.get(TXN_TOPIC) {
+            Some(t) => t,
+            None => {
+                let mut configs = TopicConfigs::default();
+                configs.0.insert("cleanup.policy".into(), "compact".into());
+                configs.0.insert("segment.bytes".into(), "104857600".into());
+                topics.create(TXN_TOPIC, 1, 1, configs).await?
+            }
+        };
+        let partition = topic
+            .partition(0)
+            .ok_or_else(|| TopicError::Unknown(format!("{TXN_TOPIC}-0")))?;
+        let states = replay(&partition)?;
+        tracing::info!(transactional_ids = states.len(), "loaded transaction state");
+        let mut published = Published::default();
+        let mut txns = HashMap::new();
+        for (id, meta) in states {
+            published.by_pid.insert(meta.producer_id, id.clone());
+            txns.insert(id.clone(), Arc::new(tokio::sync::Mutex::new(meta.clone())));
+            published.by_id.insert(id, meta);
+        }
+        Ok(TxnCoordinator {
+            partition,
+            flusher,
+            max_timeout_ms,
+            txns: Mutex::new(txns),
+            published: Mutex::new(published),
+        })
+    }
+
+    /// Finishes what a crash cut short: prepared transactions are completed as decided, ongoing
+    /// ones aborted with the epoch bumped.
+    pub async fn recover(&self, broker: &Broker) {
+        let all: Vec<(String, Shared)> = self
+            .txns
+            .lock()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (id, shared) in all {
+            let mut meta = shared.lock().await;
+            let result = match meta.state {
+                TxnState::PrepareCommit => self.complete(broker, &id, &mut meta).await,
+                TxnState::PrepareAbort => self.complete(broker, &id, &mut meta).await,
+                TxnState::Ongoing => self.abort_fencing(broker, &id, &mut meta).await,
+                _ => Ok(()),
+            };
+            match result {
+                Ok(()) => tracing::info!(transactional_id = %id, state = meta.state.name(),
+                    "recovered transaction"),
+                Err(e) => tracing::error!(transactional_id = %id, error = %e,
+                    "could not finish a transaction after the restart"),
+            }
+        }
+    }
+
+    fn shared(&self, id: &str) -> Option<Shared> {
+        self.txns.lock().get(id).cloned()
+    }
+
+    /// Appends `meta` for `id` to `__transaction_state`, waits until it is durable, and
+    /// publishes it.
+    async fn persist(&self, id: &str, meta: &mut TxnMeta) -> Result<(), ResponseError> {
+        meta.last_update_ms = crate::now_ms();
+        let key = record::encode_key(id);
+        let value = record::encode_value(meta);
+        let mut builder = BatchBuilder::new();
+        builder.record(Some(&key), Some(&value), meta.last_update_ms);
+        let stored = builder
+            .build()
+            .map_err(|e| e.to_string())
+            .and_then(|mut batch| self.partition.append(&mut batch).map_err(|e| e.to_string()));
+        if let Err(e) = stored {
+            tracing::error!(transactional_id = id, error = %e, "could not store transaction state");
+            return Err(ResponseError::KafkaStorageError);
+        }
+        self.publish(id, meta);
+        if let Err(e) = self.flusher.commit(self.partition.clone()).await {
+            tracing::error!(transactional_id = id, error = %e, "could not sync transaction state");
+            return Err(ResponseError::KafkaStorageError);
+        }
+        Ok(())
+    }
+
+    fn publish(&self, id: &str, meta: &TxnMeta) {
+        let mut p = self.published.lock();
+        let old_pid = p.by_id.get(id).map(|old| old.producer_id);
+        if let Some(old_pid) = old_pid.filter(|pid| *pid != meta.producer_id) {
+            p.by_pid.remove(&old_pid);
+        }
+        p.by_pid.insert(meta.producer_id, id.to_string());
+        p.by_id.insert(id.to_string(), meta.clone());
+    }
+
+    /// Whether a transactional batch may be appended to `topic`-`partition`: its producer's
+    /// current epoch, with the partition in its ongoing transaction. Called under the
+    /// partition's lock, so a marker cannot come between this check and the append.
+    pub fn verify_produce(
+        &self,
+        h: &BatchHeader,
+        topic: &str,
+        partition: i32,
+    ) -> Result<(), ResponseError> {
+        if !h.is_transactional() {
+            return Ok(());
+        }
+        let p = self.published.lock();
+        let meta = p
+            .by_pid
+            .get(&h.producer_id)
+            .and_then(|id| p.by_id.get(id))
+            .ok_or(ResponseError::InvalidProducerIdMapping)?;
+        if h.producer_epoch < meta.producer_epoch {
+            return Err(ResponseError::InvalidProducerEpoch);
+        }
+        if h.producer_epoch != meta.producer_epoch
+            || meta.state != TxnState::Ongoing
+            || !meta.partitions.contains(&(topic.to_string(), partition))
+        {
+            return Err(ResponseError::InvalidTxnState);
+        }
+        Ok(())
+    }
+
+    /// InitProducerId with a transactional id: the producer id and a bumped epoch, after
+    /// aborting any transaction the previous instance left open (fencing it).
+    pub async fn init_producer_id(
+        &self,
+        broker: &Broker,
+        id: &str,
+        timeout_ms: i32,
+        expected: Option<(i64, i16)>,
+    ) -> Result<(i64, i16), ResponseError> {
+        if timeout_ms <= 0 || timeout_ms > self.max_timeout_ms {
+            return Err(ResponseError::InvalidTransactionTimeout);
+        }
+        let shared = match self.shared(id) {
+            Some(s) => s,
+            None => {
+                let pid = broker.producer_ids.next().map_err(|e| {
+                    tracing::error!(error = %e, "could not reserve producer ids");
+                    ResponseError::KafkaStorageError
+                })?;
+                self.txns
+                    .lock()
+                    .entry(id.to_string())
+                    .or_insert_with(|| {
+                        Arc::new(tokio::sync::Mutex::new(TxnMeta::new(pid, timeout_ms)))
+                    })
+                    .clone()
+            }
+        };
+        let mut meta = shared.lock().await;
+        if let Some((pid, epoch)) = expected {
+            // KIP-360: a producer bumping its own epoch must still be the current one.
+            if pid != meta.producer_id || epoch != meta.producer_epoch {
+                return Err(ResponseError::ProducerFenced);
+            }
+        }
+        match meta.state {
+            TxnState::PrepareCommit | TxnState::PrepareAbort => {
+                self.complete(broker, id, &mut meta).await?
+            }
+            TxnState::Ongoing => self.abort_fencing(broker, id, &mut meta).await?,
+            _ => {}
+        }
+        bump_epoch(broker, &mut meta)?;
+        meta.timeout_ms = timeout_ms;
+        meta.state = TxnState::Empty;
+        meta.partitions.clear();
+        meta.groups.clear();
+        meta.offsets.clear();
+        meta.start_ms = -1;
+        self.persist(id, &mut meta).await?;
+        Ok((meta.producer_id, meta.producer_epoch))
+    }
+
+    /// The checks AddPartitionsToTxn, AddOffsetsToTxn and TxnOffsetCommit share.
+    async fn ongoing(
+        &self,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+    ) -> Result<tokio::sync::OwnedMutexGuard<TxnMeta>, ResponseError> {
+        let shared = self
+            .shared(id)
+            .ok_or(ResponseError::InvalidProducerIdMapping)?;
+        let meta = shared.lock_owned().await;
+        check_producer(&meta, producer_id, epoch)?;
+        if matches!(meta.state, TxnState::PrepareCommit | TxnState::PrepareAbort) {
+            return Err(ResponseError::ConcurrentTransactions);
+        }
+        Ok(meta)
+    }
+
+    /// Starts the transaction if it is not ongoing yet.
+    fn begin(meta: &mut TxnMeta) {
+        if meta.state != TxnState::Ongoing {
+            meta.state = TxnState::Ongoing;
+            meta.start_ms = crate::now_ms();
+            meta.partitions.clear();
+            meta.groups.clear();
+            meta.offsets.clear();
+        }
+    }
+
+    /// AddPartitionsToTxn (the partitions are known to exist).
+    pub async fn add_partitions(
+        &self,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        partitions: Vec<(String, i32)>,
+    ) -> Result<(), ResponseError> {
+        let mut meta = self.ongoing(id, producer_id, epoch).await?;
+        if meta.state == TxnState::Ongoing && partitions.iter().all(|p| meta.partitions.contains(p))
+        {
+            return Ok(());
+        }
+        Self::begin(&mut meta);
+        meta.partitions.extend(partitions);
+        self.persist(id, &mut meta).await
+    }
+
+    /// AddOffsetsToTxn.
+    pub async fn add_offsets(
+        &self,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        group: &str,
+    ) -> Result<(), ResponseError> {
+        let mut meta = self.ongoing(id, producer_id, epoch).await?;
+        if meta.state == TxnState::Ongoing && meta.groups.contains(group) {
+            return Ok(());
+        }
+        Self::begin(&mut meta);
+        meta.groups.insert(group.to_string());
+        self.persist(id, &mut meta).await
+    }
+
+    /// TxnOffsetCommit: remembers offsets to commit for `group` with the transaction (they
+    /// become durable with its decision, see [`record`]).
+    pub async fn txn_offset_commit(
+        &self,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        group: &str,
+        offsets: Vec<((String, i32), Committed)>,
+    ) -> Result<(), ResponseError> {
+        let mut meta = self.ongoing(id, producer_id, epoch).await?;
+        if meta.state != TxnState::Ongoing || !meta.groups.contains(group) {
+            return Err(ResponseError::InvalidTxnState);
+        }
+        let pending = meta.offsets.entry(group.to_string()).or_default();
+        for (key, value) in offsets {
+            pending.retain(|(k, _)| *k != key);
+            pending.push((key, value));
+        }
+        let snapshot = meta.clone();
+        self.publish(id, &snapshot);
+        Ok(())
+    }
+
+    /// EndTxn: commits or aborts the ongoing transaction; a retry of a finished one succeeds.
+    pub async fn end_txn(
+        &self,
+        broker: &Broker,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+    ) -> Result<(), ResponseError> {
+        let shared = self
+            .shared(id)
+            .ok_or(ResponseError::InvalidProducerIdMapping)?;
+        let mut meta = shared.lock().await;
+        check_producer(&meta, producer_id, epoch)?;
+        match (meta.state, commit) {
+            (TxnState::Ongoing, _) => {
+                meta.state = if commit {
+                    TxnState::PrepareCommit
+                } else {
+                    TxnState::PrepareAbort
+                };
+                if !commit {
+                    meta.offsets.clear();
+                }
+                self.persist(id, &mut meta).await?;
+                self.complete(broker, id, &mut meta).await
+            }
+            (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => Ok(()),
+            // Left prepared by a failed write: finish it now.
+            (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
+                self.complete(broker, id, &mut meta).await
+            }
+            _ => Err(ResponseError::InvalidTxnState),
+        }
+    }
+
+    /// Aborts an ongoing transaction with the epoch bumped first, so its producer is fenced
+    /// (InitProducerId by a new instance, the transaction timeout, recovery).
+    async fn abort_fencing(
+        &self,
+        broker: &Broker,
+        id: &str,
+        meta: &mut TxnMeta,
+    ) -> Result<(), ResponseError> {
+        bump_epoch(broker, meta)?;
+        meta.state = TxnState::PrepareAbort;
+        meta.offsets.clear();
+        self.persist(id, meta).await?;
+        self.complete(broker, id, meta).await
+    }
+
+    /// From `Prepare*`: writes the markers (durably), applies the offsets on commit, and stores
+    /// `Complete*`.
+    async fn complete(
+        &self,
+        broker: &Broker,
+        id: &str,
+        meta: &mut TxnMeta,
+    ) -> Result<(), ResponseError> {
+        let commit = match meta.state {
+            TxnState::PrepareCommit => true,
+            TxnState::PrepareAbort => false,
+            _ => return Ok(()),
+        };
+        let kind = if commit { COMMIT } else { ABORT };
+        let mut written = Vec::new();
+        for (topic, index) in &meta.partitions {
+            let Some(partition) = broker.topics.get(topic).and_then(|t| t.partition(*index)) else {
+                // Deleted since: nothing left to mark.
+                continue;
+            };
+            if let Err(e) = partition.append_marker(meta.producer_id, meta.producer_epoch, kind, 0)
+            {
+                tracing::error!(transactional_id = id, topic, partition = index, error = %e,
+                    "could not write a transaction marker");
+                return Err(ResponseError::KafkaStorageError);
+            }
+            written.push(partition);
+        }
+        let synced = join_all(
+            written
+                .into_iter()
+                .map(|p| self.flusher.commit(p))
+                .collect::<Vec<_>>(),
+        )
+        .await;
+        if let Some(Err(e)) = synced.into_iter().find(|r| r.is_err()) {
+            tracing::error!(transactional_id = id, error = %e, "could not sync transaction markers");
+            return Err(ResponseError::KafkaStorageError);
+        }
+        if commit {
+            for (group, offsets) in std::mem::take(&mut meta.offsets) {
+                if let Err(e) = broker.offsets.commit(&group, offsets).await {
+                    tracing::error!(transactional_id = id, group, error = %e,
+                        "could not commit the transaction's offsets");
+                    return Err(ResponseError::KafkaStorageError);
+                }
+            }
+        }
+        meta.state = if commit {
+            TxnState::CompleteCommit
+        } else {
+            TxnState::CompleteAbort
+        };
+        meta.offsets.clear();
+        self.persist(id, meta).await
+    }
+
+    /// Aborts (fencing their producers) the ongoing transactions older than their timeout.
+    pub async fn abort_timed_out(&self, broker: &Broker) {
+        let now = crate::now_ms();
+        let due: Vec<String> = self
+            .published
+            .lock()
+            .by_id
+            .iter()
+            .filter(|(_, m)| {
+                m.state == TxnState::Ongoing
+                    && now.saturating_sub(m.start_ms) > i64::from(m.timeout_ms)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in due {
+            let Some(shared) = self.shared(&id) else {
+                continue;
+            };
+            // A transaction being worked on right now is not timed out.
+            let Ok(mut meta) = shared.try_lock() else {
+                continue;
+            };
+            if meta.state != TxnState::Ongoing
+                || now.saturating_sub(meta.start_ms) <= i64::from(meta.timeout_ms)
+            {
+                continue;
+            }
+            tracing::info!(transactional_id = %id, producer_id = meta.producer_id,
+                timeout_ms = meta.timeout_ms, "aborting a transaction past its timeout");
+            if let Err(e) = self.abort_fencing(broker, &id, &mut meta).await {
+                tracing::error!(transactional_id = %id, error = %e, "could not abort a timed-out transaction");
+            }
+        }
+    }
+
+    /// The published state of one id.
+    pub fn describe(&self, id: &str) -> Option<TxnMeta> {
+        self.published.lock().by_id.get(id).cloned()
+    }
+
+    /// The published state of every id, sorted by id.
+    pub fn list(&self) -> Vec<(String, TxnMeta)> {
+        let mut all: Vec<(String, TxnMeta)> = self
+            .published
+            .lock()
+            .by_id
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+}
+
+/// The next epoch, or a new producer id at epoch 0 when the epoch is exhausted.
+fn bump_epoch(broker: &Broker, meta: &mut TxnMeta) -> Result<(), ResponseError> {
+    if meta.producer_epoch >= i16::MAX - 1 {
+        meta.producer_id = broker.producer_ids.next().map_err(|e| {
+            tracing::error!(error = %e, "could not reserve producer ids");
+            ResponseError::KafkaStorageError
+        })?;
+        meta.producer_epoch = 0;
+    } else {
+        meta.producer_epoch += 1;
+    }
+    Ok(())
+}
+
+fn replay(partition: &Partition) -> Result<HashMap<String, TxnMeta>, TopicError> {
+    let mut states = HashMap::new();
+    let mut offset = partition.log_start_offset();
+    loop {
+        let read = partition.read(offset, 4 << 20)?;
+        if read.records.is_empty() {
+            break;
+        }
+        let batches_end = BatchIter::new(&read.records)
+            .map(|(_, h)| h.next_offset())
+            .max()
+            .unwrap_or(offset);
+        let mut bytes: Bytes = read.records;
+        let sets = RecordBatchDecoder::decode_all(&mut bytes).map_err(|e| {
+            TopicError::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{TXN_TOPIC}: {e}"),
+            ))
+        })?;
+        let before = offset;
+        for r in sets.into_iter().flat_map(|s| s.records) {
+            offset = offset.max(r.offset + 1);
+            let Some(id) = r.key.and_then(record::decode_key) else {
+                continue;
+            };
+            match r.value {
+                None => {
+                    states.remove(&id);
+                }
+                Some(v) => match record::decode_value(v) {
+                    Some(meta) => {
+                        states.insert(id, meta);
+                    }
+                    None => {
+                        tracing::warn!(transactional_id = %id, "unreadable transaction state record")
+                    }
+                },
+            }
+        }
+        offset = offset.max(batches_end);
+        if offset == before {
+            break;
+        }
+    }
+    Ok(states)
+}
