@@ -475,3 +475,106 @@ fn a_transaction_timeout_above_the_broker_maximum_is_refused() {
         "{err:?}"
     );
 }
+
+#[test]
+fn confluent_kafka_commit_abort_abort_on_error_and_fencing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = BrokerProcess::start(dir.path(), &[]).expect("broker");
+    let out = common::run_python(
+        &common::python_script("confluent_transactions.py"),
+        &[&broker.bootstrap(), &unique_topic("py-txn")],
+    )
+    .unwrap_or_else(|e| panic!("{e:#}\n--- broker ---\n{}", broker.logs()));
+    assert_eq!(out.trim(), "OK", "unexpected script output: {out}");
+}
+
+/// `broker transactions <args...> --bootstrap-server <broker>`, its stdout.
+fn cli(broker: &BrokerProcess, args: &[&str]) -> String {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_broker"));
+    cmd.arg("transactions")
+        .args(args)
+        .arg("--bootstrap-server")
+        .arg(broker.bootstrap())
+        .env_remove("KAFKA_BOOTSTRAP_SERVERS");
+    common::run_command(&mut cmd, None, T)
+        .unwrap_or_else(|e| panic!("{e:#}\n--- broker ---\n{}", broker.logs()))
+}
+
+#[test]
+fn cli_lists_and_describes_transactions() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = BrokerProcess::start(dir.path(), &[]).expect("broker");
+    let bootstrap = broker.bootstrap();
+    let topic = unique_topic("cli-txn");
+    create_topic(&bootstrap, &topic, 2);
+
+    let done = txn_producer(&bootstrap, "tx-done", 60_000);
+    done.begin_transaction().expect("begin");
+    send(&done, &topic, 0, &values("d", 1));
+    done.commit_transaction(T).expect("commit");
+    let open = txn_producer(&bootstrap, "tx-open", 45_000);
+    open.begin_transaction().expect("begin");
+    send(&open, &topic, 0, &values("o", 1));
+    send(&open, &topic, 1, &values("o1", 1));
+
+    let list = cli(&broker, &["list"]);
+    let rows: Vec<Vec<&str>> = list
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows[0],
+        [
+            "TransactionalId",
+            "Coordinator",
+            "ProducerId",
+            "TransactionState"
+        ]
+    );
+    let states: Vec<(&str, &str)> = rows[1..].iter().map(|r| (r[0], r[3])).collect();
+    assert_eq!(
+        states,
+        [("tx-done", "CompleteCommit"), ("tx-open", "Ongoing")],
+        "{list}"
+    );
+
+    let out = cli(&broker, &["describe", "--transactional-id", "tx-open"]);
+    let lines: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    let field = |name: &str| {
+        let i = lines[0]
+            .iter()
+            .position(|h| *h == name)
+            .unwrap_or_else(|| panic!("no column {name}: {out}"));
+        lines[1][i]
+    };
+    assert_eq!(field("TransactionalId"), "tx-open");
+    assert_eq!(field("TransactionState"), "Ongoing");
+    assert_eq!(field("TransactionTimeoutMs"), "45000");
+    assert_eq!(
+        field("TopicPartitions"),
+        format!("{topic}-0,{topic}-1"),
+        "{out}"
+    );
+    open.abort_transaction(T).expect("abort");
+    let out = cli(&broker, &["describe", "--transactional-id", "tx-open"]);
+    assert!(out.contains("CompleteAbort"), "{out}");
+
+    // An unknown id: exit code 1 and Kafka's error name.
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_broker"));
+    let failed = cmd
+        .args(["transactions", "describe", "--transactional-id", "nope"])
+        .arg("--bootstrap-server")
+        .arg(broker.bootstrap())
+        .output()
+        .expect("run");
+    assert_eq!(failed.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&failed.stderr).contains("TRANSACTIONAL_ID_NOT_FOUND"),
+        "{}",
+        String::from_utf8_lossy(&failed.stderr)
+    );
+}

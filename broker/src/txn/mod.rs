@@ -675,3 +675,215 @@ fn replay(partition: &Partition) -> Result<HashMap<String, TxnMeta>, TopicError>
     }
     Ok(states)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::Advertised;
+    use crate::config::Config;
+    use crate::topic::Isolation;
+
+    fn advertised() -> Advertised {
+        Advertised {
+            host: "127.0.0.1".into(),
+            port: 9092,
+        }
+    }
+
+    /// Appends one transactional record of `pid`/`epoch` at `seq` through the coordinator's
+    /// produce check.
+    fn produce(
+        broker: &Broker,
+        topic: &str,
+        pid: i64,
+        epoch: i16,
+        seq: i32,
+    ) -> Result<i64, crate::topic::AppendError> {
+        let partition = broker
+            .topics
+            .get(topic)
+            .and_then(|t| t.partition(0))
+            .expect("partition");
+        let mut builder = BatchBuilder::new()
+            .producer(pid, epoch, seq)
+            .transactional(true);
+        builder.record(Some(b"k"), Some(b"v"), crate::now_ms());
+        let mut batch = builder.build().expect("batch");
+        partition
+            .append_verified(&mut batch, |h| broker.txns.verify_produce(h, topic, 0))
+            .map(|a| a.base_offset)
+    }
+
+    /// Leaves `id`'s transaction in `state` with its record durable and nothing else done:
+    /// what a crash right after the decision (or during the transaction) leaves behind.
+    async fn leave_in(broker: &Broker, id: &str, state: TxnState) {
+        let shared = broker.txns.shared(id).expect("txn");
+        let mut meta = shared.lock().await;
+        meta.state = state;
+        broker.txns.persist(id, &mut meta).await.expect("persist");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unfinished_transactions_are_finished_after_a_crash() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = Config::for_data_dir(dir.path());
+        let broker = Broker::open(config.clone(), advertised())
+            .await
+            .expect("open");
+        let mut producers = Vec::new();
+        for (id, topic, state) in [
+            ("commit", "t-commit", TxnState::PrepareCommit),
+            ("abort", "t-abort", TxnState::PrepareAbort),
+            ("open", "t-open", TxnState::Ongoing),
+        ] {
+            broker
+                .topics
+                .create(topic, 1, 1, TopicConfigs::default())
+                .await
+                .expect("create");
+            let (pid, epoch) = broker
+                .txns
+                .init_producer_id(&broker, id, 60_000, None)
+                .await
+                .expect("init");
+            // Not added to the transaction yet: refused.
+            assert!(matches!(
+                produce(&broker, topic, pid, epoch, 0),
+                Err(crate::topic::AppendError::Transaction(
+                    ResponseError::InvalidTxnState
+                ))
+            ));
+            broker
+                .txns
+                .add_partitions(id, pid, epoch, vec![(topic.to_string(), 0)])
+                .await
+                .expect("add partitions");
+            assert_eq!(produce(&broker, topic, pid, epoch, 0).expect("append"), 0);
+            let partition = broker.topics.get(topic).and_then(|t| t.partition(0));
+            let partition = partition.expect("partition");
+            broker
+                .flusher
+                .commit(partition.clone())
+                .await
+                .expect("sync");
+            assert_eq!(partition.high_watermark(), 1);
+            assert_eq!(partition.last_stable_offset(), 0);
+            leave_in(&broker, id, state).await;
+            producers.push((id, topic, pid, epoch));
+        }
+        // No graceful shutdown: only what is durable is there for the next run.
+        drop(broker);
+
+        let broker = Broker::open(config, advertised()).await.expect("reopen");
+        for (id, topic, pid, epoch) in producers {
+            let partition = broker.topics.get(topic).and_then(|t| t.partition(0));
+            let partition = partition.expect("partition");
+            // Data and marker, and nothing held back any more.
+            assert_eq!(partition.high_watermark(), 2, "{id}");
+            assert_eq!(partition.last_stable_offset(), 2, "{id}");
+            let read = partition
+                .read_isolated(0, 1 << 20, Isolation::ReadCommitted)
+                .expect("read");
+            let meta = broker.txns.describe(id).expect("state");
+            if id == "commit" {
+                assert!(read.aborted.is_empty());
+                assert_eq!(meta.state, TxnState::CompleteCommit);
+                assert_eq!(meta.producer_epoch, epoch);
+            } else {
+                assert_eq!(read.aborted.len(), 1, "{id}");
+                assert_eq!(read.aborted[0].producer_id, pid);
+                assert_eq!(read.aborted[0].first_offset, 0);
+                assert_eq!(meta.state, TxnState::CompleteAbort);
+            }
+            if id == "open" {
+                // Aborted by the coordinator, not its producer: the epoch was bumped, so the
+                // old instance is fenced.
+                assert_eq!(meta.producer_epoch, epoch + 1);
+                assert!(matches!(
+                    produce(&broker, topic, pid, epoch, 1),
+                    Err(crate::topic::AppendError::Transaction(
+                        ResponseError::InvalidProducerEpoch
+                    ))
+                ));
+                assert_eq!(
+                    broker.txns.end_txn(&broker, id, pid, epoch, true).await,
+                    Err(ResponseError::ProducerFenced)
+                );
+            }
+            // After completion nothing more may be written in that transaction.
+            assert!(produce(&broker, topic, pid, meta.producer_epoch, 1).is_err());
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn end_txn_follows_kafkas_state_rules() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let broker = Broker::open(Config::for_data_dir(dir.path()), advertised())
+            .await
+            .expect("open");
+        broker
+            .topics
+            .create("t", 1, 1, TopicConfigs::default())
+            .await
+            .expect("create");
+        let txns = &broker.txns;
+        assert_eq!(
+            txns.init_producer_id(&broker, "x", 0, None).await,
+            Err(ResponseError::InvalidTransactionTimeout)
+        );
+        assert_eq!(
+            txns.init_producer_id(&broker, "x", 900_001, None).await,
+            Err(ResponseError::InvalidTransactionTimeout)
+        );
+        let (pid, epoch) = txns
+            .init_producer_id(&broker, "x", 60_000, None)
+            .await
+            .expect("init");
+        // Nothing begun: EndTxn is invalid.
+        assert_eq!(
+            txns.end_txn(&broker, "x", pid, epoch, true).await,
+            Err(ResponseError::InvalidTxnState)
+        );
+        assert_eq!(
+            txns.add_partitions("x", pid + 1, epoch, vec![("t".into(), 0)])
+                .await,
+            Err(ResponseError::InvalidProducerIdMapping)
+        );
+        assert_eq!(
+            txns.add_partitions("x", pid, epoch + 1, vec![("t".into(), 0)])
+                .await,
+            Err(ResponseError::ProducerFenced)
+        );
+        txns.add_partitions("x", pid, epoch, vec![("t".into(), 0)])
+            .await
+            .expect("add");
+        assert_eq!(
+            txns.txn_offset_commit("x", pid, epoch, "g", Vec::new())
+                .await,
+            Err(ResponseError::InvalidTxnState),
+            "offsets need AddOffsetsToTxn first"
+        );
+        txns.end_txn(&broker, "x", pid, epoch, true)
+            .await
+            .expect("commit");
+        // A retried commit succeeds; an abort of the committed transaction does not.
+        txns.end_txn(&broker, "x", pid, epoch, true)
+            .await
+            .expect("retried commit");
+        assert_eq!(
+            txns.end_txn(&broker, "x", pid, epoch, false).await,
+            Err(ResponseError::InvalidTxnState)
+        );
+        // KIP-360: bumping with the current id and epoch works, with a stale one it is fenced.
+        let (pid2, epoch2) = txns
+            .init_producer_id(&broker, "x", 60_000, Some((pid, epoch)))
+            .await
+            .expect("bump");
+        assert_eq!((pid2, epoch2), (pid, epoch + 1));
+        assert_eq!(
+            txns.init_producer_id(&broker, "x", 60_000, Some((pid, epoch)))
+                .await,
+            Err(ResponseError::ProducerFenced)
+        );
+    }
+}
