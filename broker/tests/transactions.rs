@@ -322,6 +322,27 @@ fn consume_transform_produce_commits_the_offsets_with_the_transaction() {
         p.send_offsets_to_transaction(&offsets, &cgm, T)
             .expect("send offsets");
         if commit {
+            // While the transaction holds offsets for the group, a read_committed client
+            // (OffsetFetch with require_stable, KIP-447) gets UNSTABLE_OFFSET_COMMIT and keeps
+            // asking, rather than resuming from the offset about to be replaced; a
+            // read_uncommitted one reads the last committed offset (none yet).
+            let mut wanted = TopicPartitionList::new();
+            wanted.add_partition(&input, 0);
+            let stable = consumer(&bootstrap, "read_committed", group);
+            assert!(
+                stable
+                    .committed_offsets(wanted.clone(), Duration::from_millis(1500))
+                    .is_err(),
+                "pending transactional offsets must not be served to require_stable"
+            );
+            let loose = consumer(&bootstrap, "read_uncommitted", group);
+            let now = loose
+                .committed_offsets(wanted, T)
+                .expect("committed offsets");
+            assert_eq!(
+                now.find_partition(&input, 0).map(|p| p.offset()),
+                Some(Offset::Invalid)
+            );
             p.commit_transaction(T).expect("commit");
         } else {
             p.abort_transaction(T).expect("abort");

@@ -596,6 +596,19 @@ impl TxnCoordinator {
         }
     }
 
+    /// Whether an undecided (ongoing or prepared-to-commit) transaction holds offsets for
+    /// `group` on `topic`-`partition` (OffsetFetch with `require_stable`).
+    pub fn has_pending_offsets(&self, group: &str, topic: &str, partition: i32) -> bool {
+        self.published.lock().by_id.values().any(|m| {
+            matches!(m.state, TxnState::Ongoing | TxnState::PrepareCommit)
+                && m.offsets.get(group).is_some_and(|offsets| {
+                    offsets
+                        .iter()
+                        .any(|((t, p), _)| t == topic && *p == partition)
+                })
+        })
+    }
+
     /// The published state of one id.
     pub fn describe(&self, id: &str) -> Option<TxnMeta> {
         self.published.lock().by_id.get(id).cloned()
