@@ -1209,4 +1209,70 @@ mod tests {
         assert!(total_cleanable() > before);
         assert!(clean(&log, false).is_some());
     }
+
+    /// A committed transaction writes `k`, a later aborted one writes `k` again, then filler
+    /// rolls segments. Returns the log and the aborted transaction `(pid, first, marker)`.
+    fn transactional_log(dir: &std::path::Path) -> (Mutex<PartitionLog>, (i64, i64, i64)) {
+        use crate::topic::txn_index::{marker_batch, ABORT, COMMIT};
+        let mut log = PartitionLog::open(dir, config(1024, compaction(0))).unwrap();
+        let txn = |pid: i64, value: &[u8]| {
+            let mut b = BatchBuilder::new().producer(pid, 0, 0).transactional(true);
+            b.record(Some(b"k"), Some(value), NOW);
+            b.build().unwrap()
+        };
+        log.append(&mut txn(1, b"committed")).unwrap();
+        log.append(&mut marker_batch(1, 0, COMMIT, 0, NOW).unwrap())
+            .unwrap();
+        let first = log.append(&mut txn(2, b"aborted")).unwrap().base_offset;
+        let marker = log
+            .append(&mut marker_batch(2, 0, ABORT, 0, NOW).unwrap())
+            .unwrap()
+            .base_offset;
+        for i in 0..40 {
+            let v = format!("filler-{i}");
+            log.append(&mut kbatch(
+                &[(Some("f"), Some(&v), NOW)],
+                None,
+                Compression::None,
+            ))
+            .unwrap();
+        }
+        (Mutex::new(log), (2, first, marker))
+    }
+
+    #[test]
+    fn aborted_records_neither_shadow_committed_ones_nor_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, aborted) = transactional_log(dir.path());
+        let upper = log.lock().log_end_offset();
+        let stats = clean_log_skipping(|| log.lock(), upper, NOW, true, vec![aborted])
+            .unwrap()
+            .unwrap();
+        assert!(stats.records_removed > 0, "{stats:?}");
+        let records = records_from(&log.lock(), 0);
+        let values: Vec<Option<&str>> = records.iter().map(|r| r.2.as_deref()).collect();
+        // The committed value survives: the aborted write of the same key does not replace it
+        // (a read_committed consumer drops the aborted one), and the aborted batch and both
+        // markers are still there for that consumer to recognise it.
+        assert!(values.contains(&Some("committed")), "{records:?}");
+        assert!(values.contains(&Some("aborted")), "{records:?}");
+        let controls = {
+            let log = log.lock();
+            log.batch_headers_from(0)
+                .unwrap()
+                .iter()
+                .filter(|h| h.is_control())
+                .count()
+        };
+        assert_eq!(controls, 2);
+        assert!(!values.contains(&Some("filler-0")), "filler compacted");
+
+        // Without the aborted transaction's range, the aborted write would shadow the
+        // committed value: what this guards against.
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = transactional_log(dir.path());
+        clean(&log, true).unwrap();
+        let records = records_from(&log.lock(), 0);
+        assert!(!records.iter().any(|r| r.2.as_deref() == Some("committed")));
+    }
 }
