@@ -1,5 +1,5 @@
 //! Kafka transactions against the real broker process, with librdkafka's transactional producer
-//! (through the `rdkafka` crate): commit and abort as `read_committed` and `read_uncommitted`
+//! (through the `rdkafka` crate; confluent-kafka and kafka-python scripts in `tests/python/`): commit and abort as `read_committed` and `read_uncommitted`
 //! consumers see them, fencing by a second instance with the same `transactional.id`,
 //! consume-transform-produce with `send_offsets_to_transaction`, a `kill -9` of the broker in the
 //! middle of a transaction, the transaction timeout, and INVALID_TRANSACTION_TIMEOUT.
@@ -504,6 +504,18 @@ fn confluent_kafka_commit_abort_abort_on_error_and_fencing() {
     let out = common::run_python(
         &common::python_script("confluent_transactions.py"),
         &[&broker.bootstrap(), &unique_topic("py-txn")],
+    )
+    .unwrap_or_else(|e| panic!("{e:#}\n--- broker ---\n{}", broker.logs()));
+    assert_eq!(out.trim(), "OK", "unexpected script output: {out}");
+}
+
+#[test]
+fn kafka_python_commit_abort_and_send_offsets_to_transaction() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = BrokerProcess::start(dir.path(), &[]).expect("broker");
+    let out = common::run_python(
+        &common::python_script("kafka_python_transactions.py"),
+        &[&broker.bootstrap(), &unique_topic("kp-txn")],
     )
     .unwrap_or_else(|e| panic!("{e:#}\n--- broker ---\n{}", broker.logs()));
     assert_eq!(out.trim(), "OK", "unexpected script output: {out}");
