@@ -611,3 +611,137 @@ fn cli_lists_and_describes_transactions() {
         String::from_utf8_lossy(&failed.stderr)
     );
 }
+
+/// What became of one transaction of the crash loop, as its producer saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    /// commit_transaction returned Ok: every record must be visible to read_committed.
+    Committed,
+    /// abort_transaction returned Ok: none may ever be visible to read_committed.
+    Aborted,
+    /// Cut short by the crash: all of its records or none, never some.
+    Unknown,
+}
+
+#[test]
+fn kill_9_in_a_loop_keeps_transactions_all_or_nothing() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    const ROUNDS: usize = 3;
+    const PER_PARTITION: usize = 3;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut broker = BrokerProcess::start(dir.path(), &[]).expect("broker");
+    let topic = unique_topic("crash-loop");
+    create_topic(&broker.bootstrap(), &topic, 2);
+    let fates: Arc<Mutex<BTreeMap<usize, Fate>>> = Arc::default();
+    let mut next_txn = 0usize;
+
+    for round in 0..ROUNDS {
+        let bootstrap = broker.bootstrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let worker = {
+            let (stop, fates, topic) = (stop.clone(), fates.clone(), topic.clone());
+            let first = next_txn;
+            std::thread::spawn(move || {
+                let short = Duration::from_secs(4);
+                let p: BaseProducer = ClientConfig::new()
+                    .set("bootstrap.servers", &bootstrap)
+                    .set("transactional.id", "tx-crash-loop")
+                    .set("transaction.timeout.ms", "10000")
+                    .set("message.timeout.ms", "4000")
+                    .set("linger.ms", "1")
+                    .create()
+                    .expect("producer");
+                p.init_transactions(T).expect("init_transactions");
+                let mut n = first;
+                while !stop.load(Ordering::Relaxed) {
+                    fates.lock().unwrap().insert(n, Fate::Unknown);
+                    if p.begin_transaction().is_err() {
+                        break;
+                    }
+                    let mut ok = true;
+                    for part in 0..2 {
+                        for i in 0..PER_PARTITION {
+                            let v = format!("{n}:{part}:{i}");
+                            let record = BaseRecord::to(&topic).partition(part).key(&v).payload(&v);
+                            ok &= p.send(record).is_ok();
+                        }
+                    }
+                    ok &= p.flush(short).is_ok();
+                    let fate = if !ok {
+                        break;
+                    } else if n % 3 == 2 {
+                        p.abort_transaction(short).map(|()| Fate::Aborted)
+                    } else {
+                        p.commit_transaction(short).map(|()| Fate::Committed)
+                    };
+                    match fate {
+                        Ok(fate) => {
+                            fates.lock().unwrap().insert(n, fate);
+                        }
+                        Err(_) => break,
+                    }
+                    n += 1;
+                }
+                n + 1
+            })
+        };
+        std::thread::sleep(Duration::from_millis(400 + 250 * round as u64));
+        broker.kill9();
+        stop.store(true, Ordering::Relaxed);
+        next_txn = worker.join().expect("producer thread");
+        broker.restart().expect("restart");
+    }
+
+    let fates = fates.lock().unwrap().clone();
+    let committed_count = fates.values().filter(|f| **f == Fate::Committed).count();
+    assert!(
+        committed_count >= ROUNDS,
+        "too few transactions ran: {fates:?}"
+    );
+    // Read everything read_committed shows, then check each transaction against its fate.
+    let bootstrap = broker.bootstrap();
+    let expected_min = committed_count * 2 * PER_PARTITION;
+    let seen = read_all(
+        &bootstrap,
+        "read_committed",
+        &topic,
+        2,
+        expected_min,
+        Duration::from_millis(1000),
+    );
+    let mut per_txn: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+    for (part, values) in &seen {
+        let mut last = None;
+        for v in values {
+            let n: usize = v
+                .split(':')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("unexpected value {v}"));
+            assert!(
+                last.is_none_or(|l| l <= n),
+                "partition {part}: out of order: {values:?}"
+            );
+            last = Some(n);
+            per_txn.entry(n).or_default().push(v.clone());
+        }
+    }
+    for (n, fate) in &fates {
+        let got = per_txn.get(n).map_or(0, Vec::len);
+        match fate {
+            Fate::Committed => assert_eq!(got, 2 * PER_PARTITION, "committed txn {n} lost records"),
+            Fate::Aborted => assert_eq!(got, 0, "aborted txn {n} visible to read_committed"),
+            Fate::Unknown => assert!(
+                got == 0 || got == 2 * PER_PARTITION,
+                "txn {n} partly visible: {:?}",
+                per_txn.get(n)
+            ),
+        }
+    }
+    for n in per_txn.keys() {
+        assert!(fates.contains_key(n), "txn {n} never sent");
+    }
+    eprintln!("crash loop: {fates:?}");
+}
