@@ -640,6 +640,7 @@ fn kill_9_in_a_loop_keeps_transactions_all_or_nothing() {
     for round in 0..ROUNDS {
         let bootstrap = broker.bootstrap();
         let stop = Arc::new(AtomicBool::new(false));
+        let (ready_tx, ready) = std::sync::mpsc::channel();
         let worker = {
             let (stop, fates, topic) = (stop.clone(), fates.clone(), topic.clone());
             let first = next_txn;
@@ -654,6 +655,7 @@ fn kill_9_in_a_loop_keeps_transactions_all_or_nothing() {
                     .create()
                     .expect("producer");
                 p.init_transactions(T).expect("init_transactions");
+                let _ = ready_tx.send(());
                 let mut n = first;
                 while !stop.load(Ordering::Relaxed) {
                     fates.lock().unwrap().insert(n, Fate::Unknown);
@@ -687,7 +689,9 @@ fn kill_9_in_a_loop_keeps_transactions_all_or_nothing() {
                 n + 1
             })
         };
-        std::thread::sleep(Duration::from_millis(400 + 250 * round as u64));
+        // The kill falls somewhere in the producer's loop, not before it started.
+        ready.recv_timeout(T).expect("producer initialised");
+        std::thread::sleep(Duration::from_millis(300 + 250 * round as u64));
         broker.kill9();
         stop.store(true, Ordering::Relaxed);
         next_txn = worker.join().expect("producer thread");

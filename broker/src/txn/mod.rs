@@ -248,7 +248,7 @@ impl TxnCoordinator {
         self.txns.lock().get(id).cloned()
     }
 
-    /// Appends `meta` for `id` to `__transaction_state`, waits until it is durable, and
+    /// Appends `meta` for `id` to `__transaction_state`, waits until it is durable, then
     /// publishes it.
     async fn persist(&self, id: &str, meta: &mut TxnMeta) -> Result<(), ResponseError> {
         meta.last_update_ms = crate::now_ms();
@@ -264,11 +264,13 @@ impl TxnCoordinator {
             tracing::error!(transactional_id = id, error = %e, "could not store transaction state");
             return Err(ResponseError::KafkaStorageError);
         }
-        self.publish(id, meta);
         if let Err(e) = self.flusher.commit(self.partition.clone()).await {
             tracing::error!(transactional_id = id, error = %e, "could not sync transaction state");
             return Err(ResponseError::KafkaStorageError);
         }
+        // Published (and so checked by produce) only once durable: a partition never gets
+        // transactional records of a transaction that a crash could make the coordinator forget.
+        self.publish(id, meta);
         Ok(())
     }
 
