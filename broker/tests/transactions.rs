@@ -209,6 +209,17 @@ fn read_committed_sees_exactly_the_committed_records_in_order() {
         expect(&[&a, &b, &c], 1)
     );
 
+    // ListOffsets `latest`: the last stable offset for read_committed (partition 0: a, b, c of
+    // 5 records each plus their markers end at 18, where the open transaction begins), the high
+    // watermark for read_uncommitted.
+    let (_, committed_end) = consumer(&bootstrap, "read_committed", "wm")
+        .fetch_watermarks(&topic, 0, T)
+        .expect("watermarks");
+    let (_, uncommitted_end) = consumer(&bootstrap, "read_uncommitted", "wm")
+        .fetch_watermarks(&topic, 0, T)
+        .expect("watermarks");
+    assert_eq!((committed_end, uncommitted_end), (18, 22));
+
     // Once committed, the open transaction's records are visible to read_committed too.
     p.commit_transaction(T).expect("commit");
     let committed = read_all(

@@ -63,8 +63,13 @@ pub fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, version: i16) -> Li
                         MAX_TIMESTAMP => Ok(partition
                             .max_timestamp_offset()
                             .map(|found| in_batch(&partition, found, limit, |t| t == found.1))),
+                        // read_committed: only an offset below the last stable offset, as Kafka.
                         ts if ts >= 0 => partition.offset_for_timestamp(ts).map(|found| {
-                            found.map(|found| in_batch(&partition, found, limit, |t| t >= ts))
+                            found
+                                .map(|found| in_batch(&partition, found, limit, |t| t >= ts))
+                                .filter(|(offset, _)| {
+                                    !read_committed || *offset < partition.last_stable_offset()
+                                })
                         }),
                         other => {
                             tracing::debug!(timestamp = other, "unsupported ListOffsets timestamp");
