@@ -87,6 +87,11 @@ struct Cli {
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
     idempotence: bool,
 
+    /// Produce in transactions of this many records each (transactional.id set, begin /
+    /// commit around every N records, like kafka-producer-perf-test's transactions); 0 = none.
+    #[arg(long, default_value_t = 0)]
+    transaction_records: u64,
+
     /// Consume the produced records back and measure consumer throughput.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     consume: bool,
@@ -432,6 +437,12 @@ fn produce(cli: &Cli) -> anyhow::Result<ProduceResult> {
             cli.queue_max_kbytes.to_string(),
         )
         .set("message.timeout.ms", cli.message_timeout_ms.to_string());
+    if cli.transaction_records > 0 {
+        config.set(
+            "transactional.id",
+            format!("broker-bench-{}", std::process::id()),
+        );
+    }
     apply_props(&mut config, &cli.producer_props)?;
     let producer: ThreadedProducer<BenchProducerContext> = config
         .create_with_context(BenchProducerContext {
@@ -445,9 +456,24 @@ fn produce(cli: &Cli) -> anyhow::Result<ProduceResult> {
     let n = cli.num_records;
     let interval_ns = (cli.throughput > 0.0).then(|| 1e9 / cli.throughput);
     let mut queue_full_retries = 0u64;
+    let txn_timeout = Duration::from_millis(cli.message_timeout_ms);
+    let per_txn = cli.transaction_records;
+    if per_txn > 0 {
+        producer
+            .init_transactions(txn_timeout)
+            .context("init_transactions")?;
+    }
 
     let start = Instant::now();
     for i in 0..n {
+        if per_txn > 0 && i % per_txn == 0 {
+            if i > 0 {
+                producer
+                    .commit_transaction(txn_timeout)
+                    .with_context(|| format!("committing the transaction ending at record {i}"))?;
+            }
+            producer.begin_transaction().context("begin_transaction")?;
+        }
         if let Some(interval_ns) = interval_ns {
             // Even pacing: record i is due at start + i * interval.
             let due = start + Duration::from_nanos((i as f64 * interval_ns) as u64);
@@ -481,6 +507,11 @@ fn produce(cli: &Cli) -> anyhow::Result<ProduceResult> {
                 Err((e, _)) => bail!("send() of record {i} failed: {e}"),
             }
         }
+    }
+    if per_txn > 0 {
+        producer
+            .commit_transaction(txn_timeout)
+            .context("committing the last transaction")?;
     }
     let enqueued = start.elapsed();
     eprintln!(
@@ -846,7 +877,7 @@ fn main() -> anyhow::Result<()> {
     writeln!(out, "- Command: `{command_line}`")?;
     writeln!(
         out,
-        "- Parameters: {} records × {} B value{}, {} partition(s), acks={}, linger.ms={}, batch.size={}, compression={}, idempotence={}, target rate {}",
+        "- Parameters: {} records × {} B value{}, {} partition(s), acks={}, linger.ms={}, batch.size={}, compression={}, idempotence={}, records per transaction {}, target rate {}",
         thousands(n),
         cli.record_size,
         if cli.key_size > 0 { format!(" + {} B key", cli.key_size) } else { String::new() },
@@ -856,6 +887,11 @@ fn main() -> anyhow::Result<()> {
         cli.batch_size,
         cli.compression,
         cli.idempotence,
+        if cli.transaction_records > 0 {
+            thousands(cli.transaction_records)
+        } else {
+            "– (not transactional)".to_string()
+        },
         throughput_desc
     )?;
     writeln!(out)?;
@@ -948,6 +984,7 @@ fn main() -> anyhow::Result<()> {
             "batch_size": cli.batch_size,
             "compression": cli.compression,
             "idempotence": cli.idempotence,
+            "transaction_records": cli.transaction_records,
             "throughput_target": cli.throughput,
             "produce": {
                 "seconds": prod_secs,

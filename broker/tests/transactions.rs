@@ -604,8 +604,19 @@ fn cli_lists_and_describes_transactions() {
         "{out}"
     );
     open.abort_transaction(T).expect("abort");
-    let out = cli(&broker, &["describe", "--transactional-id", "tx-open"]);
-    assert!(out.contains("CompleteAbort"), "{out}");
+    // The abort is answered once decided (PrepareAbort is durable); its markers follow.
+    let deadline = Instant::now() + T;
+    loop {
+        let out = cli(&broker, &["describe", "--transactional-id", "tx-open"]);
+        if out.contains("CompleteAbort") {
+            break;
+        }
+        assert!(
+            out.contains("PrepareAbort") && Instant::now() < deadline,
+            "{out}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     // An unknown id: exit code 1 and Kafka's error name.
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_broker"));

@@ -456,9 +456,15 @@ impl TxnCoordinator {
     }
 
     /// EndTxn: commits or aborts the ongoing transaction; a retry of a finished one succeeds.
+    ///
+    /// The answer goes out once the decision (`Prepare*`) is durable, as Kafka's coordinator
+    /// answers before its markers are written: from then on the transaction commits (or aborts)
+    /// whatever happens, a restart included. The markers, the group offsets and `Complete*`
+    /// follow in the background, holding the id's lock, so the producer's next request waits
+    /// for them (where Kafka answers CONCURRENT_TRANSACTIONS and the client retries).
     pub async fn end_txn(
         &self,
-        broker: &Broker,
+        broker: &Arc<Broker>,
         id: &str,
         producer_id: i64,
         epoch: i16,
@@ -467,7 +473,7 @@ impl TxnCoordinator {
         let shared = self
             .shared(id)
             .ok_or(ResponseError::InvalidProducerIdMapping)?;
-        let mut meta = shared.lock().await;
+        let mut meta = shared.lock_owned().await;
         check_producer(&meta, producer_id, epoch)?;
         match (meta.state, commit) {
             (TxnState::Ongoing, _) => {
@@ -480,7 +486,17 @@ impl TxnCoordinator {
                     meta.offsets.clear();
                 }
                 self.persist(id, &mut meta).await?;
-                self.complete(broker, id, &mut meta).await
+                let broker = broker.clone();
+                let id = id.to_string();
+                tokio::spawn(async move {
+                    if let Err(e) = broker.txns.complete(&broker, &id, &mut meta).await {
+                        // Finished later: by a retried EndTxn, the next InitProducerId, the
+                        // timeout task or a restart.
+                        tracing::error!(transactional_id = %id, error = %e,
+                            "could not complete a decided transaction");
+                    }
+                });
+                Ok(())
             }
             (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => Ok(()),
             // Left prepared by a failed write: finish it now.
@@ -563,7 +579,8 @@ impl TxnCoordinator {
         self.persist(id, meta).await
     }
 
-    /// Aborts (fencing their producers) the ongoing transactions older than their timeout.
+    /// Aborts (fencing their producers) the ongoing transactions older than their timeout, and
+    /// completes decided ones whose completion failed.
     pub async fn abort_timed_out(&self, broker: &Broker) {
         let now = crate::now_ms();
         let due: Vec<String> = self
@@ -572,8 +589,9 @@ impl TxnCoordinator {
             .by_id
             .iter()
             .filter(|(_, m)| {
-                m.state == TxnState::Ongoing
-                    && now.saturating_sub(m.start_ms) > i64::from(m.timeout_ms)
+                matches!(m.state, TxnState::PrepareCommit | TxnState::PrepareAbort)
+                    || (m.state == TxnState::Ongoing
+                        && now.saturating_sub(m.start_ms) > i64::from(m.timeout_ms))
             })
             .map(|(id, _)| id.clone())
             .collect();
@@ -581,10 +599,17 @@ impl TxnCoordinator {
             let Some(shared) = self.shared(&id) else {
                 continue;
             };
-            // A transaction being worked on right now is not timed out.
+            // A transaction being worked on right now (or being completed) is left alone.
             let Ok(mut meta) = shared.try_lock() else {
                 continue;
             };
+            if matches!(meta.state, TxnState::PrepareCommit | TxnState::PrepareAbort) {
+                // A decided transaction whose completion failed: try again.
+                if let Err(e) = self.complete(broker, &id, &mut meta).await {
+                    tracing::error!(transactional_id = %id, error = %e, "could not complete a decided transaction");
+                }
+                continue;
+            }
             if meta.state != TxnState::Ongoing
                 || now.saturating_sub(meta.start_ms) <= i64::from(meta.timeout_ms)
             {
@@ -789,7 +814,7 @@ mod tests {
         // No graceful shutdown: only what is durable is there for the next run.
         drop(broker);
 
-        let broker = Broker::open(config, advertised()).await.expect("reopen");
+        let broker = Arc::new(Broker::open(config, advertised()).await.expect("reopen"));
         for (id, topic, pid, epoch) in producers {
             let partition = broker.topics.get(topic).and_then(|t| t.partition(0));
             let partition = partition.expect("partition");
@@ -833,9 +858,11 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn end_txn_follows_kafkas_state_rules() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let broker = Broker::open(Config::for_data_dir(dir.path()), advertised())
-            .await
-            .expect("open");
+        let broker = Arc::new(
+            Broker::open(Config::for_data_dir(dir.path()), advertised())
+                .await
+                .expect("open"),
+        );
         broker
             .topics
             .create("t", 1, 1, TopicConfigs::default())
