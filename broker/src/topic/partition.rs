@@ -227,6 +227,11 @@ impl Partition {
         self.log.lock().txns.is_open(producer_id)
     }
 
+    /// `(producer id, epoch)` of every transaction open in this partition.
+    pub fn open_transactions(&self) -> Vec<(i64, i16)> {
+        self.log.lock().txns.open()
+    }
+
     /// The last stable offset: `read_committed` consumers read below it.
     pub fn last_stable_offset(&self) -> i64 {
         let inner = self.log.lock();

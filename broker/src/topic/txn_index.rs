@@ -33,8 +33,8 @@ pub struct AbortedTxn {
 /// Open and aborted transactions of a partition.
 #[derive(Debug, Default)]
 pub struct PartitionTxns {
-    /// Producer id → first offset of its open transaction.
-    ongoing: BTreeMap<i64, i64>,
+    /// Producer id → (first offset, epoch) of its open transaction.
+    ongoing: BTreeMap<i64, (i64, i16)>,
     /// Aborted transactions in the order of their markers (so sorted by `last_offset`).
     aborted: Vec<AbortedTxn>,
 }
@@ -44,7 +44,9 @@ impl PartitionTxns {
     /// (if not open yet).
     pub fn on_data(&mut self, h: &BatchHeader) {
         if h.is_transactional() && !h.is_control() && h.producer_id >= 0 {
-            self.ongoing.entry(h.producer_id).or_insert(h.base_offset);
+            self.ongoing
+                .entry(h.producer_id)
+                .or_insert((h.base_offset, h.producer_epoch));
         }
     }
 
@@ -52,7 +54,7 @@ impl PartitionTxns {
     /// it as aborted if `kind` is [`ABORT`]. A marker without an open transaction (the
     /// producer wrote nothing here, or a marker written again after a restart) changes nothing.
     pub fn on_marker(&mut self, producer_id: i64, kind: i16, offset: i64) {
-        let Some(first_offset) = self.ongoing.remove(&producer_id) else {
+        let Some((first_offset, _)) = self.ongoing.remove(&producer_id) else {
             return;
         };
         if kind == ABORT {
@@ -68,7 +70,7 @@ impl PartitionTxns {
     pub fn last_stable_offset(&self, high_watermark: i64) -> i64 {
         self.ongoing
             .values()
-            .copied()
+            .map(|(first, _)| *first)
             .min()
             .map_or(high_watermark, |first| first.min(high_watermark))
     }
@@ -76,6 +78,14 @@ impl PartitionTxns {
     /// Whether `producer_id` has a transaction open here.
     pub fn is_open(&self, producer_id: i64) -> bool {
         self.ongoing.contains_key(&producer_id)
+    }
+
+    /// `(producer id, epoch)` of every transaction open here.
+    pub fn open(&self) -> Vec<(i64, i16)> {
+        self.ongoing
+            .iter()
+            .map(|(pid, (_, epoch))| (*pid, *epoch))
+            .collect()
     }
 
     /// Aborted transactions that may have records in `[from, to)`: marker at or after `from`,

@@ -242,6 +242,46 @@ impl TxnCoordinator {
                     "could not finish a transaction after the restart"),
             }
         }
+        // Now no transaction is open for the coordinator, so a transaction still open in a
+        // partition belongs to no one (none is expected: states are durable before produce may
+        // use them, markers before Complete): abort it there, or it would hold that partition's
+        // last stable offset back for good.
+        for topic in broker.topics.all() {
+            for partition in topic.partitions() {
+                for (producer_id, epoch) in partition.open_transactions() {
+                    if self.undecided_owner(producer_id, &topic.name, partition.index) {
+                        // Decided but not completed (its completion failed above): a later
+                        // EndTxn, InitProducerId or the timeout task completes it as decided.
+                        continue;
+                    }
+                    tracing::warn!(topic = %topic.name, partition = partition.index, producer_id,
+                        "aborting a transaction its coordinator does not know");
+                    let marker = partition.append_marker(producer_id, epoch, ABORT, 0);
+                    let synced = match marker {
+                        Ok(_) => self.flusher.commit(partition.clone()).await,
+                        Err(e) => Err(e.to_string()),
+                    };
+                    if let Err(e) = synced {
+                        tracing::error!(topic = %topic.name, partition = partition.index,
+                            error = %e, "could not abort an orphaned transaction");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether `producer_id`'s transactional id has an undecided or uncompleted transaction
+    /// including `topic`-`partition`.
+    fn undecided_owner(&self, producer_id: i64, topic: &str, partition: i32) -> bool {
+        let p = self.published.lock();
+        p.by_pid
+            .get(&producer_id)
+            .and_then(|id| p.by_id.get(id))
+            .is_some_and(|m| {
+                m.state != TxnState::Empty
+                    && !matches!(m.state, TxnState::CompleteCommit | TxnState::CompleteAbort)
+                    && m.partitions.contains(&(topic.to_string(), partition))
+            })
     }
 
     fn shared(&self, id: &str) -> Option<Shared> {
@@ -853,6 +893,47 @@ mod tests {
             // After completion nothing more may be written in that transaction.
             assert!(produce(&broker, topic, pid, meta.producer_epoch, 1).is_err());
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_transaction_no_coordinator_knows_is_aborted_at_startup() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = Config::for_data_dir(dir.path());
+        let broker = Broker::open(config.clone(), advertised())
+            .await
+            .expect("open");
+        broker
+            .topics
+            .create("t", 1, 1, TopicConfigs::default())
+            .await
+            .expect("create");
+        let partition = broker.topics.get("t").and_then(|t| t.partition(0));
+        let partition = partition.expect("partition");
+        // Transactional records of a producer the coordinator never heard of (written past
+        // the produce check, as only a bug or a lost state could).
+        let mut builder = BatchBuilder::new().producer(999, 3, 0).transactional(true);
+        builder.record(Some(b"k"), Some(b"v"), crate::now_ms());
+        partition
+            .append(&mut builder.build().expect("batch"))
+            .expect("append");
+        broker
+            .flusher
+            .commit(partition.clone())
+            .await
+            .expect("sync");
+        assert_eq!(partition.last_stable_offset(), 0);
+        drop((partition, broker));
+
+        let broker = Broker::open(config, advertised()).await.expect("reopen");
+        let partition = broker.topics.get("t").and_then(|t| t.partition(0));
+        let partition = partition.expect("partition");
+        assert_eq!(partition.high_watermark(), 2);
+        assert_eq!(partition.last_stable_offset(), 2);
+        let read = partition
+            .read_isolated(0, 1 << 20, Isolation::ReadCommitted)
+            .expect("read");
+        assert_eq!(read.aborted.len(), 1);
+        assert_eq!(read.aborted[0].producer_id, 999);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
