@@ -14,6 +14,7 @@ use crate::group::offsets::OffsetStore;
 use crate::group::{GroupConfig, GroupCoordinator};
 use crate::producer_ids::ProducerIds;
 use crate::topic::{TopicError, TopicRegistry};
+use crate::txn::TxnCoordinator;
 
 /// What a client is told to connect to.
 #[derive(Debug, Clone)]
@@ -32,6 +33,8 @@ pub struct Broker {
     /// Group-level configs (resource type GROUP), stored and described; see [`GroupConfigStore`].
     pub group_configs: GroupConfigStore,
     pub offsets: OffsetStore,
+    /// The transaction coordinator and its `__transaction_state`.
+    pub txns: TxnCoordinator,
     pub advertised: Advertised,
     /// Cancelled when the broker starts shutting down: waits that would outlive it (a long-poll
     /// Fetch) answer at once instead.
@@ -53,13 +56,16 @@ impl Broker {
         let flusher = Flusher::start(config.flush_policy, metrics.fsync_histogram());
         let producer_ids = ProducerIds::open(&config.data_dir)?;
         let offsets = OffsetStore::open(&topics, flusher.clone()).await?;
+        let txns =
+            TxnCoordinator::open(&topics, flusher.clone(), config.transaction_max_timeout_ms)
+                .await?;
         let group_configs = GroupConfigStore::open(&config.data_dir)?;
         let groups = GroupCoordinator::new(GroupConfig {
             min_session_timeout: Duration::from_millis(config.group_min_session_timeout_ms),
             max_session_timeout: Duration::from_millis(config.group_max_session_timeout_ms),
             initial_rebalance_delay: Duration::from_millis(config.group_initial_rebalance_delay_ms),
         });
-        Ok(Broker {
+        let broker = Broker {
             config,
             topics,
             flusher,
@@ -67,10 +73,14 @@ impl Broker {
             groups,
             group_configs,
             offsets,
+            txns,
             advertised,
             stopping: CancellationToken::new(),
             metrics,
-        })
+        };
+        // Transactions a crash left unfinished are finished before any client is served.
+        broker.txns.recover(&broker).await;
+        Ok(broker)
     }
 
     pub fn node_id(&self) -> i32 {

@@ -185,6 +185,22 @@ pub struct Config {
     /// This broker's node id in Metadata.
     #[arg(long, env = "BROKER_NODE_ID", default_value_t = 1)]
     pub node_id: i32,
+
+    /// Longest `transaction.timeout.ms` a transactional producer may ask for
+    /// (`transaction.max.timeout.ms`); InitProducerId with more gets INVALID_TRANSACTION_TIMEOUT.
+    #[arg(long, env = "BROKER_TRANSACTION_MAX_TIMEOUT_MS", default_value_t = 900_000,
+        value_parser = clap::value_parser!(i32).range(1..))]
+    pub transaction_max_timeout_ms: i32,
+
+    /// How often the transaction coordinator looks for open transactions past their timeout and
+    /// aborts them (`transaction.abort.timed.out.transaction.cleanup.interval.ms`).
+    #[arg(
+        long,
+        env = "BROKER_TRANSACTION_ABORT_INTERVAL_MS",
+        default_value_t = 10_000,
+        value_parser = clap::value_parser!(u64).range(10..)
+    )]
+    pub transaction_abort_interval_ms: u64,
 }
 
 impl Config {
@@ -227,6 +243,8 @@ impl Config {
             group_max_session_timeout_ms: 1_800_000,
             group_initial_rebalance_delay_ms: 0,
             node_id: 1,
+            transaction_max_timeout_ms: 900_000,
+            transaction_abort_interval_ms: 10_000,
         }
     }
 }

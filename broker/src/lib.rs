@@ -20,6 +20,7 @@ pub mod producer_ids;
 pub mod protocol;
 pub mod server;
 pub mod topic;
+pub mod txn;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -165,6 +166,7 @@ pub async fn run_with(
     let retention = tokio::spawn(enforce_retention(broker.clone(), stop.clone()));
     let cleaner = tokio::spawn(clean_logs(broker.clone(), stop.clone()));
     let group_timers = tokio::spawn(run_group_timers(broker.clone(), stop.clone()));
+    let txn_timers = tokio::spawn(abort_timed_out_transactions(broker.clone(), stop.clone()));
     let primary = Arc::new(broker.advertised.clone());
     let mut servers = vec![tokio::spawn(server::serve(
         broker.clone(),
@@ -207,6 +209,7 @@ pub async fn run_with(
     let _ = retention.await;
     let _ = cleaner.await;
     let _ = group_timers.await;
+    let _ = txn_timers.await;
     let flushing = broker.clone();
     let _ = tokio::task::spawn_blocking(move || flushing.topics.flush_all()).await;
     tracing::info!("stopped; everything flushed");
@@ -221,6 +224,20 @@ async fn run_group_timers(broker: Arc<Broker>, stop: CancellationToken) {
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tick.tick() => broker.groups.tick(),
+        }
+    }
+}
+
+/// Aborts transactions past their `transaction.timeout.ms`, every
+/// `--transaction-abort-interval-ms`.
+async fn abort_timed_out_transactions(broker: Arc<Broker>, stop: CancellationToken) {
+    let period = Duration::from_millis(broker.config.transaction_abort_interval_ms.max(10));
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => broker.txns.abort_timed_out(&broker).await,
         }
     }
 }

@@ -11,12 +11,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId};
 use tokio::time::Instant;
 
 use super::{code, log_error_code};
 use crate::broker::Broker;
+use crate::topic::Isolation;
 
 pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, _version: i16) -> FetchResponse {
     let max_wait = u64::try_from(req.max_wait_ms)
@@ -59,6 +62,12 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, _version: i16) -> F
 /// partition answered with an error (which ends the long poll, as in Kafka).
 fn read_all(broker: &Arc<Broker>, req: &FetchRequest) -> (FetchResponse, usize, bool) {
     let max_bytes = usize::try_from(req.max_bytes).unwrap_or(0);
+    // read_committed (1): below the last stable offset, with the aborted transactions listed.
+    let isolation = if req.isolation_level == 1 {
+        Isolation::ReadCommitted
+    } else {
+        Isolation::ReadUncommitted
+    };
     let mut total = 0usize;
     let mut failed = false;
     let mut responses = Vec::with_capacity(req.topics.len());
@@ -79,16 +88,28 @@ fn read_all(broker: &Arc<Broker>, req: &FetchRequest) -> (FetchResponse, usize, 
             let first = total == 0;
             if limit == 0 && !first {
                 out.high_watermark = partition.high_watermark();
-                out.last_stable_offset = out.high_watermark;
+                out.last_stable_offset = partition.last_stable_offset();
                 out.log_start_offset = partition.log_start_offset();
                 partitions.push(out);
                 continue;
             }
-            match partition.read(fp.fetch_offset, limit.max(1)) {
+            match partition.read_isolated(fp.fetch_offset, limit.max(1), isolation) {
                 Ok(read) => {
                     out.high_watermark = read.high_watermark;
-                    out.last_stable_offset = read.high_watermark;
+                    out.last_stable_offset = read.last_stable_offset;
                     out.log_start_offset = read.log_start_offset;
+                    if isolation == Isolation::ReadCommitted {
+                        out.aborted_transactions = Some(
+                            read.aborted
+                                .iter()
+                                .map(|a| {
+                                    AbortedTransaction::default()
+                                        .with_producer_id(ProducerId(a.producer_id))
+                                        .with_first_offset(a.first_offset)
+                                })
+                                .collect(),
+                        );
+                    }
                     // Past the first partition with data, an oversized batch waits for a fetch in
                     // which it comes first.
                     if first || read.records.len() <= limit {
@@ -99,7 +120,7 @@ fn read_all(broker: &Arc<Broker>, req: &FetchRequest) -> (FetchResponse, usize, 
                 Err(e) => {
                     out.error_code = log_error_code(&e);
                     out.high_watermark = partition.high_watermark();
-                    out.last_stable_offset = out.high_watermark;
+                    out.last_stable_offset = partition.last_stable_offset();
                     out.log_start_offset = partition.log_start_offset();
                     failed = true;
                 }

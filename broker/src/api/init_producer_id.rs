@@ -1,6 +1,8 @@
-//! InitProducerId: a new producer id (epoch 0) for an idempotent producer. Transactional
-//! producers are refused: this broker does not implement transactions.
+//! InitProducerId: a new producer id (epoch 0) for an idempotent producer; for a transactional
+//! one (a `transactional.id`), the id that belongs to it with its epoch bumped, fencing any
+//! earlier instance and aborting the transaction it left open (see [`crate::txn`]).
 
+use std::future::Future;
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
@@ -8,26 +10,55 @@ use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, Pr
 
 use super::code;
 use crate::broker::Broker;
+use crate::txn::fenced;
 
-pub fn handle(broker: &Arc<Broker>, req: InitProducerIdRequest) -> InitProducerIdResponse {
-    let resp = InitProducerIdResponse::default()
-        .with_producer_id(ProducerId(-1))
-        .with_producer_epoch(-1);
-    if req
-        .transactional_id
-        .as_ref()
-        .is_some_and(|t| !t.0.is_empty())
-    {
-        tracing::warn!(transactional_id = ?req.transactional_id, "transactions are not supported");
-        return resp.with_error_code(code(ResponseError::UnsupportedVersion));
-    }
-    // A producer asking to bump its epoch (KIP-360) gets a fresh id instead: with no
-    // transactions there is no state that must carry over, and a new id fences the old one.
-    match broker.producer_ids.next() {
-        Ok(id) => resp.with_producer_id(ProducerId(id)).with_producer_epoch(0),
-        Err(e) => {
-            tracing::error!(error = %e, "could not reserve producer ids");
-            resp.with_error_code(code(ResponseError::KafkaStorageError))
-        }
+/// InitProducerId answers PRODUCER_FENCED from v4 on, INVALID_PRODUCER_EPOCH before.
+const FENCED_SINCE: i16 = 4;
+
+pub fn handle(
+    broker: &Arc<Broker>,
+    req: InitProducerIdRequest,
+    version: i16,
+) -> impl Future<Output = Option<InitProducerIdResponse>> + Send + 'static {
+    let broker = broker.clone();
+    async move {
+        let resp = InitProducerIdResponse::default()
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+        let transactional_id = req
+            .transactional_id
+            .as_ref()
+            .map(|t| t.0.to_string())
+            .filter(|t| !t.is_empty());
+        let Some(id) = transactional_id else {
+            // An idempotent producer asking to bump its epoch (KIP-360) gets a fresh id instead:
+            // without a transaction there is no state that must carry over, and a new id fences
+            // the old one.
+            return Some(match broker.producer_ids.next() {
+                Ok(pid) => resp
+                    .with_producer_id(ProducerId(pid))
+                    .with_producer_epoch(0),
+                Err(e) => {
+                    tracing::error!(error = %e, "could not reserve producer ids");
+                    resp.with_error_code(code(ResponseError::KafkaStorageError))
+                }
+            });
+        };
+        let expected = (req.producer_id.0 >= 0).then_some((req.producer_id.0, req.producer_epoch));
+        Some(
+            match broker
+                .txns
+                .init_producer_id(&broker, &id, req.transaction_timeout_ms, expected)
+                .await
+            {
+                Ok((pid, epoch)) => resp
+                    .with_producer_id(ProducerId(pid))
+                    .with_producer_epoch(epoch),
+                Err(ResponseError::ProducerFenced) => {
+                    resp.with_error_code(code(fenced(version, FENCED_SINCE)))
+                }
+                Err(e) => resp.with_error_code(code(e)),
+            },
+        )
     }
 }

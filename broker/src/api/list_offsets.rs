@@ -28,6 +28,7 @@ const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 
 pub fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+    let read_committed = req.isolation_level == 1;
     let topics = req
         .topics
         .into_iter()
@@ -54,16 +55,21 @@ pub fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, version: i16) -> Li
                         out.error_code = code(ResponseError::UnknownTopicOrPartition);
                         return out;
                     };
-                    // With no transactions the last stable offset is the high watermark, so both
-                    // isolation levels see the same end.
+                    // read_committed (isolation level 1) ends at the last stable offset.
                     let found = match p.timestamp {
+                        LATEST if read_committed => Ok(Some((partition.last_stable_offset(), -1))),
                         LATEST => Ok(Some((partition.high_watermark(), -1))),
                         EARLIEST => Ok(Some((partition.log_start_offset(), -1))),
                         MAX_TIMESTAMP => Ok(partition
                             .max_timestamp_offset()
                             .map(|found| in_batch(&partition, found, limit, |t| t == found.1))),
+                        // read_committed: only an offset below the last stable offset, as Kafka.
                         ts if ts >= 0 => partition.offset_for_timestamp(ts).map(|found| {
-                            found.map(|found| in_batch(&partition, found, limit, |t| t >= ts))
+                            found
+                                .map(|found| in_batch(&partition, found, limit, |t| t >= ts))
+                                .filter(|(offset, _)| {
+                                    !read_committed || *offset < partition.last_stable_offset()
+                                })
                         }),
                         other => {
                             tracing::debug!(timestamp = other, "unsupported ListOffsets timestamp");

@@ -13,6 +13,7 @@ pub mod metadata;
 pub mod offsets;
 pub mod produce;
 pub mod topics;
+pub mod txn;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::TopicName;

@@ -145,7 +145,15 @@ fn lookup(broker: &Broker, group: &str, topics: Wanted) -> Found {
     }
 }
 
+/// Whether `require_stable` (KIP-447, v7+) and a transaction still holds offsets for this
+/// partition that it has not committed yet: the client is told UNSTABLE_OFFSET_COMMIT and asks
+/// again, rather than resuming from an offset the transaction is about to replace.
+fn unstable(broker: &Broker, require_stable: bool, group: &str, topic: &str, p: i32) -> bool {
+    require_stable && broker.txns.has_pending_offsets(group, topic, p)
+}
+
 pub fn fetch(broker: &Arc<Broker>, req: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+    let require_stable = version >= 7 && req.require_stable;
     if version >= 8 {
         let groups = req
             .groups
@@ -156,30 +164,44 @@ pub fn fetch(broker: &Arc<Broker>, req: OffsetFetchRequest, version: i16) -> Off
                         .map(|t| (t.name.0.to_string(), t.partition_indexes))
                         .collect()
                 });
-                let found = lookup(broker, g.group_id.0.as_str(), topics);
+                let group = g.group_id.0.to_string();
+                let found = lookup(broker, &group, topics);
                 OffsetFetchResponseGroup::default()
                     .with_group_id(g.group_id)
                     .with_topics(
                         found
                             .into_iter()
                             .map(|(topic, parts)| {
+                                let parts: Vec<_> = parts
+                                    .into_iter()
+                                    .map(|(p, c)| {
+                                        (p, c, unstable(broker, require_stable, &group, &topic, p))
+                                    })
+                                    .collect();
                                 OffsetFetchResponseTopics::default()
                                     .with_name(topic_name(topic))
                                     .with_partitions(
                                         parts
                                             .into_iter()
-                                            .map(|(p, c)| {
-                                                let c = c.unwrap_or(Committed {
-                                                    offset: -1,
-                                                    leader_epoch: -1,
-                                                    metadata: String::new(),
-                                                    commit_timestamp: -1,
-                                                });
+                                            .map(|(p, c, unstable)| {
+                                                let c =
+                                                    c.filter(|_| !unstable).unwrap_or(Committed {
+                                                        offset: -1,
+                                                        leader_epoch: -1,
+                                                        metadata: String::new(),
+                                                        commit_timestamp: -1,
+                                                    });
+                                                let error = if unstable {
+                                                    code(ResponseError::UnstableOffsetCommit)
+                                                } else {
+                                                    0
+                                                };
                                                 OffsetFetchResponsePartitions::default()
                                                     .with_partition_index(p)
                                                     .with_committed_offset(c.offset)
                                                     .with_committed_leader_epoch(c.leader_epoch)
                                                     .with_metadata(Some(str_bytes(c.metadata)))
+                                                    .with_error_code(error)
                                             })
                                             .collect(),
                                     )
@@ -195,13 +217,14 @@ pub fn fetch(broker: &Arc<Broker>, req: OffsetFetchRequest, version: i16) -> Off
             .map(|t| (t.name.0.to_string(), t.partition_indexes))
             .collect()
     });
-    let found = lookup(broker, req.group_id.0.as_str(), topics);
+    let group = req.group_id.0.to_string();
+    let found = lookup(broker, &group, topics);
     OffsetFetchResponse::default().with_topics(
         found
             .into_iter()
             .map(|(topic, parts)| {
                 OffsetFetchResponseTopic::default()
-                    .with_name(topic_name(topic))
+                    .with_name(topic_name(topic.clone()))
                     .with_partitions(
                         parts
                             .into_iter()
@@ -210,6 +233,10 @@ pub fn fetch(broker: &Arc<Broker>, req: OffsetFetchRequest, version: i16) -> Off
                                     .with_partition_index(p)
                                     .with_committed_offset(-1)
                                     .with_metadata(Some(str_bytes("")));
+                                if unstable(broker, require_stable, &group, &topic, p) {
+                                    out.error_code = code(ResponseError::UnstableOffsetCommit);
+                                    return out;
+                                }
                                 if let Some(c) = c {
                                     out.committed_offset = c.offset;
                                     if version >= 5 {

@@ -89,7 +89,11 @@ pub fn handle(
             }
             let sent_bytes = records.len() as u64;
             let mut records = records.to_vec();
-            match partition.append(&mut records) {
+            let txns = &broker.txns;
+            let verified = partition.append_verified(&mut records, |h| {
+                txns.verify_produce(h, &partition.topic, partition.index)
+            });
+            match verified {
                 Ok(appended) => partitions.push({
                     if !appended.duplicate {
                         let count = BatchHeader::parse(&records)
@@ -204,7 +208,8 @@ fn check_request_records(version: i16, records: &[u8]) -> Result<(), (ResponseEr
 /// The Kafka error for a refused append.
 fn append_error_code(e: &AppendError) -> ResponseError {
     match e {
-        AppendError::Sequence(e) => *e,
+        AppendError::Sequence(e) | AppendError::Transaction(e) => *e,
+        AppendError::Marker(_) => ResponseError::UnknownServerError,
         AppendError::Log(e) => ResponseError::try_from_code(log_error_code(e))
             .unwrap_or(ResponseError::UnknownServerError),
         AppendError::Invalid(e) => match e {

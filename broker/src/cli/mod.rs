@@ -1,5 +1,5 @@
 //! Admin and console subcommands of the `broker` binary (`broker topics ...`, `broker groups
-//! ...`, `broker produce`, `broker consume`).
+//! ...`, `broker transactions ...`, `broker produce`, `broker consume`).
 //!
 //! They talk to the broker only over the Kafka protocol (see [`crate::client`]), so they work
 //! against any Kafka-compatible cluster, like kafka-topics.sh, kafka-consumer-groups.sh and the
@@ -10,6 +10,7 @@ mod consume;
 mod groups;
 mod produce;
 mod topics;
+mod transactions;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -22,6 +23,7 @@ pub use consume::ConsumeArgs;
 pub use groups::GroupsCommand;
 pub use produce::ProduceArgs;
 pub use topics::TopicsCommand;
+pub use transactions::TransactionsCommand;
 
 /// A client subcommand; without one, `broker` runs the server.
 #[derive(Debug, Subcommand)]
@@ -40,6 +42,13 @@ pub enum Command {
         conn: ConnArgs,
         #[command(subcommand)]
         command: GroupsCommand,
+    },
+    /// List transactional ids and describe their transactions (like kafka-transactions.sh).
+    Transactions {
+        #[command(flatten)]
+        conn: ConnArgs,
+        #[command(subcommand)]
+        command: TransactionsCommand,
     },
     /// Produce lines of stdin as records (like kafka-console-producer.sh).
     Produce(ProduceArgs),
@@ -80,6 +89,7 @@ pub async fn run(command: Command) -> ExitCode {
     let result = match command {
         Command::Topics { conn, command } => topics::run(&conn, command).await,
         Command::Groups { conn, command } => groups::run(&conn, command).await,
+        Command::Transactions { conn, command } => transactions::run(&conn, command).await,
         Command::Produce(args) => produce::run(args).await,
         Command::Consume(args) => consume::run(args).await,
     };

@@ -126,6 +126,16 @@ impl Cluster {
     /// The connection to the coordinator of consumer group `group`, retrying while the
     /// coordinator is loading or not yet elected (up to the request timeout).
     pub async fn coordinator(&mut self, group: &str) -> Result<&mut Connection, ClientError> {
+        self.coordinator_of(group, 0).await
+    }
+
+    /// The connection to the coordinator of `key`: a consumer group (`key_type` 0) or a
+    /// transactional id (1), retrying as [`Cluster::coordinator`] does.
+    pub async fn coordinator_of(
+        &mut self,
+        group: &str,
+        key_type: i8,
+    ) -> Result<&mut Connection, ClientError> {
         let version = self.bootstrap.version(ApiKey::FindCoordinator)?;
         let deadline = Instant::now() + self.timeout;
         let key = StrBytes::from_string(group.to_string());
@@ -134,7 +144,8 @@ impl Cluster {
                 FindCoordinatorRequest::default().with_coordinator_keys(vec![key.clone()])
             } else {
                 FindCoordinatorRequest::default().with_key(key.clone())
-            };
+            }
+            .with_key_type(key_type);
             let resp = self.bootstrap.call(req).await?;
             let (code, message, node_id, host, port) = if version >= 4 {
                 let Some(c) = resp.coordinators.into_iter().next() else {
@@ -166,7 +177,7 @@ impl Cluster {
             }
             check(
                 code,
-                || format!("finding the coordinator of group {group:?}"),
+                || format!("finding the coordinator of {group:?}"),
                 message.as_deref(),
             )?;
             self.brokers

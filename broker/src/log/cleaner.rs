@@ -118,9 +118,23 @@ pub struct CleanPlan {
     now_ms: i64,
     /// Where the dirty part ends after this pass.
     clean_end: i64,
+    /// Aborted transactions `(producer id, first offset, marker offset)`: their batches are
+    /// kept as they are and shadow no other record (see [`clean_log_skipping`]).
+    aborted: Vec<(i64, i64, i64)>,
 }
 
 impl CleanPlan {
+    /// Whether `header` is a data batch of an aborted transaction.
+    fn is_aborted(&self, header: &BatchHeader) -> bool {
+        header.is_transactional()
+            && !header.is_control()
+            && self.aborted.iter().any(|&(pid, first, last)| {
+                pid == header.producer_id
+                    && first <= header.base_offset
+                    && header.base_offset < last
+            })
+    }
+
     /// `(base offset, size)` of the segments this pass rewrites.
     pub fn cleanable_segments(&self) -> Vec<(i64, u64)> {
         self.cleanable
@@ -234,6 +248,7 @@ impl PartitionLog {
             all,
             upper,
             now_ms,
+            aborted: Vec::new(),
         }))
     }
 
@@ -298,9 +313,30 @@ where
     G: DerefMut<Target = PartitionLog>,
     L: Fn() -> G,
 {
-    let Some(plan) = lock().plan_cleaning(upper, now_ms, force)? else {
+    clean_log_skipping(lock, upper, now_ms, force, Vec::new())
+}
+
+/// [`clean_log`] for a log with transactions: `upper` is the last stable offset (every
+/// transaction below it is decided), and the batches of the `aborted` transactions
+/// `(producer id, first offset, marker offset)` are neither compacted nor allowed to shadow
+/// other records, so a `read_committed` consumer reads the same values after cleaning (an
+/// aborted write never removes the committed value it would have replaced). Control batches
+/// are always kept.
+pub fn clean_log_skipping<G, L>(
+    lock: L,
+    upper: i64,
+    now_ms: i64,
+    force: bool,
+    aborted: Vec<(i64, i64, i64)>,
+) -> Result<Option<CleanStats>, LogError>
+where
+    G: DerefMut<Target = PartitionLog>,
+    L: Fn() -> G,
+{
+    let Some(mut plan) = lock().plan_cleaning(upper, now_ms, force)? else {
         return Ok(None);
     };
+    plan.aborted = aborted;
     let map = build_offset_map(&plan)?;
     let mut stats = CleanStats::default();
     for view in &plan.cleanable {
@@ -430,7 +466,7 @@ pub fn build_offset_map(plan: &CleanPlan) -> Result<OffsetMap, LogError> {
             if header.base_offset >= plan.upper {
                 break 'segments;
             }
-            if header.is_control() {
+            if header.is_control() || plan.is_aborted(&header) {
                 continue;
             }
             if header.producer_id >= 0 {
@@ -511,7 +547,7 @@ fn filter_batch(
     batch: &[u8],
     stats: &mut CleanStats,
 ) -> Outcome {
-    if header.is_control() {
+    if header.is_control() || plan.is_aborted(header) {
         return Outcome::Keep;
     }
     let mut buf = Vec::new();
@@ -1172,5 +1208,71 @@ mod tests {
         }
         assert!(total_cleanable() > before);
         assert!(clean(&log, false).is_some());
+    }
+
+    /// A committed transaction writes `k`, a later aborted one writes `k` again, then filler
+    /// rolls segments. Returns the log and the aborted transaction `(pid, first, marker)`.
+    fn transactional_log(dir: &std::path::Path) -> (Mutex<PartitionLog>, (i64, i64, i64)) {
+        use crate::topic::txn_index::{marker_batch, ABORT, COMMIT};
+        let mut log = PartitionLog::open(dir, config(1024, compaction(0))).unwrap();
+        let txn = |pid: i64, value: &[u8]| {
+            let mut b = BatchBuilder::new().producer(pid, 0, 0).transactional(true);
+            b.record(Some(b"k"), Some(value), NOW);
+            b.build().unwrap()
+        };
+        log.append(&mut txn(1, b"committed")).unwrap();
+        log.append(&mut marker_batch(1, 0, COMMIT, 0, NOW).unwrap())
+            .unwrap();
+        let first = log.append(&mut txn(2, b"aborted")).unwrap().base_offset;
+        let marker = log
+            .append(&mut marker_batch(2, 0, ABORT, 0, NOW).unwrap())
+            .unwrap()
+            .base_offset;
+        for i in 0..40 {
+            let v = format!("filler-{i}");
+            log.append(&mut kbatch(
+                &[(Some("f"), Some(&v), NOW)],
+                None,
+                Compression::None,
+            ))
+            .unwrap();
+        }
+        (Mutex::new(log), (2, first, marker))
+    }
+
+    #[test]
+    fn aborted_records_neither_shadow_committed_ones_nor_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, aborted) = transactional_log(dir.path());
+        let upper = log.lock().log_end_offset();
+        let stats = clean_log_skipping(|| log.lock(), upper, NOW, true, vec![aborted])
+            .unwrap()
+            .unwrap();
+        assert!(stats.records_removed > 0, "{stats:?}");
+        let records = records_from(&log.lock(), 0);
+        let values: Vec<Option<&str>> = records.iter().map(|r| r.2.as_deref()).collect();
+        // The committed value survives: the aborted write of the same key does not replace it
+        // (a read_committed consumer drops the aborted one), and the aborted batch and both
+        // markers are still there for that consumer to recognise it.
+        assert!(values.contains(&Some("committed")), "{records:?}");
+        assert!(values.contains(&Some("aborted")), "{records:?}");
+        let controls = {
+            let log = log.lock();
+            log.batch_headers_from(0)
+                .unwrap()
+                .iter()
+                .filter(|h| h.is_control())
+                .count()
+        };
+        assert_eq!(controls, 2);
+        assert!(!values.contains(&Some("filler-0")), "filler compacted");
+
+        // Without the aborted transaction's range, the aborted write would shadow the
+        // committed value: what this guards against.
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = transactional_log(dir.path());
+        clean(&log, true).unwrap();
+        let records = records_from(&log.lock(), 0);
+        assert!(!records.iter().any(|r| r.2.as_deref() == Some("committed")));
     }
 }

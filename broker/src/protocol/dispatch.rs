@@ -255,9 +255,27 @@ async fn handle_frame(
             version,
             api::configs::incremental_alter(broker, req).await,
         ),
-        RequestKind::InitProducerId(req) => {
-            ready(c, version, api::init_producer_id::handle(broker, req))
+        RequestKind::InitProducerId(req) => deferred(
+            c,
+            version,
+            api::init_producer_id::handle(broker, req, version),
+        ),
+        RequestKind::AddPartitionsToTxn(req) => {
+            deferred(c, version, api::txn::add_partitions(broker, req, version))
         }
+        RequestKind::AddOffsetsToTxn(req) => {
+            deferred(c, version, api::txn::add_offsets(broker, req, version))
+        }
+        RequestKind::TxnOffsetCommit(req) => deferred(
+            c,
+            version,
+            api::txn::txn_offset_commit(broker, req, version),
+        ),
+        RequestKind::EndTxn(req) => deferred(c, version, api::txn::end_txn(broker, req, version)),
+        RequestKind::DescribeTransactions(req) => {
+            ready(c, version, api::txn::describe(broker, req))
+        }
+        RequestKind::ListTransactions(req) => ready(c, version, api::txn::list(broker, req)),
         RequestKind::FindCoordinator(req) => ready(
             c,
             version,

@@ -5,7 +5,8 @@ pub mod name;
 mod partition;
 pub(crate) mod producer_state;
 mod registry;
+pub mod txn_index;
 
 pub use config::TopicConfigs;
-pub use partition::{AppendError, Appended, Partition, ReadResult};
+pub use partition::{AppendError, Appended, Isolation, Partition, ReadResult};
 pub use registry::{Topic, TopicError, TopicRegistry};

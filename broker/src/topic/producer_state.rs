@@ -111,6 +111,17 @@ impl ProducerStates {
         }
     }
 
+    /// A transaction marker of `producer_id` at `epoch` was written: batches with an older
+    /// epoch are refused from now on. The same epoch keeps its sequence (a transactional
+    /// producer's sequence numbers run on across its transactions).
+    pub fn fence(&mut self, producer_id: i64, epoch: i16) {
+        let entry = self.producers.entry(producer_id).or_default();
+        if epoch > entry.epoch {
+            entry.epoch = epoch;
+            entry.batches.clear();
+        }
+    }
+
     /// Remembers a batch appended at `base_offset`.
     pub fn record(&mut self, h: &BatchHeader, base_offset: i64) {
         if h.producer_id < 0 {
