@@ -15,4 +15,5 @@
 //! running an assignment; see the README's distributed-mode status.
 
 pub mod assignor;
+pub mod client;
 pub mod protocol;
