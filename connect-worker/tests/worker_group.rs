@@ -282,3 +282,139 @@ async fn workers_share_connectors_and_tasks_through_a_connect_group() {
     let (workers, _) = settle(workers, &state, 0).await;
     assert_exactly_once(&workers);
 }
+
+mod coordinated {
+    //! The same through `distributed::coordinator`, the membership loop the worker runs: a
+    //! herder stand-in applies each assignment and acknowledges it.
+
+    use super::*;
+    use connect_worker::distributed::coordinator::{self, CoordinatorConfig, Snapshot};
+    use tokio::sync::{mpsc, watch};
+
+    struct Running {
+        work: Arc<std::sync::Mutex<BTreeSet<Work>>>,
+        /// Work given to this worker since the last `clear_gained`.
+        gained: Arc<std::sync::Mutex<BTreeSet<Work>>>,
+        stop: watch::Sender<bool>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    fn start(bootstrap: &str, n: usize, snapshot: watch::Receiver<Snapshot>) -> Running {
+        let config = CoordinatorConfig {
+            bootstrap: bootstrap.to_string(),
+            group_id: "connect-coordinated".into(),
+            url: format!("http://worker-{n}:8083/"),
+            session_timeout_ms: 2_000,
+            rebalance_timeout_ms: 5_000,
+            heartbeat_interval_ms: 200,
+            max_delay_ms: 0,
+        };
+        let (events, mut rx) = mpsc::channel::<coordinator::AssignmentEvent>(4);
+        let (stop, stopped) = watch::channel(false);
+        let work = Arc::new(std::sync::Mutex::new(BTreeSet::new()));
+        let gained = Arc::new(std::sync::Mutex::new(BTreeSet::new()));
+        let (w, g) = (work.clone(), gained.clone());
+        tokio::spawn(async move {
+            while let Some(ev) = rx.recv().await {
+                if let (Ok(mut w), Ok(mut g)) = (w.lock(), g.lock()) {
+                    for r in &ev.revoked {
+                        w.remove(r);
+                    }
+                    w.extend(ev.assigned.iter().cloned());
+                    g.extend(ev.assigned.iter().cloned());
+                }
+                let _ = ev.applied.send(());
+            }
+        });
+        let task = tokio::spawn(coordinator::run(config, snapshot, events, stopped));
+        Running {
+            work,
+            gained,
+            stop,
+            task,
+        }
+    }
+
+    fn snapshot_of(workers: &[&Running]) -> Vec<BTreeSet<Work>> {
+        workers
+            .iter()
+            .map(|r| r.work.lock().map(|w| w.clone()).unwrap_or_default())
+            .collect()
+    }
+
+    fn exactly_once(sets: &[BTreeSet<Work>], expected: &BTreeSet<Work>) -> bool {
+        let total: usize = sets.iter().map(|s| s.len()).sum();
+        let union: BTreeSet<Work> = sets.iter().flatten().cloned().collect();
+        total == expected.len() && &union == expected
+    }
+
+    async fn wait_exactly_once(workers: &[&Running], expected: &BTreeSet<Work>, what: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let sets = snapshot_of(workers);
+            // At no moment do two live workers run the same work.
+            let total: usize = sets.iter().map(|s| s.len()).sum();
+            let distinct: BTreeSet<&Work> = sets.iter().flatten().collect();
+            assert_eq!(total, distinct.len(), "{what}: work runs twice: {sets:?}");
+            if exactly_once(&sets, expected) && sets.iter().all(|s| !s.is_empty()) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what}: not settled: {sets:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn coordinators_spread_rebalance_and_fail_over() {
+        let broker = test_support::TestBroker::start().await.expect("broker");
+        let bootstrap = broker.bootstrap();
+        let (snap_tx, snap_rx) = watch::channel(Snapshot {
+            offset: 1,
+            work: configured(),
+        });
+        let w1 = start(&bootstrap, 1, snap_rx.clone());
+        let w2 = start(&bootstrap, 2, snap_rx.clone());
+        let w3 = start(&bootstrap, 3, snap_rx.clone());
+        wait_exactly_once(&[&w1, &w2, &w3], &configured(), "three workers").await;
+
+        // A fourth worker: the first three only give work away.
+        for w in [&w1, &w2, &w3] {
+            if let Ok(mut g) = w.gained.lock() {
+                g.clear();
+            }
+        }
+        let w4 = start(&bootstrap, 4, snap_rx.clone());
+        wait_exactly_once(&[&w1, &w2, &w3, &w4], &configured(), "four workers").await;
+        for w in [&w1, &w2, &w3] {
+            assert!(w.gained.lock().map(|g| g.is_empty()).unwrap_or(false));
+        }
+
+        // A new connector in the configs is run, once.
+        let mut more = configured();
+        more.insert(Work::connector("extra"));
+        more.insert(Work::task("extra", 0));
+        snap_tx.send_replace(Snapshot {
+            offset: 2,
+            work: more.clone(),
+        });
+        wait_exactly_once(&[&w1, &w2, &w3, &w4], &more, "new connector").await;
+
+        // Worker 2 dies without leaving: after its session timeout its work runs elsewhere.
+        let started = std::time::Instant::now();
+        w2.task.abort();
+        wait_exactly_once(&[&w1, &w3, &w4], &more, "after a kill").await;
+        assert!(started.elapsed() < Duration::from_secs(2 + 5));
+
+        // A graceful stop leaves the group at once.
+        let _ = w4.stop.send(true);
+        let _ = w4.task.await;
+        wait_exactly_once(&[&w1, &w3], &more, "after a stop").await;
+        for w in [w1, w3] {
+            let _ = w.stop.send(true);
+            let _ = w.task.await;
+        }
+    }
+}

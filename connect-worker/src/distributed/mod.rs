@@ -11,9 +11,13 @@
 //! - [`assignor`]: the leader's incremental cooperative assignment (KIP-415): work moves only
 //!   when it must, lost work waits up to `scheduled.rebalance.max.delay.ms` for its worker.
 //!
-//! Not yet here: the group membership client (JoinGroup/SyncGroup/Heartbeat) and the herder
-//! running an assignment; see the README's distributed-mode status.
+//! - [`client`]: group membership over the Kafka protocol (librdkafka runs only `consumer`
+//!   groups).
+//! - [`coordinator`]: a worker's membership loop, handing each assignment to the herder.
+//!
+//! Not yet here: the herder running an assignment; see the README's distributed-mode status.
 
 pub mod assignor;
 pub mod client;
+pub mod coordinator;
 pub mod protocol;
