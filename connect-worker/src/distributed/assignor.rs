@@ -15,7 +15,8 @@
 //! - when members are unbalanced (a worker joined), the overloaded ones have their excess
 //!   *revoked* and nothing else; they stop it and rejoin, and the follow-up rebalance hands the
 //!   freed work to the new members. Revocations are never made two rounds in a row, so a group
-//!   cannot ping-pong.
+//!   cannot ping-pong; a round that is unbalanced but may not revoke schedules a follow-up
+//!   rebalance after [`FOLLOW_UP_REBALANCE_MS`] (Kafka backs off likewise).
 //!
 //! The leader remembers the previous round in [`LeaderState`], as Kafka's assignor does, to tell
 //! lost work (owned last round by a member that is gone) from new work.
@@ -23,6 +24,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::protocol::{ConnectorTasks, CONNECTOR_TASK};
+
+/// The delay of the follow-up rebalance scheduled when the group is unbalanced in a round that
+/// may not revoke (the previous one did), so a second joiner in a row still gets its share.
+pub const FOLLOW_UP_REBALANCE_MS: i64 = 1_000;
 
 /// One unit of work: a connector instance (`task == CONNECTOR_TASK`) or one of its tasks.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -168,6 +173,7 @@ pub fn assign(
     // and no lost work is waiting for its worker.
     let may_revoke = !state.revoked_last_round && delay_ms == 0;
     let mut revoked_any = false;
+    let mut follow_up = false;
     for connectors in [true, false] {
         let kind = |w: &Work| w.is_connector() == connectors;
         let mut new_work: Vec<Work> = unassigned.iter().filter(|w| kind(w)).cloned().collect();
@@ -192,13 +198,17 @@ pub fn assign(
         if may_revoke {
             let total: usize = load.values().sum::<usize>() + new_work.len();
             for (member, excess) in excess_per_member(&load, total) {
-                let victims: Vec<Work> = keeps[&member]
-                    .iter()
-                    .filter(|w| kind(w))
-                    .rev()
-                    .take(excess)
-                    .cloned()
-                    .collect();
+                let victims: Vec<Work> = keeps
+                    .get(&member)
+                    .map(|k| {
+                        k.iter()
+                            .filter(|w| kind(w))
+                            .rev()
+                            .take(excess)
+                            .cloned()
+                            .collect()
+                    })
+                    .unwrap_or_default();
                 for w in victims {
                     if let Some(k) = keeps.get_mut(&member) {
                         k.remove(&w);
@@ -216,10 +226,23 @@ pub fn assign(
             let target = least_loaded(&load, None);
             give(&mut plans, &mut keeps, &mut load, &target, w);
         }
+
+        // Unbalanced but not allowed to revoke because the last round did: come back soon.
+        if !may_revoke && delay_ms == 0 && !excess_per_member(&load, load.values().sum()).is_empty()
+        {
+            follow_up = true;
+        }
     }
     state.revoked_last_round = revoked_any;
 
-    let delay = i32::try_from(delay_ms).unwrap_or(i32::MAX);
+    let scheduled = if delay_ms > 0 {
+        delay_ms
+    } else if follow_up {
+        FOLLOW_UP_REBALANCE_MS
+    } else {
+        0
+    };
+    let delay = i32::try_from(scheduled).unwrap_or(i32::MAX);
     for plan in plans.values_mut() {
         plan.delay_ms = delay;
     }
@@ -470,6 +493,46 @@ mod tests {
         let rounds = settle(&mut state, &mut running, &conf, 0, DELAY);
         assert!(rounds.len() <= 3);
         assert_exactly_once(&running, &conf);
+    }
+
+    #[test]
+    fn a_second_joiner_in_a_row_gets_its_share_in_a_follow_up() {
+        let conf = configured(1, 12);
+        let mut state = LeaderState::default();
+        let mut running = members(&["w1", "w2"]);
+        settle(&mut state, &mut running, &conf, 0, 0);
+        // w3 joins: the round revokes w3's share from w1 and w2.
+        running.insert("w3".into(), BTreeSet::new());
+        let plans = assign(&mut state, &running, &conf, 1, 0);
+        assert!(plans.values().any(|p| !p.revoked.is_empty()));
+        for (m, p) in &plans {
+            let r = running.entry(m.clone()).or_default();
+            for w in &p.revoked {
+                r.remove(w);
+            }
+        }
+        // w4 joins before the follow-up: this round may not revoke, so it hands out the freed
+        // work and schedules a follow-up.
+        running.insert("w4".into(), BTreeSet::new());
+        let plans = assign(&mut state, &running, &conf, 2, 0);
+        assert!(plans.values().all(|p| p.revoked.is_empty()));
+        assert!(plans
+            .values()
+            .all(|p| p.delay_ms == FOLLOW_UP_REBALANCE_MS as i32));
+        for (m, p) in &plans {
+            running
+                .entry(m.clone())
+                .or_default()
+                .extend(p.assigned.iter().cloned());
+        }
+        // The follow-up balances everyone.
+        settle(&mut state, &mut running, &conf, 3, 0);
+        assert_exactly_once(&running, &conf);
+        assert!(
+            balanced(&counts(&running, false)),
+            "{:?}",
+            counts(&running, false)
+        );
     }
 
     #[test]
