@@ -308,6 +308,7 @@ mod coordinated {
             rebalance_timeout_ms: 5_000,
             heartbeat_interval_ms: 200,
             max_delay_ms: 0,
+            worker_sync_timeout_ms: 1_000,
         };
         let (events, mut rx) = mpsc::channel::<coordinator::AssignmentEvent>(4);
         let (stop, stopped) = watch::channel(false);
@@ -413,6 +414,40 @@ mod coordinated {
         let _ = w4.task.await;
         wait_exactly_once(&[&w1, &w3], &more, "after a stop").await;
         for w in [w1, w3] {
+            let _ = w.stop.send(true);
+            let _ = w.task.await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_worker_behind_on_configs_runs_nothing_until_it_catches_up() {
+        let broker = test_support::TestBroker::start().await.expect("broker");
+        let bootstrap = broker.bootstrap();
+        let snap = |offset| Snapshot {
+            offset,
+            work: configured(),
+        };
+        let (_lead_tx, lead_rx) = watch::channel(snap(2));
+        let w1 = start(&bootstrap, 1, lead_rx);
+        wait_exactly_once(&[&w1], &configured(), "one worker").await;
+
+        // The second worker has read the config topic only to offset 1.
+        let (lag_tx, lag_rx) = watch::channel(Snapshot {
+            offset: 1,
+            work: BTreeSet::new(),
+        });
+        let w2 = start(&bootstrap, 2, lag_rx);
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
+        assert!(w2.work.lock().map(|w| w.is_empty()).unwrap_or(false));
+        // Never twice in the meantime.
+        let sets = snapshot_of(&[&w1, &w2]);
+        let total: usize = sets.iter().map(|s| s.len()).sum();
+        assert_eq!(total, sets.iter().flatten().collect::<BTreeSet<_>>().len());
+
+        // Once it has read to offset 2 it takes its share.
+        lag_tx.send_replace(snap(2));
+        wait_exactly_once(&[&w1, &w2], &configured(), "caught up").await;
+        for w in [w1, w2] {
             let _ = w.stop.send(true);
             let _ = w.task.await;
         }

@@ -2,6 +2,11 @@
 //! when chosen, sync, hand the assignment to the herder, heartbeat, and rejoin when the group
 //! rebalances, the configs change, revoked work was stopped or a scheduled rebalance is due.
 //!
+//! Every worker reads the config topic to the offset the leader assigned from before it runs
+//! its assignment (and the leader to the newest offset a member reports before it assigns), so
+//! no worker starts a task from configs older than the leader's; a worker that cannot catch up
+//! within `worker.sync.timeout.ms` runs nothing of that round and rejoins.
+//!
 //! The herder is told of every assignment through [`Assignment`] events and acknowledges each
 //! once it has stopped the revoked work (and started the new); only then does the coordinator
 //! report its new running set in the next join, so the leader never hands out work that is
@@ -37,6 +42,10 @@ pub struct CoordinatorConfig {
     pub heartbeat_interval_ms: u64,
     /// Kafka's `scheduled.rebalance.max.delay.ms`.
     pub max_delay_ms: i64,
+    /// Kafka's `worker.sync.timeout.ms`: how long a worker waits to read the config topic to
+    /// the offset an assignment names (and a leader to the members' newest) before it gives
+    /// up on the round and rejoins.
+    pub worker_sync_timeout_ms: u64,
 }
 
 /// One assignment for the herder to apply.
@@ -114,6 +123,25 @@ pub async fn run(
                     continue 'connect;
                 }
             };
+            if a.error == protocol::CONFIG_MISMATCH {
+                // The leader could not read the configs some member has: try again shortly.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            // Run nothing before the configs are read to the leader's offset.
+            if !caught_up(
+                &mut snapshot,
+                a.config_offset,
+                config.worker_sync_timeout_ms,
+            )
+            .await
+            {
+                tracing::warn!(
+                    offset = a.config_offset,
+                    "configs not read to the leader's offset in time; rejoining"
+                );
+                continue;
+            }
             let assigned = assignor::from_connector_tasks(&a.assigned);
             let revoked = assignor::from_connector_tasks(&a.revoked);
             let any_revoked = !revoked.is_empty();
@@ -185,6 +213,15 @@ pub async fn run(
     }
 }
 
+/// Waits until the snapshot is read to `offset`, at most `timeout_ms`.
+async fn caught_up(snapshot: &mut watch::Receiver<Snapshot>, offset: i64, timeout_ms: u64) -> bool {
+    let wait = snapshot.wait_for(|s| s.offset >= offset);
+    matches!(
+        tokio::time::timeout(Duration::from_millis(timeout_ms), wait).await,
+        Ok(Ok(_))
+    )
+}
+
 /// Errors after which the member simply joins again (its membership is intact or it is told
 /// to rejoin).
 fn rejoin_now(e: &GroupError) -> bool {
@@ -223,7 +260,7 @@ async fn round(
     snapshot: &watch::Receiver<Snapshot>,
     running: &BTreeSet<Work>,
 ) -> Result<(i32, protocol::Assignment), GroupError> {
-    let snap = snapshot.borrow().clone();
+    let mut snap = snapshot.borrow().clone();
     let me = WorkerState {
         url: config.url.clone(),
         config_offset: snap.offset,
@@ -248,19 +285,44 @@ async fn round(
     let mut assignments = Vec::new();
     if joined.is_leader() {
         let mut members = BTreeMap::new();
+        let mut newest = snap.offset;
         for (id, meta) in &joined.members {
             // A member whose metadata cannot be read runs nothing we know of.
             let owned = match protocol::decode_metadata(meta) {
-                Ok(ws) => ws
-                    .assignment
-                    .map(|a| assignor::from_connector_tasks(&a.assigned))
-                    .unwrap_or_default(),
+                Ok(ws) => {
+                    newest = newest.max(ws.config_offset);
+                    ws.assignment
+                        .map(|a| assignor::from_connector_tasks(&a.assigned))
+                        .unwrap_or_default()
+                }
                 Err(e) => {
                     tracing::warn!(member = %id, error = %e, "unreadable member metadata");
                     BTreeSet::new()
                 }
             };
             members.insert(id.clone(), owned);
+        }
+        // Assign from configs at least as new as every member's, as Kafka's leader does.
+        if snap.offset < newest {
+            let mut s = snapshot.clone();
+            if caught_up(&mut s, newest, config.worker_sync_timeout_ms).await {
+                snap = s.borrow().clone();
+            } else {
+                let mismatch = protocol::Assignment {
+                    error: protocol::CONFIG_MISMATCH,
+                    leader: joined.member_id.clone(),
+                    leader_url: config.url.clone(),
+                    config_offset: snap.offset,
+                    ..protocol::Assignment::default()
+                };
+                let bytes = protocol::encode_assignment(chosen, &mismatch);
+                let all = members
+                    .keys()
+                    .map(|id| (id.clone(), bytes.clone()))
+                    .collect();
+                let mine = member.sync(all).await?;
+                return decode(&mine).map(|a| (joined.generation_id, a));
+            }
         }
         let plans = assignor::assign(
             leader_state,
@@ -283,12 +345,15 @@ async fn round(
         }
     }
     let bytes = member.sync(assignments).await?;
-    let a = protocol::decode_assignment(&bytes).map_err(|e| GroupError::Malformed {
+    decode(&bytes).map(|a| (joined.generation_id, a))
+}
+
+fn decode(bytes: &[u8]) -> Result<protocol::Assignment, GroupError> {
+    protocol::decode_assignment(bytes).map_err(|e| GroupError::Malformed {
         api: kafka_protocol::messages::ApiKey::SyncGroup,
         addr: String::new(),
         detail: e.to_string(),
-    })?;
-    Ok((joined.generation_id, a))
+    })
 }
 
 fn now_ms() -> i64 {
