@@ -300,6 +300,16 @@ mod coordinated {
     }
 
     fn start(bootstrap: &str, n: usize, snapshot: watch::Receiver<Snapshot>) -> Running {
+        start_slow(bootstrap, n, snapshot, Duration::ZERO)
+    }
+
+    /// A worker whose herder takes `apply_time` to apply each assignment.
+    fn start_slow(
+        bootstrap: &str,
+        n: usize,
+        snapshot: watch::Receiver<Snapshot>,
+        apply_time: Duration,
+    ) -> Running {
         let config = CoordinatorConfig {
             bootstrap: bootstrap.to_string(),
             group_id: "connect-coordinated".into(),
@@ -317,6 +327,7 @@ mod coordinated {
         let (w, g) = (work.clone(), gained.clone());
         tokio::spawn(async move {
             while let Some(ev) = rx.recv().await {
+                tokio::time::sleep(apply_time).await;
                 if let (Ok(mut w), Ok(mut g)) = (w.lock(), g.lock()) {
                     for r in &ev.revoked {
                         w.remove(r);
@@ -414,6 +425,29 @@ mod coordinated {
         let _ = w4.task.await;
         wait_exactly_once(&[&w1, &w3], &more, "after a stop").await;
         for w in [w1, w3] {
+            let _ = w.stop.send(true);
+            let _ = w.task.await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_herder_slower_than_the_session_timeout_keeps_its_membership() {
+        let broker = test_support::TestBroker::start().await.expect("broker");
+        let bootstrap = broker.bootstrap();
+        let (_tx, rx) = watch::channel(Snapshot {
+            offset: 1,
+            work: configured(),
+        });
+        // Applying takes 3 s, longer than the 2 s session timeout.
+        let w1 = start_slow(&bootstrap, 1, rx.clone(), Duration::from_millis(3_000));
+        let w2 = start(&bootstrap, 2, rx);
+        wait_exactly_once(&[&w1, &w2], &configured(), "two workers").await;
+        // Had w1 missed its heartbeats, its work would have moved to w2 (max delay 0) and w2
+        // would hold everything.
+        assert!(w1.work.lock().map(|w| !w.is_empty()).unwrap_or(false));
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
+        wait_exactly_once(&[&w1, &w2], &configured(), "still two").await;
+        for w in [w1, w2] {
             let _ = w.stop.send(true);
             let _ = w.task.await;
         }

@@ -146,13 +146,17 @@ pub async fn run(
             let revoked = assignor::from_connector_tasks(&a.revoked);
             let any_revoked = !revoked.is_empty();
             if !assigned.is_empty() || any_revoked {
-                if !apply(
+                if !apply_heartbeating(
                     &events,
-                    gen,
-                    &a.leader_url,
-                    a.config_offset,
-                    assigned.clone(),
-                    revoked.clone(),
+                    &mut member,
+                    config.heartbeat_interval_ms,
+                    AssignmentParts {
+                        generation_id: gen,
+                        leader_url: &a.leader_url,
+                        config_offset: a.config_offset,
+                        assigned: assigned.clone(),
+                        revoked: revoked.clone(),
+                    },
                 )
                 .await
                 {
@@ -229,6 +233,47 @@ fn rejoin_now(e: &GroupError) -> bool {
         e.code(),
         Some(codes::REBALANCE_IN_PROGRESS | codes::ILLEGAL_GENERATION)
     )
+}
+
+struct AssignmentParts<'a> {
+    generation_id: i32,
+    leader_url: &'a str,
+    config_offset: i64,
+    assigned: BTreeSet<Work>,
+    revoked: BTreeSet<Work>,
+}
+
+/// As [`apply`], heartbeating while the herder stops and starts work (a sink finishing its
+/// batch may take longer than the session timeout), as Kafka's heartbeat thread does. Errors
+/// are left for the heartbeat loop that follows to act on.
+async fn apply_heartbeating(
+    events: &mpsc::Sender<AssignmentEvent>,
+    member: &mut GroupMember,
+    heartbeat_interval_ms: u64,
+    parts: AssignmentParts<'_>,
+) -> bool {
+    let (tx, mut rx) = oneshot::channel();
+    let ev = AssignmentEvent {
+        generation_id: parts.generation_id,
+        leader_url: parts.leader_url.to_string(),
+        config_offset: parts.config_offset,
+        assigned: parts.assigned,
+        revoked: parts.revoked,
+        applied: tx,
+    };
+    if events.send(ev).await.is_err() {
+        return false;
+    }
+    loop {
+        tokio::select! {
+            r = &mut rx => return r.is_ok(),
+            _ = tokio::time::sleep(Duration::from_millis(heartbeat_interval_ms)) => {
+                if let Err(e) = member.heartbeat().await {
+                    tracing::debug!(error = %e, "heartbeat while applying an assignment");
+                }
+            }
+        }
+    }
 }
 
 /// Sends one event and waits for the herder; false when the herder is gone.
