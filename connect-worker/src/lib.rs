@@ -10,6 +10,7 @@ pub mod config_providers;
 pub mod connectors;
 pub mod converters;
 pub mod data;
+pub mod distributed;
 pub mod error;
 pub mod herder;
 pub mod metrics;

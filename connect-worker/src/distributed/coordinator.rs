@@ -1,0 +1,409 @@
+//! A worker's life in the `connect` group (Kafka Connect's `WorkerCoordinator`): join, lead
+//! when chosen, sync, hand the assignment to the herder, heartbeat, and rejoin when the group
+//! rebalances, the configs change, revoked work was stopped or a scheduled rebalance is due.
+//!
+//! Every worker reads the config topic to the offset the leader assigned from before it runs
+//! its assignment (and the leader to the newest offset a member reports before it assigns), so
+//! no worker starts a task from configs older than the leader's; a worker that cannot catch up
+//! within `worker.sync.timeout.ms` runs nothing of that round and rejoins.
+//!
+//! The herder is told of every assignment through [`Assignment`] events and acknowledges each
+//! once it has stopped the revoked work (and started the new); only then does the coordinator
+//! report its new running set in the next join, so the leader never hands out work that is
+//! still running elsewhere. A member that loses the group (session expired, coordinator
+//! unreachable) revokes everything it runs before it joins again, as Kafka's worker does when
+//! its generation is reset: another worker may already run it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::assignor::{self, LeaderState, Work};
+use super::client::{codes, GroupError, GroupMember};
+use super::protocol::{self, ConnectProtocol, WorkerState};
+
+/// The config snapshot the leader assigns from: the config topic offset it was read to and
+/// every connector and task it holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub offset: i64,
+    pub work: BTreeSet<Work>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CoordinatorConfig {
+    pub bootstrap: String,
+    pub group_id: String,
+    /// This worker's advertised REST URL.
+    pub url: String,
+    pub session_timeout_ms: i32,
+    pub rebalance_timeout_ms: i32,
+    pub heartbeat_interval_ms: u64,
+    /// Kafka's `scheduled.rebalance.max.delay.ms`.
+    pub max_delay_ms: i64,
+    /// Kafka's `worker.sync.timeout.ms`: how long a worker waits to read the config topic to
+    /// the offset an assignment names (and a leader to the members' newest) before it gives
+    /// up on the round and rejoins.
+    pub worker_sync_timeout_ms: u64,
+}
+
+/// One assignment for the herder to apply.
+#[derive(Debug)]
+pub struct AssignmentEvent {
+    pub generation_id: i32,
+    pub leader_url: String,
+    /// The config topic offset to read to before running anything.
+    pub config_offset: i64,
+    pub assigned: BTreeSet<Work>,
+    pub revoked: BTreeSet<Work>,
+    /// Sent back once revoked work has stopped.
+    pub applied: oneshot::Sender<()>,
+}
+
+/// Runs the worker's membership until `shutdown` fires, then leaves the group.
+pub async fn run(
+    config: CoordinatorConfig,
+    mut snapshot: watch::Receiver<Snapshot>,
+    events: mpsc::Sender<AssignmentEvent>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut leader_state = LeaderState::default();
+    let mut running: BTreeSet<Work> = BTreeSet::new();
+    let backoff = Duration::from_millis(500);
+    'connect: loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let mut member = match GroupMember::connect(
+            &config.bootstrap,
+            &config.group_id,
+            config.session_timeout_ms,
+            config.rebalance_timeout_ms,
+            Duration::from_secs(10),
+        )
+        .await
+        {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot reach the group coordinator");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => continue 'connect,
+                    _ = shutdown.changed() => return,
+                }
+            }
+        };
+        // A new connection is a new member: whatever we ran may be someone else's now.
+        if !running.is_empty()
+            && !apply(&events, -1, "", -1, BTreeSet::new(), running.clone()).await
+        {
+            return;
+        }
+        running.clear();
+
+        loop {
+            let result = tokio::select! {
+                r = round(&config, &mut member, &mut leader_state, &snapshot, &running) => r,
+                _ = shutdown.changed() => {
+                    let _ = member.leave().await;
+                    return;
+                }
+            };
+            let (gen, a) = match result {
+                Ok(x) => x,
+                Err(e) if rejoin_now(&e) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "group membership lost");
+                    if !running.is_empty()
+                        && !apply(&events, -1, "", -1, BTreeSet::new(), running.clone()).await
+                    {
+                        return;
+                    }
+                    running.clear();
+                    continue 'connect;
+                }
+            };
+            if a.error == protocol::CONFIG_MISMATCH {
+                // The leader could not read the configs some member has: try again shortly.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            // Run nothing before the configs are read to the leader's offset.
+            if !caught_up(
+                &mut snapshot,
+                a.config_offset,
+                config.worker_sync_timeout_ms,
+            )
+            .await
+            {
+                tracing::warn!(
+                    offset = a.config_offset,
+                    "configs not read to the leader's offset in time; rejoining"
+                );
+                continue;
+            }
+            let assigned = assignor::from_connector_tasks(&a.assigned);
+            let revoked = assignor::from_connector_tasks(&a.revoked);
+            let any_revoked = !revoked.is_empty();
+            if !assigned.is_empty() || any_revoked {
+                if !apply_heartbeating(
+                    &events,
+                    &mut member,
+                    config.heartbeat_interval_ms,
+                    AssignmentParts {
+                        generation_id: gen,
+                        leader_url: &a.leader_url,
+                        config_offset: a.config_offset,
+                        assigned: assigned.clone(),
+                        revoked: revoked.clone(),
+                    },
+                )
+                .await
+                {
+                    let _ = member.leave().await;
+                    return;
+                }
+                for w in &revoked {
+                    running.remove(w);
+                }
+                running.extend(assigned);
+            }
+            if any_revoked {
+                // Kafka's worker rejoins at once after stopping revoked work, so the leader can
+                // hand it to its new owner.
+                continue;
+            }
+            let deadline = (a.delay_ms > 0).then(|| {
+                tokio::time::Instant::now()
+                    + Duration::from_millis(u64::try_from(a.delay_ms).unwrap_or(0))
+            });
+            snapshot.mark_unchanged();
+            // Heartbeat until something calls for a new round.
+            loop {
+                let until_due = deadline
+                    .map(|d| d.saturating_duration_since(tokio::time::Instant::now()))
+                    .unwrap_or(Duration::MAX);
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(config.heartbeat_interval_ms)) => {}
+                    _ = tokio::time::sleep(until_due), if deadline.is_some() => break,
+                    r = snapshot.changed() => {
+                        if r.is_err() {
+                            let _ = member.leave().await;
+                            return;
+                        }
+                        break;
+                    }
+                    _ = shutdown.changed() => {
+                        let _ = member.leave().await;
+                        return;
+                    }
+                }
+                match member.heartbeat().await {
+                    Ok(()) => {}
+                    Err(e) if rejoin_now(&e) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "heartbeat failed");
+                        if !running.is_empty()
+                            && !apply(&events, -1, "", -1, BTreeSet::new(), running.clone()).await
+                        {
+                            return;
+                        }
+                        running.clear();
+                        continue 'connect;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Waits until the snapshot is read to `offset`, at most `timeout_ms`.
+async fn caught_up(snapshot: &mut watch::Receiver<Snapshot>, offset: i64, timeout_ms: u64) -> bool {
+    let wait = snapshot.wait_for(|s| s.offset >= offset);
+    matches!(
+        tokio::time::timeout(Duration::from_millis(timeout_ms), wait).await,
+        Ok(Ok(_))
+    )
+}
+
+/// Errors after which the member simply joins again (its membership is intact or it is told
+/// to rejoin).
+fn rejoin_now(e: &GroupError) -> bool {
+    matches!(
+        e.code(),
+        Some(codes::REBALANCE_IN_PROGRESS | codes::ILLEGAL_GENERATION)
+    )
+}
+
+struct AssignmentParts<'a> {
+    generation_id: i32,
+    leader_url: &'a str,
+    config_offset: i64,
+    assigned: BTreeSet<Work>,
+    revoked: BTreeSet<Work>,
+}
+
+/// As [`apply`], heartbeating while the herder stops and starts work (a sink finishing its
+/// batch may take longer than the session timeout), as Kafka's heartbeat thread does. Errors
+/// are left for the heartbeat loop that follows to act on.
+async fn apply_heartbeating(
+    events: &mpsc::Sender<AssignmentEvent>,
+    member: &mut GroupMember,
+    heartbeat_interval_ms: u64,
+    parts: AssignmentParts<'_>,
+) -> bool {
+    let (tx, mut rx) = oneshot::channel();
+    let ev = AssignmentEvent {
+        generation_id: parts.generation_id,
+        leader_url: parts.leader_url.to_string(),
+        config_offset: parts.config_offset,
+        assigned: parts.assigned,
+        revoked: parts.revoked,
+        applied: tx,
+    };
+    if events.send(ev).await.is_err() {
+        return false;
+    }
+    loop {
+        tokio::select! {
+            r = &mut rx => return r.is_ok(),
+            _ = tokio::time::sleep(Duration::from_millis(heartbeat_interval_ms)) => {
+                if let Err(e) = member.heartbeat().await {
+                    tracing::debug!(error = %e, "heartbeat while applying an assignment");
+                }
+            }
+        }
+    }
+}
+
+/// Sends one event and waits for the herder; false when the herder is gone.
+async fn apply(
+    events: &mpsc::Sender<AssignmentEvent>,
+    generation_id: i32,
+    leader_url: &str,
+    config_offset: i64,
+    assigned: BTreeSet<Work>,
+    revoked: BTreeSet<Work>,
+) -> bool {
+    let (tx, rx) = oneshot::channel();
+    let ev = AssignmentEvent {
+        generation_id,
+        leader_url: leader_url.to_string(),
+        config_offset,
+        assigned,
+        revoked,
+        applied: tx,
+    };
+    events.send(ev).await.is_ok() && rx.await.is_ok()
+}
+
+/// One JoinGroup/SyncGroup round; the leader assigns from the snapshot.
+async fn round(
+    config: &CoordinatorConfig,
+    member: &mut GroupMember,
+    leader_state: &mut LeaderState,
+    snapshot: &watch::Receiver<Snapshot>,
+    running: &BTreeSet<Work>,
+) -> Result<(i32, protocol::Assignment), GroupError> {
+    let mut snap = snapshot.borrow().clone();
+    let me = WorkerState {
+        url: config.url.clone(),
+        config_offset: snap.offset,
+        assignment: (!running.is_empty()).then(|| protocol::Assignment {
+            assigned: assignor::to_connector_tasks(running),
+            ..protocol::Assignment::default()
+        }),
+    };
+    let offered = [
+        (
+            ConnectProtocol::Sessioned.name(),
+            protocol::encode_metadata(ConnectProtocol::Sessioned, &me),
+        ),
+        (
+            ConnectProtocol::Compatible.name(),
+            protocol::encode_metadata(ConnectProtocol::Compatible, &me),
+        ),
+    ];
+    let joined = member.join(&offered).await?;
+    let chosen =
+        ConnectProtocol::from_name(&joined.protocol).unwrap_or(ConnectProtocol::Compatible);
+    let mut assignments = Vec::new();
+    if joined.is_leader() {
+        let mut members = BTreeMap::new();
+        let mut newest = snap.offset;
+        for (id, meta) in &joined.members {
+            // A member whose metadata cannot be read runs nothing we know of.
+            let owned = match protocol::decode_metadata(meta) {
+                Ok(ws) => {
+                    newest = newest.max(ws.config_offset);
+                    ws.assignment
+                        .map(|a| assignor::from_connector_tasks(&a.assigned))
+                        .unwrap_or_default()
+                }
+                Err(e) => {
+                    tracing::warn!(member = %id, error = %e, "unreadable member metadata");
+                    BTreeSet::new()
+                }
+            };
+            members.insert(id.clone(), owned);
+        }
+        // Assign from configs at least as new as every member's, as Kafka's leader does.
+        if snap.offset < newest {
+            let mut s = snapshot.clone();
+            if caught_up(&mut s, newest, config.worker_sync_timeout_ms).await {
+                snap = s.borrow().clone();
+            } else {
+                let mismatch = protocol::Assignment {
+                    error: protocol::CONFIG_MISMATCH,
+                    leader: joined.member_id.clone(),
+                    leader_url: config.url.clone(),
+                    config_offset: snap.offset,
+                    ..protocol::Assignment::default()
+                };
+                let bytes = protocol::encode_assignment(chosen, &mismatch);
+                let all = members
+                    .keys()
+                    .map(|id| (id.clone(), bytes.clone()))
+                    .collect();
+                let mine = member.sync(all).await?;
+                return decode(&mine).map(|a| (joined.generation_id, a));
+            }
+        }
+        let plans = assignor::assign(
+            leader_state,
+            &members,
+            &snap.work,
+            now_ms(),
+            config.max_delay_ms,
+        );
+        for (id, plan) in plans {
+            let a = protocol::Assignment {
+                error: protocol::NO_ERROR,
+                leader: joined.member_id.clone(),
+                leader_url: config.url.clone(),
+                config_offset: snap.offset,
+                assigned: assignor::to_connector_tasks(&plan.assigned),
+                revoked: assignor::to_connector_tasks(&plan.revoked),
+                delay_ms: plan.delay_ms,
+            };
+            assignments.push((id, protocol::encode_assignment(chosen, &a)));
+        }
+    }
+    let bytes = member.sync(assignments).await?;
+    decode(&bytes).map(|a| (joined.generation_id, a))
+}
+
+fn decode(bytes: &[u8]) -> Result<protocol::Assignment, GroupError> {
+    protocol::decode_assignment(bytes).map_err(|e| GroupError::Malformed {
+        api: kafka_protocol::messages::ApiKey::SyncGroup,
+        addr: String::new(),
+        detail: e.to_string(),
+    })
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
