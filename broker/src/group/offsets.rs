@@ -14,7 +14,8 @@ use parking_lot::Mutex;
 use crate::flush::Flusher;
 use crate::log::batch::builder::BatchBuilder;
 use crate::log::batch::BatchIter;
-use crate::topic::{Partition, TopicConfigs, TopicError, TopicRegistry};
+use crate::topic::internal::{get_str, open_state_partition, put_str};
+use crate::topic::{Partition, TopicError, TopicRegistry};
 
 /// The internal topic holding committed offsets.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -40,18 +41,7 @@ pub struct OffsetStore {
 impl OffsetStore {
     /// Creates the internal topic if needed and replays it.
     pub async fn open(topics: &TopicRegistry, flusher: Flusher) -> Result<Self, TopicError> {
-        let topic = match topics.get(OFFSETS_TOPIC) {
-            Some(t) => t,
-            None => {
-                let mut configs = TopicConfigs::default();
-                configs.0.insert("cleanup.policy".into(), "compact".into());
-                configs.0.insert("segment.bytes".into(), "104857600".into());
-                topics.create(OFFSETS_TOPIC, 1, 1, configs).await?
-            }
-        };
-        let partition = topic
-            .partition(0)
-            .ok_or_else(|| TopicError::Unknown(format!("{OFFSETS_TOPIC}-0")))?;
+        let partition = open_state_partition(topics, OFFSETS_TOPIC).await?;
         let committed = replay(&partition)?;
         tracing::info!(groups = committed.len(), "loaded committed offsets");
         Ok(OffsetStore {
@@ -189,24 +179,6 @@ impl OffsetStore {
 
 const KEY_VERSION: i16 = 1;
 const VALUE_VERSION: i16 = 3;
-
-fn put_str(buf: &mut BytesMut, s: &str) {
-    let len = i16::try_from(s.len()).unwrap_or(i16::MAX);
-    buf.put_i16(len);
-    buf.put_slice(&s.as_bytes()[..usize::try_from(len).unwrap_or(0)]);
-}
-
-fn get_str(buf: &mut Bytes) -> Option<String> {
-    if buf.remaining() < 2 {
-        return None;
-    }
-    let len = usize::try_from(buf.get_i16()).ok()?;
-    if buf.remaining() < len {
-        return None;
-    }
-    let s = String::from_utf8(buf.split_to(len).to_vec()).ok()?;
-    Some(s)
-}
 
 fn encode_key(group: &str, topic: &str, partition: i32) -> Bytes {
     let mut buf = BytesMut::new();

@@ -1,6 +1,7 @@
 //! Topics: names, configs, partitions, and the registry that keeps them on disk.
 
 pub mod config;
+pub(crate) mod internal;
 pub mod name;
 mod partition;
 pub(crate) mod producer_state;

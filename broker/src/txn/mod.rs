@@ -41,8 +41,9 @@ use crate::group::offsets::Committed;
 use crate::log::batch::builder::BatchBuilder;
 use crate::log::batch::BatchIter;
 use crate::log::BatchHeader;
+use crate::topic::internal::open_state_partition;
 use crate::topic::txn_index::{ABORT, COMMIT};
-use crate::topic::{Partition, TopicConfigs, TopicError, TopicRegistry};
+use crate::topic::{Partition, TopicError, TopicRegistry};
 
 /// The internal topic holding transaction state.
 pub const TXN_TOPIC: &str = "__transaction_state";
@@ -188,18 +189,7 @@ impl TxnCoordinator {
         flusher: Flusher,
         max_timeout_ms: i32,
     ) -> Result<Self, TopicError> {
-        let topic = match topics.get(TXN_TOPIC) {
-            Some(t) => t,
-            None => {
-                let mut configs = TopicConfigs::default();
-                configs.0.insert("cleanup.policy".into(), "compact".into());
-                configs.0.insert("segment.bytes".into(), "104857600".into());
-                topics.create(TXN_TOPIC, 1, 1, configs).await?
-            }
-        };
-        let partition = topic
-            .partition(0)
-            .ok_or_else(|| TopicError::Unknown(format!("{TXN_TOPIC}-0")))?;
+        let partition = open_state_partition(topics, TXN_TOPIC).await?;
         let states = replay(&partition)?;
         tracing::info!(transactional_ids = states.len(), "loaded transaction state");
         let mut published = Published::default();
@@ -761,7 +751,7 @@ mod tests {
     use super::*;
     use crate::broker::Advertised;
     use crate::config::Config;
-    use crate::topic::Isolation;
+    use crate::topic::{Isolation, TopicConfigs};
 
     fn advertised() -> Advertised {
         Advertised {

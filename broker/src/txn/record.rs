@@ -10,26 +10,10 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::{TxnMeta, TxnState};
 use crate::group::offsets::Committed;
+use crate::topic::internal::{get_str, put_str};
 
 const KEY_VERSION: i16 = 0;
 const VALUE_VERSION: i16 = 0;
-
-fn put_str(buf: &mut BytesMut, s: &str) {
-    let len = i16::try_from(s.len()).unwrap_or(i16::MAX);
-    buf.put_i16(len);
-    buf.put_slice(&s.as_bytes()[..usize::try_from(len).unwrap_or(0)]);
-}
-
-fn get_str(buf: &mut Bytes) -> Option<String> {
-    if buf.remaining() < 2 {
-        return None;
-    }
-    let len = usize::try_from(buf.get_i16()).ok()?;
-    if buf.remaining() < len {
-        return None;
-    }
-    String::from_utf8(buf.split_to(len).to_vec()).ok()
-}
 
 fn len_i32(n: usize) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
