@@ -76,9 +76,29 @@ pub struct Consistency {
     timeout: Duration,
     db_timeout: Duration,
     /// Highest `next_offset` seen per partition.
-    seen: Mutex<HashMap<i32, i64>>,
+    seen: Highest,
     /// Highest end offset (high watermark) the broker reported per partition.
-    ends: Mutex<HashMap<i32, i64>>,
+    ends: Highest,
+}
+
+/// The highest value seen per partition (both offsets only ever grow).
+#[derive(Default)]
+struct Highest(Mutex<HashMap<i32, i64>>);
+
+impl Highest {
+    fn get(&self, partition: i32) -> Option<i64> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&partition)
+            .copied()
+    }
+
+    fn raise(&self, partition: i32, value: i64) {
+        let mut all = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let e = all.entry(partition).or_insert(value);
+        *e = (*e).max(value);
+    }
 }
 
 impl Consistency {
@@ -88,23 +108,9 @@ impl Consistency {
             connector: connector.to_string(),
             timeout,
             db_timeout,
-            seen: Mutex::default(),
-            ends: Mutex::default(),
+            seen: Highest::default(),
+            ends: Highest::default(),
         }
-    }
-
-    fn cached(&self, partition: i32) -> Option<i64> {
-        self.seen
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&partition)
-            .copied()
-    }
-
-    fn remember(&self, partition: i32, next: i64) {
-        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        let e = seen.entry(partition).or_insert(next);
-        *e = (*e).max(next);
     }
 
     /// Refuses a token whose offset is at or past its partition's end on the broker (or whose
@@ -114,12 +120,7 @@ impl Consistency {
         token: &ConsistencyToken,
         publisher: &OrderPublisher,
     ) -> Result<(), ApiError> {
-        let known_end = self
-            .ends
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&token.partition)
-            .copied();
+        let known_end = self.ends.get(token.partition);
         if known_end.is_some_and(|end| token.offset < end) {
             return Ok(());
         }
@@ -128,11 +129,7 @@ impl Consistency {
             .await
         {
             Ok(Some(end)) => {
-                {
-                    let mut ends = self.ends.lock().unwrap_or_else(|e| e.into_inner());
-                    let e = ends.entry(token.partition).or_insert(end);
-                    *e = (*e).max(end);
-                }
+                self.ends.raise(token.partition, end);
                 if token.offset >= end {
                     return Err(ApiError::BadRequest(format!(
                         "invalid {HEADER} header: {token} names offset {} of partition {} of topic {}, which ends at offset {end}; no acknowledged order is there, so the token was not issued by this service for this topic",
@@ -172,7 +169,8 @@ impl Consistency {
             )));
         }
         if self
-            .cached(token.partition)
+            .seen
+            .get(token.partition)
             .is_some_and(|n| n > token.offset)
         {
             return Ok(());
@@ -203,7 +201,7 @@ impl Consistency {
                 Err(e) => return Err(e),
             };
             if let Some(next) = next {
-                self.remember(token.partition, next);
+                self.seen.raise(token.partition, next);
                 if next > token.offset {
                     return Ok(());
                 }
