@@ -64,7 +64,8 @@ impl Broker {
             min_session_timeout: Duration::from_millis(config.group_min_session_timeout_ms),
             max_session_timeout: Duration::from_millis(config.group_max_session_timeout_ms),
             initial_rebalance_delay: Duration::from_millis(config.group_initial_rebalance_delay_ms),
-        });
+        })
+        .with_metadata_sink(offsets.metadata_sink());
         let broker = Broker {
             config,
             topics,

@@ -241,7 +241,8 @@ async fn api_versions_lists_our_table_and_answers_a_newer_version_with_v0() {
         .iter()
         .find(|k| k.api_key == ApiKey::Produce as i16)
         .expect("produce advertised");
-    assert_eq!((produce.min_version, produce.max_version), (3, 9));
+    // Kafka 3.9's minimum: v0–2 (message formats v0/v1) are converted, see protocol::legacy.
+    assert_eq!((produce.min_version, produce.max_version), (0, 9));
 
     // A client newer than us: UNSUPPORTED_VERSION, in v0, with our ranges.
     c.correlation += 1;
@@ -554,11 +555,18 @@ async fn garbage_oversized_and_unknown_requests_close_only_their_connection() {
 
     // A known API at a version we do not implement.
     let mut c = broker.connect().await;
-    c.send_raw(&[0, 0, 0, 10, 0, 0, 0, 1, 0, 0, 0, 7, 0xff, 0xff])
+    c.send_raw(&[0, 0, 0, 10, 0, 0, 0, 10, 0, 0, 0, 7, 0xff, 0xff])
         .await;
     let mut resp = c.read_frame().await.expect("an error answer");
     assert_eq!(resp.get_i32(), 7);
     assert_eq!(resp.get_i16(), 35);
+
+    // A truncated request of an old version (Produce v1, translated by protocol::legacy) closes
+    // its connection without an answer, as any malformed request does.
+    let mut c = broker.connect().await;
+    c.send_raw(&[0, 0, 0, 13, 0, 0, 0, 1, 0, 0, 0, 8, 0xff, 0xff, 0xff, 0xff, 0])
+        .await;
+    assert!(c.read_frame().await.is_none());
 
     // The first client never noticed.
     let resp = healthy

@@ -30,3 +30,17 @@ fn confluent_kafka_roundtrip() -> anyhow::Result<()> {
     assert_eq!(out.trim(), "OK", "unexpected script output: {out}");
     Ok(())
 }
+
+/// kafka-python pinned to Kafka 0.8.1–0.10.1 sends the request versions Kafka 4.0 removed and
+/// 3.9 still answers (message formats v0/v1 up- and down-converted, the old offset and admin
+/// APIs); see the script's docstring.
+#[test]
+fn kafka_python_pinned_to_old_broker_versions() -> anyhow::Result<()> {
+    let out = run_script_against_fresh_broker("kafka_python_old_versions.py", "old-versions")?;
+    assert_eq!(
+        out.trim(),
+        "OK 0.8.1 0.8.2 0.9 0.10 0.10.1",
+        "unexpected script output: {out}"
+    );
+    Ok(())
+}

@@ -6,6 +6,8 @@
 //!   database fails with a message saying so; it never passes silently.
 //! * [`TestBroker`]: datasync's broker running in-process on a loopback port and a temporary
 //!   data directory.
+//! * [`Burrow`] and [`ZooKeeper`]: LinkedIn Burrow and the ZooKeeper it needs, from Debian's
+//!   packages, reading the broker as they read Kafka.
 //! * [`FaultProxy`]: a TCP proxy a test puts between a service and a server, to make the server
 //!   unreachable or unresponsive without touching it (so fault tests also run against a
 //!   `DATABASE_URL` server that cannot be stopped).
@@ -20,8 +22,10 @@ use testcontainers::core::{ContainerPort, WaitFor};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
+mod burrow;
 mod fault_proxy;
 mod prometheus;
+pub use burrow::{Burrow, ZooKeeper};
 pub use fault_proxy::{Fault, FaultProxy};
 pub use prometheus::Prometheus;
 

@@ -20,6 +20,7 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
 use super::consumer_protocol;
+use super::metadata_record::{self, GroupRecord, MemberRecord};
 
 /// Group coordination settings (Kafka's `group.*` broker configs).
 #[derive(Debug, Clone)]
@@ -125,6 +126,8 @@ struct Group {
     /// A new member joined while the group was completing a rebalance: the next rebalance starts
     /// as soon as the leader's assignment is delivered (see [`GroupCoordinator::join`]).
     rebalance_after_sync: bool,
+    /// (generation, stable) of the last group-metadata record written for this group.
+    stored: (i32, bool),
 }
 
 impl Group {
@@ -133,6 +136,7 @@ impl Group {
             id,
             state: State::Empty,
             generation: 0,
+            stored: (0, false),
             protocol_type: None,
             protocol: None,
             leader: None,
@@ -286,6 +290,38 @@ impl Group {
             .map(|(n, _)| n.clone())
     }
 
+    /// The group as its metadata record in `__consumer_offsets` holds it.
+    fn record(&self) -> GroupRecord {
+        let ms = |d: Duration| i32::try_from(d.as_millis()).unwrap_or(i32::MAX);
+        let protocol = self.protocol.as_deref().unwrap_or_default();
+        GroupRecord {
+            protocol_type: self.protocol_type.clone().unwrap_or_default(),
+            generation: self.generation,
+            protocol: self.protocol.clone(),
+            leader: self.leader.clone(),
+            state_timestamp_ms: crate::now_ms(),
+            members: self
+                .members
+                .iter()
+                .map(|(id, m)| MemberRecord {
+                    member_id: id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    rebalance_timeout_ms: ms(m.rebalance_timeout),
+                    session_timeout_ms: ms(m.session_timeout),
+                    subscription: m
+                        .protocols
+                        .iter()
+                        .find(|(n, _)| n == protocol)
+                        .map(|(_, md)| md.clone())
+                        .unwrap_or_default(),
+                    assignment: m.assignment.clone(),
+                })
+                .collect(),
+        }
+    }
+
     fn remove_member(&mut self, id: &str, config: &GroupConfig) {
         if let Some(m) = self.members.shift_remove(id) {
             if let Some(w) = m.join_waiter {
@@ -348,10 +384,15 @@ pub struct GroupSummary {
     pub members: Vec<MemberSummary>,
 }
 
+/// Where the coordinator writes group-metadata records: `(key, value)`, a `None` value deleting
+/// the group's (see [`metadata_record`](super::metadata_record)).
+pub type MetadataSink = Box<dyn Fn(Bytes, Option<Bytes>) + Send + Sync>;
+
 /// All groups of this broker.
 pub struct GroupCoordinator {
     config: GroupConfig,
     groups: Mutex<HashMap<String, Group>>,
+    sink: Option<MetadataSink>,
 }
 
 fn err<T: Default>(e: ResponseError, f: impl FnOnce(&mut T, i16)) -> T {
@@ -374,7 +415,34 @@ impl GroupCoordinator {
         GroupCoordinator {
             config,
             groups: Mutex::new(HashMap::new()),
+            sink: None,
         }
+    }
+
+    /// Writes a group-metadata record through `sink` whenever a group completes a rebalance or
+    /// becomes empty, as Kafka's coordinator does, and a tombstone when a group is deleted.
+    pub fn with_metadata_sink(mut self, sink: MetadataSink) -> Self {
+        self.sink = Some(sink);
+        self
+    }
+
+    /// Writes `group`'s record if it reached a state not written yet (called with the groups
+    /// locked, so a group's records are written in the order of its states).
+    fn store(&self, group: &mut Group) {
+        let Some(sink) = &self.sink else { return };
+        let stable = match group.state {
+            State::Stable => true,
+            State::Empty => false,
+            State::PreparingRebalance | State::CompletingRebalance => return,
+        };
+        if group.stored == (group.generation, stable) {
+            return;
+        }
+        group.stored = (group.generation, stable);
+        sink(
+            metadata_record::key(&group.id),
+            Some(metadata_record::value(&group.record())),
+        );
     }
 
     pub fn join(&self, req: JoinRequest) -> JoinOutcome {
@@ -589,6 +657,7 @@ impl GroupCoordinator {
                         generation = group.generation,
                         "rebalance complete"
                     );
+                    self.store(group);
                     if group.rebalance_after_sync {
                         tracing::info!(
                             group = group_id,
@@ -659,6 +728,7 @@ impl GroupCoordinator {
                     }
                     tracing::info!(group = group_id, member = %id, "member left");
                     group.remove_member(&id, &self.config);
+                    self.store(group);
                     codes.push(0);
                 }
                 _ => {
@@ -696,6 +766,7 @@ impl GroupCoordinator {
             if group.state == State::PreparingRebalance && group.join_complete_due(now) {
                 group.complete_join();
             }
+            self.store(group);
         }
     }
 
@@ -756,7 +827,11 @@ impl GroupCoordinator {
         match groups.get(group_id) {
             Some(g) if !g.members.is_empty() => false,
             _ => {
-                groups.remove(group_id);
+                if groups.remove(group_id).is_some() {
+                    if let Some(sink) = &self.sink {
+                        sink(metadata_record::key(group_id), None);
+                    }
+                }
                 true
             }
         }

@@ -4,9 +4,10 @@
 pub mod configs;
 pub mod consumer_protocol;
 mod coordinator;
+pub mod metadata_record;
 pub mod offsets;
 
 pub use coordinator::{
     GroupConfig, GroupCoordinator, GroupSummary, JoinOutcome, JoinRequest, JoinResult,
-    MemberSummary, SyncResult,
+    MemberSummary, MetadataSink, SyncResult,
 };

@@ -11,6 +11,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::records::RecordBatchDecoder;
 use parking_lot::Mutex;
 
+use super::MetadataSink;
 use crate::flush::Flusher;
 use crate::log::batch::builder::BatchBuilder;
 use crate::log::batch::BatchIter;
@@ -162,19 +163,45 @@ impl OffsetStore {
     }
 
     fn append(&self, records: Vec<(Bytes, Option<Bytes>)>) -> Result<(), String> {
-        let now = crate::now_ms();
-        let mut builder = BatchBuilder::new();
-        for (key, value) in &records {
-            builder.record(Some(key), value.as_deref(), now);
-        }
-        let mut batch = builder
-            .build()
-            .map_err(|e| format!("could not encode offsets: {e}"))?;
-        self.partition
-            .append(&mut batch)
-            .map(|_| ())
-            .map_err(|e| format!("could not store offsets: {e}"))
+        append_records(&self.partition, &records)
     }
+
+    /// The group coordinator's writer of group-metadata records into this topic: appended at
+    /// once (in the order the coordinator calls it), made durable by the next group commit.
+    pub fn metadata_sink(&self) -> MetadataSink {
+        let partition = self.partition.clone();
+        let flusher = self.flusher.clone();
+        Box::new(move |key, value| {
+            if let Err(e) = append_records(&partition, &[(key, value)]) {
+                tracing::warn!(error = %e, "could not store a group-metadata record");
+                return;
+            }
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                let (flusher, partition) = (flusher.clone(), partition.clone());
+                runtime.spawn(async move {
+                    if let Err(e) = flusher.commit(partition).await {
+                        tracing::warn!(error = %e, "could not flush a group-metadata record");
+                    }
+                });
+            }
+        })
+    }
+}
+
+/// Appends `(key, value)` records to the offsets partition as one batch.
+fn append_records(partition: &Partition, records: &[(Bytes, Option<Bytes>)]) -> Result<(), String> {
+    let now = crate::now_ms();
+    let mut builder = BatchBuilder::new();
+    for (key, value) in records {
+        builder.record(Some(key), value.as_deref(), now);
+    }
+    let mut batch = builder
+        .build()
+        .map_err(|e| format!("could not encode offsets: {e}"))?;
+    partition
+        .append(&mut batch)
+        .map(|_| ())
+        .map_err(|e| format!("could not store offsets: {e}"))
 }
 
 const KEY_VERSION: i16 = 1;
@@ -191,7 +218,8 @@ fn encode_key(group: &str, topic: &str, partition: i32) -> Bytes {
 
 fn decode_key(mut buf: Bytes) -> Option<(String, String, i32)> {
     if buf.remaining() < 2 || buf.get_i16() > KEY_VERSION {
-        // Version 2 keys are group metadata, which this broker does not persist.
+        // Version 2 keys are group metadata, written for tools (see `metadata_record`) and not
+        // read back.
         return None;
     }
     let group = get_str(&mut buf)?;

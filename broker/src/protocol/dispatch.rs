@@ -22,7 +22,7 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 
 use super::frame::{encode_response, error_frame};
-use super::versions;
+use super::{legacy, versions};
 use crate::api;
 use crate::broker::{Advertised, Broker};
 
@@ -42,7 +42,11 @@ pub enum Outcome {
     Close { last: Option<Bytes>, reason: String },
 }
 
-fn ready<R: Encodable + HeaderVersion>(correlation_id: i32, version: i16, body: R) -> Outcome {
+pub(super) fn ready<R: Encodable + HeaderVersion>(
+    correlation_id: i32,
+    version: i16,
+    body: R,
+) -> Outcome {
     match encode_response(correlation_id, version, &body) {
         Ok(frame) => Outcome::Wait(Box::pin(std::future::ready(Ok(Some(frame))))),
         Err(e) => Outcome::Close {
@@ -53,7 +57,7 @@ fn ready<R: Encodable + HeaderVersion>(correlation_id: i32, version: i16, body: 
 }
 
 /// A response that must be completed (see [`Outcome::Respond`]).
-fn deferred<R, F>(correlation_id: i32, version: i16, body: F) -> Outcome
+pub(super) fn deferred<R, F>(correlation_id: i32, version: i16, body: F) -> Outcome
 where
     R: Encodable + HeaderVersion,
     F: Future<Output = Option<R>> + Send + 'static,
@@ -62,7 +66,7 @@ where
 }
 
 /// A response that only waits (see [`Outcome::Wait`]).
-fn waiting<R, F>(correlation_id: i32, version: i16, body: F) -> Outcome
+pub(super) fn waiting<R, F>(correlation_id: i32, version: i16, body: F) -> Outcome
 where
     R: Encodable + HeaderVersion,
     F: Future<Output = Option<R>> + Send + 'static,
@@ -199,6 +203,9 @@ async fn handle_frame(
             }
         }
     };
+    if legacy::is_legacy(api_key, version) {
+        return legacy::handle(broker, api_key, version, correlation_id, frame).await;
+    }
     let request = match RequestKind::decode(api_key, &mut frame, version) {
         Ok(request) => request,
         Err(e) => {

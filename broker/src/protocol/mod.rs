@@ -3,6 +3,7 @@
 
 mod dispatch;
 mod frame;
+mod legacy;
 pub mod versions;
 
 pub use dispatch::{dispatch, Outcome, Pending};

@@ -9,6 +9,7 @@
 //!
 //! * [`record`] — parsing the records of a batch without allocating;
 //! * [`codec`] — the compression codecs, with bounded decompression;
+//! * [`legacy`] — message formats v0/v1, converted for clients older than Kafka 0.11;
 //! * [`builder`] — [`BatchBuilder`](builder::BatchBuilder), the one writer of batches (cleaner,
 //!   recompression, committed offsets, tests);
 //! * [`validator`] — what produce accepts, as Kafka's `LogValidator`.
@@ -33,6 +34,7 @@
 
 pub mod builder;
 pub mod codec;
+pub mod legacy;
 #[cfg(test)]
 mod proptests;
 pub mod record;
