@@ -564,8 +564,10 @@ async fn garbage_oversized_and_unknown_requests_close_only_their_connection() {
     // A truncated request of an old version (Produce v1, translated by protocol::legacy) closes
     // its connection without an answer, as any malformed request does.
     let mut c = broker.connect().await;
-    c.send_raw(&[0, 0, 0, 13, 0, 0, 0, 1, 0, 0, 0, 8, 0xff, 0xff, 0xff, 0xff, 0])
-        .await;
+    c.send_raw(&[
+        0, 0, 0, 13, 0, 0, 0, 1, 0, 0, 0, 8, 0xff, 0xff, 0xff, 0xff, 0,
+    ])
+    .await;
     assert!(c.read_frame().await.is_none());
 
     // The first client never noticed.

@@ -5,25 +5,17 @@ use std::collections::HashMap;
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
-use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
-use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
 };
-use kafka_protocol::messages::{
-    ApiKey, CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
-    IncrementalAlterConfigsRequest, TopicName,
-};
+use kafka_protocol::messages::IncrementalAlterConfigsRequest;
 use kafka_protocol::protocol::StrBytes;
 
 use super::{parse_key_value, split_config_list, ConnArgs};
-use crate::client::{check, Cluster};
+use crate::client::{admin, check, Cluster};
 
-/// Config resource type of a topic (DescribeConfigs, IncrementalAlterConfigs).
+/// Config resource type of a topic (IncrementalAlterConfigs).
 const TOPIC_RESOURCE: i8 = 2;
-/// DescribeConfigs config_source of a per-topic override.
-const DYNAMIC_TOPIC_CONFIG: i8 = 1;
 /// IncrementalAlterConfigs operations.
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
@@ -78,7 +70,6 @@ pub enum TopicsCommand {
 
 pub async fn run(conn: &ConnArgs, command: TopicsCommand) -> anyhow::Result<ExitCode> {
     let mut cluster = conn.connect().await?;
-    let timeout_ms = i32::try_from(conn.command_timeout_ms).unwrap_or(i32::MAX);
     match command {
         TopicsCommand::List { exclude_internal } => list(&mut cluster, exclude_internal).await?,
         TopicsCommand::Create {
@@ -93,7 +84,6 @@ pub async fn run(conn: &ConnArgs, command: TopicsCommand) -> anyhow::Result<Exit
                 partitions,
                 replication_factor,
                 &configs,
-                timeout_ms,
             )
             .await?
         }
@@ -101,7 +91,7 @@ pub async fn run(conn: &ConnArgs, command: TopicsCommand) -> anyhow::Result<Exit
             topic,
             exclude_internal,
         } => describe(&mut cluster, topic, exclude_internal).await?,
-        TopicsCommand::Delete { topic } => delete(&mut cluster, &topic, timeout_ms).await?,
+        TopicsCommand::Delete { topic } => admin::delete_topic(&mut cluster, &topic).await?,
         TopicsCommand::AlterConfig {
             topic,
             add_config,
@@ -109,10 +99,6 @@ pub async fn run(conn: &ConnArgs, command: TopicsCommand) -> anyhow::Result<Exit
         } => alter_config(&mut cluster, &topic, &add_config, &delete_config).await?,
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn topic_name(name: &str) -> TopicName {
-    TopicName(StrBytes::from_string(name.to_string()))
 }
 
 async fn list(cluster: &mut Cluster, exclude_internal: bool) -> anyhow::Result<()> {
@@ -130,58 +116,18 @@ async fn list(cluster: &mut Cluster, exclude_internal: bool) -> anyhow::Result<(
     Ok(())
 }
 
-/// The connection that should receive topic admin requests: the controller Metadata names
-/// (ZooKeeper-era Kafka requires it; KRaft brokers forward), else the bootstrap broker.
-async fn controller(cluster: &mut Cluster) -> anyhow::Result<&mut crate::client::Connection> {
-    let md = cluster.metadata(Some(&[]), false).await?;
-    let id = md.controller_id.0;
-    if id >= 0 && md.brokers.iter().any(|b| b.node_id.0 == id) {
-        Ok(cluster.node(id).await?)
-    } else {
-        Ok(cluster.any())
-    }
-}
-
 async fn create(
     cluster: &mut Cluster,
     topic: &str,
     partitions: Option<i32>,
     replication_factor: Option<i16>,
     configs: &[String],
-    timeout_ms: i32,
 ) -> anyhow::Result<()> {
     let configs = configs
         .iter()
-        .map(|c| {
-            parse_key_value(c).map(|(k, v)| {
-                CreatableTopicConfig::default()
-                    .with_name(StrBytes::from_string(k))
-                    .with_value(Some(StrBytes::from_string(v)))
-            })
-        })
+        .map(|c| parse_key_value(c))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let conn = controller(cluster).await?;
-    // -1 ("broker default") needs CreateTopics v4+.
-    let default = if conn.version(ApiKey::CreateTopics)? >= 4 {
-        -1
-    } else {
-        1
-    };
-    let req = CreateTopicsRequest::default()
-        .with_topics(vec![CreatableTopic::default()
-            .with_name(topic_name(topic))
-            .with_num_partitions(partitions.unwrap_or(default))
-            .with_replication_factor(replication_factor.unwrap_or(default as i16))
-            .with_configs(configs)])
-        .with_timeout_ms(timeout_ms);
-    let resp = conn.call(req).await?;
-    for t in &resp.topics {
-        check(
-            t.error_code,
-            || format!("creating topic {:?}", t.name.0.as_str()),
-            t.error_message.as_deref(),
-        )?;
-    }
+    admin::create_topic(cluster, topic, partitions, replication_factor, &configs).await?;
     println!("Created topic {topic}.");
     Ok(())
 }
@@ -207,41 +153,29 @@ async fn describe(
         return Ok(());
     }
 
-    let req = DescribeConfigsRequest::default().with_resources(
-        topics
-            .iter()
-            .filter_map(|t| t.name.as_ref())
-            .map(|n| {
-                DescribeConfigsResource::default()
-                    .with_resource_type(TOPIC_RESOURCE)
-                    .with_resource_name(n.0.clone())
-                    .with_configuration_keys(None)
-            })
-            .collect(),
-    );
-    let resp = cluster.any().call(req).await?;
-    let mut overrides: HashMap<String, Vec<String>> = HashMap::new();
-    for r in resp.results {
-        check(
-            r.error_code,
-            || format!("describing configs of topic {:?}", r.resource_name.as_str()),
-            r.error_message.as_deref(),
-        )?;
-        let entries = r
-            .configs
-            .iter()
-            .filter(|c| c.config_source == DYNAMIC_TOPIC_CONFIG)
-            .map(|c| {
-                let value = if c.is_sensitive {
-                    "<sensitive>"
-                } else {
-                    c.value.as_deref().unwrap_or("null")
-                };
-                format!("{}={value}", c.name.as_str())
-            })
-            .collect();
-        overrides.insert(r.resource_name.to_string(), entries);
-    }
+    let names: Vec<String> = topics
+        .iter()
+        .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
+        .collect();
+    let overrides: HashMap<String, Vec<String>> = admin::topic_configs(cluster, &names)
+        .await?
+        .into_iter()
+        .map(|(topic, entries)| {
+            let set = entries
+                .into_iter()
+                .filter(|c| c.is_override)
+                .map(|c| {
+                    let value = match (&c.value, c.is_sensitive) {
+                        (_, true) => "<sensitive>",
+                        (Some(v), false) => v.as_str(),
+                        (None, false) => "null",
+                    };
+                    format!("{}={value}", c.name)
+                })
+                .collect();
+            (topic, set)
+        })
+        .collect();
 
     for t in &topics {
         let name = t.name.as_ref().map(|n| n.0.as_str()).unwrap_or("");
@@ -294,25 +228,6 @@ fn kafka_uuid(id: &uuid::Uuid) -> String {
         }
     }
     out
-}
-
-async fn delete(cluster: &mut Cluster, topic: &str, timeout_ms: i32) -> anyhow::Result<()> {
-    let conn = controller(cluster).await?;
-    let mut req = DeleteTopicsRequest::default().with_timeout_ms(timeout_ms);
-    if conn.version(ApiKey::DeleteTopics)? >= 6 {
-        req.topics = vec![DeleteTopicState::default().with_name(Some(topic_name(topic)))];
-    } else {
-        req.topic_names = vec![topic_name(topic)];
-    }
-    let resp = conn.call(req).await?;
-    for r in &resp.responses {
-        check(
-            r.error_code,
-            || format!("deleting topic {topic:?}"),
-            r.error_message.as_deref(),
-        )?;
-    }
-    Ok(())
 }
 
 async fn alter_config(
