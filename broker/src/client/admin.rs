@@ -467,3 +467,166 @@ pub async fn commit_offsets(
     }
     Ok(())
 }
+
+/// Where a read of one partition starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadFrom {
+    Offset(i64),
+    /// The first record at or after this timestamp (ms).
+    Timestamp(i64),
+    Earliest,
+    /// The last `n` records.
+    Latest(i64),
+}
+
+/// One page of a partition: up to `max_records` records from `from`, in one Fetch of at most
+/// `max_bytes` (so a page never costs more than the page shows), with the partition's log
+/// start and end offsets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionPage {
+    pub start: i64,
+    pub end: i64,
+    /// Where this page starts (`from` resolved and clamped to the log).
+    pub first: i64,
+    pub records: Vec<super::records::ConsumedRecord>,
+}
+
+pub async fn read_partition(
+    cluster: &mut Cluster,
+    topic: &str,
+    partition: i32,
+    from: ReadFrom,
+    max_records: usize,
+    max_bytes: i32,
+) -> Result<PartitionPage, ClientError> {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::FetchRequest;
+
+    let topics = [topic.to_string()];
+    let leaders = cluster.partition_leaders(&topics, false).await?;
+    let Some(&leader) = leaders.get(&(topic.to_string(), partition)) else {
+        return Err(ClientError::broker(
+            format!("topic {topic:?} partition {partition}"),
+            kafka_protocol::error::ResponseError::UnknownTopicOrPartition.code(),
+            None,
+        ));
+    };
+    let tp = [(topic.to_string(), partition)];
+    let offset_at = |m: std::collections::HashMap<(String, i32), Result<i64, ClientError>>| {
+        m.into_values()
+            .next()
+            .unwrap_or_else(|| Err(ClientError::Other("no offset answered".into())))
+    };
+    let start = offset_at(cluster.list_offsets(&leaders, &tp, -2).await?)?;
+    let end = offset_at(cluster.list_offsets(&leaders, &tp, -1).await?)?;
+    let first = match from {
+        ReadFrom::Offset(o) => o,
+        ReadFrom::Earliest => start,
+        ReadFrom::Latest(n) => end.saturating_sub(n.max(0)),
+        ReadFrom::Timestamp(ts) => {
+            match offset_at(cluster.list_offsets(&leaders, &tp, ts).await?) {
+                Ok(o) if o >= 0 => o,
+                _ => end,
+            }
+        }
+    }
+    .clamp(start, end);
+    let mut page = PartitionPage {
+        start,
+        end,
+        first,
+        records: Vec::new(),
+    };
+    if first >= end || max_records == 0 {
+        return Ok(page);
+    }
+    let req = FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_min_bytes(0)
+        .with_max_bytes(max_bytes)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(topic_name(topic))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(partition)
+                .with_fetch_offset(first)
+                .with_partition_max_bytes(max_bytes)])]);
+    let resp = cluster.node(leader).await?.call(req).await?;
+    check(
+        resp.error_code,
+        || format!("fetching {topic}-{partition}"),
+        None,
+    )?;
+    for t in resp.responses {
+        for p in t.partitions {
+            check(
+                p.error_code,
+                || format!("fetching {topic}-{partition} at {first}"),
+                None,
+            )?;
+            if let Some(bytes) = p.records {
+                let (records, _) = super::records::decode_fetched(&bytes, first)
+                    .map_err(|e| ClientError::Other(format!("{topic}-{partition}: {e}")))?;
+                page.records.extend(records);
+            }
+        }
+    }
+    page.records.truncate(max_records);
+    Ok(page)
+}
+
+/// Produces one record (acks=all) to `partition`, or by key hash (murmur2, as the Java client
+/// and librdkafka) when `None`; returns the partition and offset.
+pub async fn produce_record(
+    cluster: &mut Cluster,
+    topic: &str,
+    partition: Option<i32>,
+    record: super::records::OutRecord,
+) -> Result<(i32, i64), ClientError> {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::ProduceRequest;
+
+    let topics = [topic.to_string()];
+    let leaders = cluster.partition_leaders(&topics, false).await?;
+    let count = i32::try_from(leaders.len()).unwrap_or(i32::MAX);
+    let partition = match (partition, &record.0) {
+        (Some(p), _) => p,
+        (None, Some(key)) => super::records::partition_for_key(key, count.max(1)),
+        (None, None) => {
+            i32::try_from(crate::now_ms().rem_euclid(i64::from(count.max(1)))).unwrap_or(0)
+        }
+    };
+    let Some(&leader) = leaders.get(&(topic.to_string(), partition)) else {
+        return Err(ClientError::broker(
+            format!("topic {topic:?} partition {partition}"),
+            kafka_protocol::error::ResponseError::UnknownTopicOrPartition.code(),
+            None,
+        ));
+    };
+    let batch = super::records::encode_records(&[record], crate::now_ms())?;
+    let timeout_ms = i32::try_from(cluster.timeout().as_millis()).unwrap_or(i32::MAX);
+    let req = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(timeout_ms)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(topic_name(topic))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(batch))])]);
+    let resp = cluster.node(leader).await?.call(req).await?;
+    let answer = resp
+        .responses
+        .into_iter()
+        .flat_map(|t| t.partition_responses)
+        .next()
+        .ok_or_else(|| {
+            ClientError::Other(format!(
+                "the produce answer names no partition of {topic:?}"
+            ))
+        })?;
+    check(
+        answer.error_code,
+        || format!("producing to {topic}-{partition}"),
+        answer.error_message.as_deref(),
+    )?;
+    Ok((partition, answer.base_offset))
+}

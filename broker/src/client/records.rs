@@ -11,30 +11,45 @@ use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
+use kafka_protocol::protocol::StrBytes;
+
 use super::ClientError;
 
 /// Bytes of a batch header before `last_offset_delta`: base offset, length, leader epoch,
 /// magic, crc, attributes.
 const LAST_OFFSET_DELTA_AT: usize = 8 + 4 + 4 + 1 + 4 + 2;
 
-/// A record as the CLI sees it.
+/// A record as the CLI and the console see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumedRecord {
     pub offset: i64,
     pub timestamp: i64,
     pub key: Option<Bytes>,
     pub value: Option<Bytes>,
+    pub headers: Vec<(String, Option<Bytes>)>,
 }
+
+/// A record to produce: key, value and headers.
+pub type OutRecord = (Option<Bytes>, Option<Bytes>, Vec<(String, Option<Bytes>)>);
 
 /// Encodes `(key, value)` pairs as one v2 record batch without compression.
 pub fn encode_batch(
     records: &[(Option<Bytes>, Option<Bytes>)],
     timestamp: i64,
 ) -> Result<Bytes, ClientError> {
+    let records: Vec<OutRecord> = records
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone(), Vec::new()))
+        .collect();
+    encode_records(&records, timestamp)
+}
+
+/// Encodes records with headers as one v2 record batch without compression.
+pub fn encode_records(records: &[OutRecord], timestamp: i64) -> Result<Bytes, ClientError> {
     let records: Vec<Record> = records
         .iter()
         .enumerate()
-        .map(|(i, (key, value))| Record {
+        .map(|(i, (key, value, headers))| Record {
             transactional: false,
             control: false,
             delete_horizon: false,
@@ -49,7 +64,10 @@ pub fn encode_batch(
             timestamp,
             key: key.clone(),
             value: value.clone(),
-            headers: IndexMap::new(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (StrBytes::from_string(k.clone()), v.clone()))
+                .collect::<IndexMap<_, _>>(),
         })
         .collect();
     let mut buf = BytesMut::new();
@@ -105,6 +123,11 @@ pub fn decode_fetched(bytes: &Bytes, from: i64) -> Result<(Vec<ConsumedRecord>, 
             timestamp: r.timestamp,
             key: r.key,
             value: r.value,
+            headers: r
+                .headers
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
         })
         .collect();
     Ok((records, next))
