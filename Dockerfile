@@ -1,4 +1,4 @@
-# One image with every datasync binary: broker, connect-worker, order-service, user-service.
+# One image with every datasync binary: broker, connect-worker, order-service, user-service, console.
 #
 #   docker build -t datasync:local .                       # or: docker compose build
 #   docker build --build-arg RUST_IMAGE=... --build-arg BASE_IMAGE=... .   # other base images
@@ -31,7 +31,7 @@ RUN apt-get update -qq \
  && rm -rf /var/lib/apt/lists/*
 # Line tables are not needed in the image; leaving them out also makes linking faster.
 ENV CARGO_TARGET_DIR=/target CARGO_PROFILE_RELEASE_DEBUG=0 CARGO_TERM_COLOR=never
-ARG CARGO_BUILD_ARGS="--release --locked -p broker -p connect-worker -p order-service -p user-service --bins"
+ARG CARGO_BUILD_ARGS="--release --locked -p broker -p connect-worker -p order-service -p user-service -p console --bins"
 WORKDIR /src
 # 1. dependencies only (cached until a manifest or Cargo.lock changes)
 COPY --from=plan /plan/ ./
@@ -41,7 +41,7 @@ COPY . .
 RUN find . -path ./vendor -prune -o \( -name '*.rs' -o -name '*.sql' -o -name Cargo.toml \) -exec touch {} + \
  && cargo build ${CARGO_BUILD_ARGS} \
  && mkdir /out && cp /target/release/broker /target/release/connect-worker \
-      /target/release/order-service /target/release/user-service /out/
+      /target/release/order-service /target/release/user-service /target/release/console /out/
 
 FROM ${BASE_IMAGE}
 # The binaries link only libc, libgcc and zlib; curl is for the compose healthchecks.

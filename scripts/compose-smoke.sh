@@ -49,17 +49,17 @@ export MARIADB_ROOT_PASSWORD=${MARIADB_ROOT_PASSWORD:-test1357}
 
 # Free host ports, so that a stack already running on the default ports does not interfere.
 read -r MARIADB_PORT BROKER_PORT CONNECT_PORT USER_SERVICE_PORT ORDER_SERVICE_1_PORT ORDER_SERVICE_2_PORT \
-    BROKER_HTTP_PORT PROMETHEUS_PORT < <(
+    BROKER_HTTP_PORT PROMETHEUS_PORT CONSOLE_PORT < <(
     python3 -c 'import socket
-ss=[socket.socket() for _ in range(8)]
+ss=[socket.socket() for _ in range(9)]
 [s.bind(("127.0.0.1",0)) for s in ss]
 print(*[s.getsockname()[1] for s in ss])')
 export MARIADB_PORT BROKER_PORT CONNECT_PORT USER_SERVICE_PORT ORDER_SERVICE_1_PORT ORDER_SERVICE_2_PORT \
-    BROKER_HTTP_PORT PROMETHEUS_PORT
+    BROKER_HTTP_PORT PROMETHEUS_PORT CONSOLE_PORT
 
 project="datasync-smoke-$$"
 compose() { "${compose_cmd[@]}" -p "$project" "$@"; }
-services=(mariadb broker connect-worker user-service order-service-1 order-service-2)
+services=(mariadb broker connect-worker user-service order-service-1 order-service-2 console)
 
 ok=0
 hdr=$(mktemp); body=$(mktemp)
@@ -214,5 +214,11 @@ until [[ "$(promql 'kafka_server_brokertopicmetrics_messagesin_total{topic="orde
     sleep 1
 done
 log "Prometheus scrapes the broker: 6 records in on orders"
+
+# --- the web console: the orders topic, its group and the connectors, as pages --------------------
+console="http://127.0.0.1:$CONSOLE_PORT"
+curl -fsS "$console/topics" | grep -q 'href="/topics/orders"' || fail "the console ($console) does not list the orders topic"
+curl -fsS "$console/connectors" | grep -q 'href="/connectors/orders-sink"' || fail "the console does not list orders-sink"
+log "the console lists the orders topic and the connectors"
 
 ok=1
