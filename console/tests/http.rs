@@ -61,7 +61,10 @@ async fn a_cluster_or_worker_that_is_down_gets_a_503_page_naming_it() {
     for uri in ["/", "/topics", "/groups", "/topics/orders/messages"] {
         let (status, body) = send(state(&kafka, &connect), get(uri)).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{uri}: {body}");
-        assert!(body.contains(&kafka) && body.contains("unavailable"), "{uri}: {body}");
+        assert!(
+            body.contains(&kafka) && body.contains("unavailable"),
+            "{uri}: {body}"
+        );
     }
     let (status, body) = send(state(&kafka, &connect), get("/connectors")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
@@ -74,10 +77,18 @@ async fn bad_input_gets_its_reason_and_never_a_500() {
     let b = broker.bootstrap();
     let connect = format!("http://{}", closed());
 
-    let (status, body) = send(state(&b, &connect), post("/topics", "name=bad+name&partitions=1")).await;
+    let (status, body) = send(
+        state(&b, &connect),
+        post("/topics", "name=bad+name&partitions=1"),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(body.contains("only ASCII letters"), "{body}");
-    let (status, body) = send(state(&b, &connect), post("/topics", "name=ok&partitions=zero")).await;
+    let (status, body) = send(
+        state(&b, &connect),
+        post("/topics", "name=ok&partitions=zero"),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(body.contains("is not a number of partitions"), "{body}");
     let (status, _) = send(state(&b, &connect), post("/topics", "name=t1&partitions=2")).await;
@@ -102,11 +113,27 @@ async fn bad_input_gets_its_reason_and_never_a_500() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, body) = send(state(&b, &connect), post("/topics/t1/delete", "confirm=t2")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    let (status, body) = send(state(&b, &connect), post("/topics/t1/produce", "partition=x&value=v")).await;
+    let (status, body) = send(
+        state(&b, &connect),
+        post("/topics/t1/produce", "partition=x&value=v"),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    let (status, body) = send(state(&b, &connect), post("/topics/t1/produce", "partition=9&value=v")).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "an unknown partition: {body}");
-    let (status, body) = send(state(&b, &connect), post("/connectors", "name=c&config=%7Bnot+json")).await;
+    let (status, body) = send(
+        state(&b, &connect),
+        post("/topics/t1/produce", "partition=9&value=v"),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "an unknown partition: {body}"
+    );
+    let (status, body) = send(
+        state(&b, &connect),
+        post("/connectors", "name=c&config=%7Bnot+json"),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(body.contains("not JSON"), "{body}");
     let (status, body) = send(state(&b, &connect), post("/groups/g/reset", "to=earliest")).await;

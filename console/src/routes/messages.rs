@@ -26,27 +26,10 @@ const DEFAULT_PAGE_RECORDS: usize = 20;
 
 /// A UTC date and time (`YYYY-MM-DD HH:MM:SS.mmm`) of a Unix time in milliseconds.
 pub fn utc(ms: i64) -> String {
-    if ms < 0 {
-        return "-".into();
+    match chrono::DateTime::from_timestamp_millis(ms) {
+        Some(t) if ms >= 0 => t.format("%Y-%m-%d %H:%M:%S%.3f").to_string(),
+        _ => "-".into(),
     }
-    let (days, rest) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
-    // Howard Hinnant's days-to-civil.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:03}",
-        rest / 3_600_000,
-        rest / 60_000 % 60,
-        rest / 1000 % 60,
-        rest % 1000
-    )
 }
 
 /// Bytes as text where they are UTF-8, else as hex.
