@@ -949,3 +949,65 @@ async fn each_listener_advertises_its_own_address() {
     let _ = stop.send(());
     task.await.expect("task");
 }
+
+/// DescribeLogDirs (kafka-log-dirs.sh; consoles show topic sizes from it): the data directory
+/// with every partition's size on disk, or only the partitions asked for.
+#[tokio::test]
+async fn describe_log_dirs_reports_partition_sizes() {
+    let broker = TestBroker::start().await;
+    let mut c = broker.connect().await;
+    let created = c.call(5, &create_topics_request("sized", 2)).await;
+    assert_eq!(created.topics[0].error_code, 0);
+    let produced = c
+        .call(
+            9,
+            &produce_request("sized", 1, batch(&[("k", &"v".repeat(1000))], 1), -1),
+        )
+        .await;
+    assert_eq!(first_produce_error(&produced), 0);
+
+    let sizes = |resp: &DescribeLogDirsResponse| -> Vec<(i32, i64)> {
+        let mut out: Vec<(i32, i64)> = resp.results[0]
+            .topics
+            .iter()
+            .filter(|t| t.name.0.as_str() == "sized")
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .map(|p| (p.partition_index, p.partition_size))
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    let all = c
+        .call(4, &DescribeLogDirsRequest::default().with_topics(None))
+        .await;
+    assert_eq!((all.error_code, all.results.len()), (0, 1));
+    assert!(!all.results[0].log_dir.is_empty());
+    let got = sizes(&all);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[0].1, 0, "nothing in partition 0");
+    assert!(got[1].1 > 1000, "partition 1 holds the record: {got:?}");
+
+    let some = c
+        .call(
+            1,
+            &DescribeLogDirsRequest::default().with_topics(Some(vec![
+                describe_log_dirs_request::DescribableLogDirTopic::default()
+                    .with_topic(name("sized"))
+                    .with_partitions(vec![1, 7]),
+                describe_log_dirs_request::DescribableLogDirTopic::default()
+                    .with_topic(name("missing"))
+                    .with_partitions(vec![0]),
+            ])),
+        )
+        .await;
+    assert_eq!(sizes(&some), vec![(1, got[1].1)]);
+    assert_eq!(
+        some.results[0].topics.len(),
+        1,
+        "an unknown topic is left out"
+    );
+    broker.stop().await;
+}

@@ -37,6 +37,8 @@ pub struct PartitionInfo {
     pub replicas: usize,
     pub start: Option<i64>,
     pub end: Option<i64>,
+    /// Bytes on disk (DescribeLogDirs), where the cluster reports it.
+    pub size: Option<i64>,
 }
 
 /// A topic with its partitions.
@@ -48,6 +50,11 @@ pub struct TopicInfo {
 }
 
 impl TopicInfo {
+    /// Bytes on disk, if known for every partition.
+    pub fn size(&self) -> Option<i64> {
+        self.partitions.iter().map(|p| p.size).sum()
+    }
+
     /// Records in the topic (end minus start, summed).
     pub fn records(&self) -> i64 {
         self.partitions
@@ -164,6 +171,7 @@ impl Kafka {
                             replicas: p.replica_nodes.len(),
                             start: None,
                             end: None,
+                            size: None,
                         }
                     })
                     .collect();
@@ -177,11 +185,13 @@ impl Kafka {
             let all: Vec<(String, i32)> = leaders.keys().cloned().collect();
             let starts = c.list_offsets(&leaders, &all, -2).await?;
             let ends = c.list_offsets(&leaders, &all, -1).await?;
+            let sizes = admin::partition_sizes(c).await?;
             for t in &mut topics {
                 for p in &mut t.partitions {
                     let key = (t.name.clone(), p.partition);
                     p.start = starts.get(&key).and_then(|r| r.as_ref().ok()).copied();
                     p.end = ends.get(&key).and_then(|r| r.as_ref().ok()).copied();
+                    p.size = sizes.get(&key).copied();
                 }
             }
             topics.sort_by(|a, b| a.name.cmp(&b.name));

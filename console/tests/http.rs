@@ -93,6 +93,13 @@ async fn bad_input_gets_its_reason_and_never_a_500() {
     assert!(body.contains("is not a number of partitions"), "{body}");
     let (status, _) = send(state(&b, &connect), post("/topics", "name=t1&partitions=2")).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, body) = send(state(&b, &connect), get("/topics/t1")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body.matches("<td class=\"num\">0 B</td>").count(),
+        2,
+        "sizes: {body}"
+    );
     let (status, body) = send(state(&b, &connect), post("/topics", "name=t1&partitions=2")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "a duplicate: {body}");
     assert!(body.contains("TOPIC_ALREADY_EXISTS"), "{body}");
@@ -138,6 +145,86 @@ async fn bad_input_gets_its_reason_and_never_a_500() {
     assert!(body.contains("not JSON"), "{body}");
     let (status, body) = send(state(&b, &connect), post("/groups/g/reset", "to=earliest")).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    broker.stop().await;
+}
+
+/// Resetting the offsets of a group without members: to the latest offset, then to an offset;
+/// a group with a live member is refused with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_groups_offsets_are_reset() {
+    use rdkafka::config::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+
+    let mut broker = TestBroker::start().await.expect("broker");
+    let b = broker.bootstrap();
+    let connect = format!("http://{}", closed());
+    let (status, _) = send(state(&b, &connect), post("/topics", "name=r&partitions=1")).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", &b);
+    let producer: FutureProducer = config.create().expect("producer");
+    for i in 0..5 {
+        let v = format!("{i}");
+        producer
+            .send(
+                FutureRecord::<(), _>::to("r").payload(&v),
+                Duration::from_secs(10),
+            )
+            .await
+            .expect("produce");
+    }
+    let mut cluster = broker::client::Cluster::connect(&b, Duration::from_secs(5))
+        .await
+        .expect("cluster");
+    let committed = std::collections::BTreeMap::from([(("r".to_string(), 0), 1)]);
+    broker::client::admin::commit_offsets(&mut cluster, "g", &committed)
+        .await
+        .expect("commit");
+
+    let lag = |body: &str| {
+        body.split("id=\"total-lag\">")
+            .nth(1)
+            .and_then(|r| r.split('<').next())
+            .map(str::to_string)
+    };
+    let (_, body) = send(state(&b, &connect), get("/groups/g")).await;
+    assert_eq!(lag(&body).as_deref(), Some("4"), "{body}");
+    let (status, body) = send(state(&b, &connect), post("/groups/g/reset", "to=latest")).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    let (_, body) = send(state(&b, &connect), get("/groups/g")).await;
+    assert_eq!(lag(&body).as_deref(), Some("0"), "{body}");
+    let (status, body) = send(
+        state(&b, &connect),
+        post("/groups/g/reset", "to=offset&value=2"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    let (_, body) = send(state(&b, &connect), get("/groups/g")).await;
+    assert_eq!(lag(&body).as_deref(), Some("3"), "{body}");
+    let (status, body) = send(
+        state(&b, &connect),
+        post("/groups/g/reset", "to=offset&value=x"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    // A live member: refused.
+    let consumer: BaseConsumer = config
+        .clone()
+        .set("group.id", "g")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&["r"]).expect("subscribe");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while consumer.assignment().expect("assignment").count() == 0 {
+        assert!(std::time::Instant::now() < deadline, "no assignment");
+        let _ = consumer.poll(Duration::from_millis(100));
+    }
+    let (status, body) = send(state(&b, &connect), post("/groups/g/reset", "to=earliest")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("active member"), "{body}");
+    drop(consumer);
     broker.stop().await;
 }
 

@@ -630,3 +630,37 @@ pub async fn produce_record(
     )?;
     Ok((partition, answer.base_offset))
 }
+
+/// The size on disk of every partition replica, summed over each broker's log directories
+/// (DescribeLogDirs to every broker). Empty when the brokers do not implement the API.
+pub async fn partition_sizes(
+    cluster: &mut Cluster,
+) -> Result<BTreeMap<(String, i32), i64>, ClientError> {
+    use kafka_protocol::messages::DescribeLogDirsRequest;
+
+    cluster.metadata(Some(&[]), false).await?;
+    let mut out: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    for id in cluster.broker_ids() {
+        let conn = cluster.node(id).await?;
+        if conn.version(ApiKey::DescribeLogDirs).is_err() {
+            continue;
+        }
+        let resp = conn
+            .call(DescribeLogDirsRequest::default().with_topics(None))
+            .await?;
+        check(
+            resp.error_code,
+            || format!("describing the log dirs of broker {id}"),
+            None,
+        )?;
+        for dir in resp.results.iter().filter(|d| d.error_code == 0) {
+            for t in &dir.topics {
+                for p in &t.partitions {
+                    *out.entry((t.name.0.to_string(), p.partition_index))
+                        .or_default() += p.partition_size;
+                }
+            }
+        }
+    }
+    Ok(out)
+}

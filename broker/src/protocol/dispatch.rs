@@ -314,6 +314,9 @@ async fn handle_frame(
         RequestKind::OffsetDelete(req) => {
             ready(c, version, api::offsets::delete(broker, req).await)
         }
+        RequestKind::DescribeLogDirs(req) => {
+            ready(c, version, api::log_dirs::describe(broker, req))
+        }
         RequestKind::DescribeCluster(req) => {
             ready(c, version, api::cluster::describe(broker, advertised, req))
         }

@@ -17,6 +17,20 @@ use crate::error::{ConsoleError, Result};
 use crate::layout::{field_errors, page};
 use crate::AppState;
 
+/// A size in bytes for people (`-` when unknown).
+fn bytes(size: Option<i64>) -> String {
+    let Some(b) = size else {
+        return "-".into();
+    };
+    let b = b as f64;
+    match b {
+        _ if b >= 1024.0 * 1024.0 * 1024.0 => format!("{:.1} GiB", b / 1024.0 / 1024.0 / 1024.0),
+        _ if b >= 1024.0 * 1024.0 => format!("{:.1} MiB", b / 1024.0 / 1024.0),
+        _ if b >= 1024.0 => format!("{:.1} KiB", b / 1024.0),
+        _ => format!("{b} B"),
+    }
+}
+
 /// Kafka's rule for topic names.
 fn topic_name_problem(name: &str) -> Option<String> {
     if name.is_empty() {
@@ -82,13 +96,14 @@ async fn list_page(
         html! {
             h1 { "Topics" }
             table #topics {
-                thead { tr { th { "Name" } th.num { "Partitions" } th.num { "Records" } th { "" } } }
+                thead { tr { th { "Name" } th.num { "Partitions" } th.num { "Records" } th.num { "Size" } th { "" } } }
                 tbody {
                     @for t in &topics {
                         tr {
                             td { a href={ "/topics/" (t.name) } { (t.name) } @if t.internal { " " span.muted { "(internal)" } } }
                             td.num { (t.partitions.len()) }
                             td.num { (t.records()) }
+                            td.num { (bytes(t.size())) }
                             td { a href={ "/topics/" (t.name) "/messages" } { "messages" } }
                         }
                     }
@@ -167,7 +182,7 @@ pub async fn detail(
             }
             h2 { "Partitions" }
             table #partitions {
-                thead { tr { th { "Partition" } th { "Leader" } th.num { "Replicas" } th.num { "Start offset" } th.num { "End offset" } th.num { "Records" } } }
+                thead { tr { th { "Partition" } th { "Leader" } th.num { "Replicas" } th.num { "Start offset" } th.num { "End offset" } th.num { "Records" } th.num { "Size" } } }
                 tbody {
                     @for p in &topic.partitions {
                         tr {
@@ -177,6 +192,7 @@ pub async fn detail(
                             td.num { (p.start.map_or("-".into(), |o| o.to_string())) }
                             td.num { (p.end.map_or("-".into(), |o| o.to_string())) }
                             td.num { (match (p.start, p.end) { (Some(s), Some(e)) => (e - s).to_string(), _ => "-".into() }) }
+                            td.num { (bytes(p.size)) }
                         }
                     }
                 }
@@ -338,6 +354,14 @@ pub async fn produce(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_read_like_sizes() {
+        assert_eq!(bytes(None), "-");
+        assert_eq!(bytes(Some(512)), "512 B");
+        assert_eq!(bytes(Some(1536)), "1.5 KiB");
+        assert_eq!(bytes(Some(1 << 30)), "1.0 GiB");
+    }
 
     #[test]
     fn topic_names_follow_kafka() {
