@@ -28,6 +28,11 @@ pub struct Config {
         default_value = "http://127.0.0.1:8083"
     )]
     pub connect_urls: Vec<String>,
+    /// The broker's Prometheus endpoint (datasync's broker: `http://HOST:9644/metrics`): the
+    /// overview then charts the broker's own counters (records and bytes in and out, open
+    /// connections). Without it, throughput is derived from end offsets.
+    #[arg(long, env = "BROKER_METRICS_URL")]
+    pub metrics_url: Option<String>,
     /// Refuse every change (create, delete, produce, reset, connector actions).
     #[arg(long, env = "CONSOLE_READ_ONLY", default_value_t = false)]
     pub read_only: bool,
@@ -49,6 +54,7 @@ impl Config {
             listen: "127.0.0.1:0".into(),
             bootstrap_servers: bootstrap.into(),
             connect_urls: connect.map(|c| vec![c.to_string()]).unwrap_or_default(),
+            metrics_url: None,
             read_only: false,
             basic_auth: None,
             request_timeout_ms: 5000,

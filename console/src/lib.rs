@@ -34,6 +34,8 @@ pub struct AppState {
     pub connect: connect::Connect,
     pub history: Arc<history::History>,
     pub read_only: bool,
+    /// The broker's `/metrics`, if configured.
+    pub metrics_url: Option<String>,
     /// `Basic <base64(user:password)>`, when basic auth is on.
     pub authorization: Option<String>,
 }
@@ -111,6 +113,7 @@ pub async fn run(
     let sampler = tokio::spawn(history::run(
         kafka.clone(),
         history.clone(),
+        config.metrics_url.clone(),
         std::time::Duration::from_millis(config.sample_interval_ms),
         stop.clone(),
     ));
@@ -119,6 +122,7 @@ pub async fn run(
         connect: connect::Connect::new(&config.connect_urls, config.request_timeout()),
         history,
         read_only: config.read_only,
+        metrics_url: config.metrics_url.clone(),
         authorization,
     });
     let served = axum::serve(listener, app(state))

@@ -114,12 +114,31 @@ async fn fill(c: &Client, css: &str, value: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Clicks `css` and waits until the page it leads to has loaded (the old document, marked
+/// before the click, is gone and the new one is complete).
+async fn click_and_wait(c: &Client, css: &str) -> anyhow::Result<()> {
+    c.execute("window.__before_click = true;", vec![]).await?;
+    c.find(Locator::Css(css)).await?.click().await?;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let loaded = c
+            .execute(
+                "return window.__before_click !== true && document.readyState === 'complete';",
+                vec![],
+            )
+            .await?;
+        if loaded.as_bool() == Some(true) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("no new page after clicking {css}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn submit(c: &Client, form: &str) -> anyhow::Result<()> {
-    c.find(Locator::Css(&format!("{form} button[type=submit]")))
-        .await?
-        .click()
-        .await?;
-    Ok(())
+    click_and_wait(c, &format!("{form} button[type=submit]")).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -140,13 +159,11 @@ async fn the_console_in_a_real_browser() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let (stop_console, console_stopped) = tokio::sync::oneshot::channel::<()>();
-    let console = tokio::spawn(console::run(
-        console::Config::new(&bootstrap, Some(&worker_url)),
-        listener,
-        async {
-            let _ = console_stopped.await;
-        },
-    ));
+    let mut console_config = console::Config::new(&bootstrap, Some(&worker_url));
+    console_config.metrics_url = Some(format!("http://{}/metrics", broker.http_addr));
+    let console = tokio::spawn(console::run(console_config, listener, async {
+        let _ = console_stopped.await;
+    }));
 
     let (_driver, c) = browser().await?;
     let result = scenario(&c, &base, &bootstrap, files.path()).await;
@@ -198,7 +215,7 @@ async fn scenario(
     submit(c, "#produce").await?;
     let produced = text(c, "#produced").await?;
     assert!(produced.contains("partition 0 at offset 0"), "{produced}");
-    c.find(Locator::Css("#produced a")).await?.click().await?;
+    click_and_wait(c, "#produced a").await?;
     let messages = text(c, "#messages").await?;
     assert!(
         messages.contains("order_id")
@@ -281,7 +298,7 @@ async fn scenario(
     );
     let connector_url = format!("{base}/connectors/orders-file");
     wait_text(c, &connector_url, "#state", |t| t == "RUNNING").await?;
-    c.find(Locator::Css("#action-pause")).await?.click().await?;
+    click_and_wait(c, "#action-pause").await?;
     wait_text(c, &connector_url, "#state", |t| t == "PAUSED").await?;
     c.find(Locator::Css("#action-resume"))
         .await?
@@ -292,7 +309,13 @@ async fn scenario(
     c.goto(&format!("{base}/connectors")).await?;
     assert!(text(c, "#connectors").await?.contains("orders-file"));
 
-    c.goto(base).await?;
+    // The overview charts the broker's own counters: the records produced above came in.
+    let rate = wait_text(c, base, "figure.chart figcaption", |t| {
+        t.starts_with("Messages in (broker metrics)")
+    })
+    .await?;
+    assert!(rate.contains("records/s"), "{rate}");
+    assert!(c.source().await?.contains("<polyline"), "no chart drawn");
     screenshot(c, "overview").await?;
     Ok(())
 }

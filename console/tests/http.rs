@@ -21,6 +21,7 @@ fn state(bootstrap: &str, connect: &str) -> AppState {
         connect: Connect::new(&[connect.to_string()], Duration::from_secs(2)),
         history: Arc::new(History::default()),
         read_only: false,
+        metrics_url: None,
         authorization: None,
     }
 }

@@ -62,6 +62,7 @@ async fn overview(State(state): State<Arc<AppState>>) -> Result<Markup> {
                 span { "Controller" } span { (info.controller) }
                 span { "Topics" } span { (topics.iter().filter(|t| !t.internal).count()) " (" (topics.iter().filter(|t| t.internal).count()) " internal)" }
                 span { "Partitions" } span { (partitions) }
+                span { "Broker metrics" } span { (state.metrics_url.as_deref().unwrap_or("not configured")) }
                 span { "Kafka Connect" } span {
                     @if state.connect.configured() { (state.connect.urls().join(", ")) } @else { "not configured" }
                 }
@@ -77,7 +78,14 @@ async fn overview(State(state): State<Arc<AppState>>) -> Result<Markup> {
             }
             h2 { "Last minutes" }
             div.charts {
-                (chart::line("Messages in", "records/s", &history.throughput()))
+                @if state.metrics_url.is_some() {
+                    (chart::line("Messages in (broker metrics)", "records/s", &history.broker_rate(|c| c.messages_in)))
+                    (chart::line("Bytes in (broker metrics)", "bytes/s", &history.broker_rate(|c| c.bytes_in)))
+                    (chart::line("Bytes out (broker metrics)", "bytes/s", &history.broker_rate(|c| c.bytes_out)))
+                    (chart::line("Open connections", "connections", &history.connections()))
+                } @else {
+                    (chart::line("Messages in (from end offsets)", "records/s", &history.throughput()))
+                }
                 (chart::line("Consumer lag, all groups", "records", &history.total_lag()))
             }
         },
