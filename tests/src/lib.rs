@@ -180,10 +180,20 @@ pub struct WorkerProcess {
 
 impl WorkerProcess {
     pub async fn start(exe: &str, bootstrap: &str) -> anyhow::Result<Self> {
+        Self::start_with(exe, bootstrap, &[]).await
+    }
+
+    /// [`WorkerProcess::start`] with more environment variables (worker settings).
+    pub async fn start_with(
+        exe: &str,
+        bootstrap: &str,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
         let child = tokio::process::Command::new(exe)
+            .envs(env.iter().copied())
             .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
             .env("CONNECT_LISTEN", format!("127.0.0.1:{port}"))
             .env("CONNECT_WORKER_ID", "worker-child")
