@@ -253,6 +253,11 @@ impl Publisher {
             .set("socket.keepalive.enable", "true")
             // Back within a second of a broker's return (librdkafka's default backs off to 10 s).
             .set("reconnect.backoff.max.ms", "1000")
+            // A transaction begun while the coordinator still completes the previous one gets
+            // CONCURRENT_TRANSACTIONS for its AddPartitionsToTxn, retried after this backoff
+            // (librdkafka's 100 ms default would be each such order's latency; Kafka's Java
+            // producer retries that error after 20 ms).
+            .set("retry.backoff.ms", "10")
             .create()
     }
 
@@ -316,11 +321,24 @@ impl Publisher {
                 }
             }
         }
+        // Every delivery report first (bounded by message.timeout.ms): rdkafka's
+        // commit_transaction flushes by polling in 100 ms steps, which would add up to 100 ms
+        // to every transaction; with nothing outstanding it returns at once. A record not
+        // delivered means the transaction can only be aborted (no EndTxn(commit) is sent).
+        let delivered = positions(deliveries);
+        if delivered.iter().any(Option::is_none) {
+            return Err(Failure::Aborted(
+                "a record of the transaction was not delivered".into(),
+            ));
+        }
+        // A delivery future resolves inside librdkafka's callback, a moment before the message
+        // leaves the out queue; a flush that sees it still there sleeps 100 ms.
+        await_out_queue(p, self.settings.timeout);
         loop {
             // Short calls, resumed until decided: an abortable failure (records timed out) is
             // answered as soon as librdkafka knows it.
             match p.commit_transaction(COMMIT_CALL.min(self.settings.timeout)) {
-                Ok(()) => return Ok(positions(deliveries)),
+                Ok(()) => return Ok(delivered),
                 Err(KafkaError::Transaction(e)) if e.is_retriable() && !e.is_fatal() => {
                     // EndTxn may or may not be decided: only retrying the commit can tell.
                     tracing::debug!(error = %e, "commit_transaction not finished, resuming");
@@ -334,8 +352,7 @@ impl Publisher {
                 Err(e) => {
                     return Err(match classify(e) {
                         Ok(why) => Failure::Aborted(why),
-                        // Bounded: undelivered records fail after message.timeout.ms.
-                        Err(why) => Failure::Fatal(why, positions(deliveries)),
+                        Err(why) => Failure::Fatal(why, delivered),
                     });
                 }
             }
@@ -430,6 +447,15 @@ impl Publisher {
             }
         }
         Err("no answer within 30 s".into())
+    }
+}
+
+/// Waits (briefly, bounded by `within`) until librdkafka's out queue is empty, so that the
+/// flush inside `commit_transaction` finds nothing to wait for.
+fn await_out_queue(p: &FutureProducer, within: Duration) {
+    let deadline = Instant::now() + within;
+    while p.in_flight_count() > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_micros(100));
     }
 }
 

@@ -320,8 +320,29 @@ impl Transaction {
             self.send(&topic, Some(&k), Some(&v), None)?;
         }
         let committing = Instant::now();
+        // Every delivery report first: rdkafka's commit_transaction flushes by polling in 100 ms
+        // steps; with nothing outstanding it commits at once. A record not delivered means the
+        // transaction can only be aborted.
+        let delivered = join_all(std::mem::take(&mut self.deliveries)).await;
+        if let Some(e) = delivered.into_iter().find_map(|d| match d {
+            Ok(Ok(_)) => None,
+            Ok(Err((e, _))) => Some(e.to_string()),
+            Err(e) => Some(e.to_string()),
+        }) {
+            self.abort().await;
+            return Err(fail(
+                "Unrecoverable exception from producer send callback",
+                &e,
+            ));
+        }
         let committed = self
             .blocking(|p| {
+                // A delivery future resolves inside librdkafka's callback, a moment before the
+                // message leaves the out queue; a flush that sees it still there sleeps 100 ms.
+                let deadline = Instant::now() + Duration::from_secs(1);
+                while p.in_flight_count() > 0 && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_micros(100));
+                }
                 let mut attempts = 0;
                 loop {
                     match p.commit_transaction(TXN_CALL_TIMEOUT) {
@@ -346,14 +367,7 @@ impl Transaction {
             })
             .await;
         self.began = None;
-        let deliveries = std::mem::take(&mut self.deliveries);
         committed.map_err(|e| fail("committing the transaction", &e))?;
-        for d in join_all(deliveries).await {
-            if !matches!(d, Ok(Ok(_))) {
-                // Not expected after a commit; the records are committed regardless.
-                tracing::warn!(connector = %run.connector, "a delivery report of a committed transaction is missing");
-            }
-        }
         tracing::debug!(connector = %run.connector, task = run.task_id, records = self.written, offsets = ?offsets, "source transaction committed");
         run.ctx.offsets.remember(&run.connector, &offsets);
         let metrics = &run.ctx.metrics;
