@@ -286,6 +286,23 @@ pub async fn create_connector(base: &str, connector: &Value) -> anyhow::Result<(
     Ok(())
 }
 
+/// Creates the tutorial's `my-source-connect` (as shipped, with `source_settings` added) and
+/// `my-sink-connect` on the worker at `base`, pointed at `db`, and waits until both run.
+pub async fn tutorial_connectors(
+    base: &str,
+    db: &MariaDb,
+    source_settings: &[(&str, &str)],
+) -> anyhow::Result<()> {
+    let mut source = shipped_connector("my-source-connect.json", db)?;
+    for (k, v) in source_settings {
+        source["config"][*k] = json!(v);
+    }
+    create_connector(base, &source).await?;
+    create_connector(base, &shipped_connector("my-sink-connect.json", db)?).await?;
+    wait_running(base, "my-source-connect").await?;
+    wait_running(base, "my-sink-connect").await
+}
+
 /// Waits until `name` and all its tasks (at least one) are RUNNING.
 pub async fn wait_running(base: &str, name: &str) -> anyhow::Result<()> {
     let c = client();

@@ -11,8 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use integration_tests::{
-    client, connect_worker, create_connector, shipped_connector, user_service, wait_running,
-    TestBroker, WorkerProcess,
+    client, connect_worker, tutorial_connectors, user_service, TestBroker, WorkerProcess,
 };
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
@@ -73,19 +72,17 @@ async fn jdbc_source_killed_at_random_points_copies_every_row_exactly_once() -> 
     let users = user_service(&db, &bootstrap).await?; // its migrations create `users`
 
     let mut worker = WorkerProcess::start_with(WORKER_EXE, &bootstrap, EXACTLY_ONCE).await?;
-    let mut source = shipped_connector("my-source-connect.json", &db)?;
-    source["config"]["poll.interval.ms"] = "10".into();
-    // small batches: many transactions, so kills land inside them
-    source["config"]["batch.max.rows"] = "5".into();
-    source["config"]["exactly.once.support"] = "required".into();
-    create_connector(&worker.url, &source).await?;
-    create_connector(
+    tutorial_connectors(
         &worker.url,
-        &shipped_connector("my-sink-connect.json", &db)?,
+        &db,
+        &[
+            ("poll.interval.ms", "10"),
+            // small batches: many transactions, so kills land inside them
+            ("batch.max.rows", "5"),
+            ("exactly.once.support", "required"),
+        ],
     )
     .await?;
-    wait_running(&worker.url, "my-source-connect").await?;
-    wait_running(&worker.url, "my-sink-connect").await?;
 
     // Rows keep arriving throughout.
     let stop = Arc::new(AtomicBool::new(false));

@@ -171,6 +171,22 @@ pub fn producer_with<'a>(
     Ok(config.create()?)
 }
 
+/// A record to `topic` with an optional key and value (none: a null key or a tombstone).
+pub fn record<'a>(
+    topic: &'a str,
+    key: Option<&'a [u8]>,
+    value: Option<&'a [u8]>,
+) -> FutureRecord<'a, [u8], [u8]> {
+    let mut rec: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic);
+    if let Some(k) = key {
+        rec = rec.key(k);
+    }
+    if let Some(v) = value {
+        rec = rec.payload(v);
+    }
+    rec
+}
+
 /// Sends one record and waits for the broker's acknowledgement.
 pub async fn send(
     producer: &FutureProducer,
@@ -179,13 +195,7 @@ pub async fn send(
     value: Option<&[u8]>,
     headers: Option<OwnedHeaders>,
 ) -> Result<(), StorageError> {
-    let mut rec: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic);
-    if let Some(k) = key {
-        rec = rec.key(k);
-    }
-    if let Some(v) = value {
-        rec = rec.payload(v);
-    }
+    let mut rec = record(topic, key, value);
     if let Some(h) = headers {
         rec = rec.headers(h);
     }

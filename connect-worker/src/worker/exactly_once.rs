@@ -137,14 +137,8 @@ pub fn transactional_id(group_id: &str, connector: &str, task: usize) -> String 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::connectors::config_of as config;
     use ExactlyOnceSourceSupport::*;
-
-    fn config(pairs: &[(&str, &str)]) -> Config {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
 
     #[test]
     fn boundaries_follow_the_worker_and_connector_settings() {

@@ -148,14 +148,7 @@ fn mask_whole(text: &str, secret: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::mask_secrets;
-    use crate::connectors::Config;
-
-    fn config(pairs: &[(&str, &str)]) -> Config {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::connectors::config_of as config;
 
     #[test]
     fn a_short_password_never_mangles_other_words() {

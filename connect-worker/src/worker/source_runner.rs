@@ -220,13 +220,7 @@ fn record<'a>(
     value: Option<&'a [u8]>,
     timestamp: Option<i64>,
 ) -> FutureRecord<'a, [u8], [u8]> {
-    let mut rec: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic);
-    if let Some(k) = key {
-        rec = rec.key(k);
-    }
-    if let Some(v) = value {
-        rec = rec.payload(v);
-    }
+    let mut rec = kafka::record(topic, key, value);
     if let Some(ts) = timestamp {
         rec = rec.timestamp(ts);
     }
