@@ -65,6 +65,23 @@ fn ids_in_topic(bootstrap: &str, n: usize) -> anyhow::Result<HashMap<i64, usize>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn jdbc_source_killed_at_random_points_copies_every_row_exactly_once() -> anyhow::Result<()> {
+    // transaction.boundary=poll (the default): one transaction per poll of up to 5 rows
+    kill_loop(&[]).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_interval_boundaries_too() -> anyhow::Result<()> {
+    // several polls (and empty ones) per transaction
+    kill_loop(&[
+        ("transaction.boundary", "interval"),
+        ("transaction.boundary.interval.ms", "150"),
+    ])
+    .await
+}
+
+/// Inserts rows while the worker is killed [`KILLS`] times, then checks the topic and the sink's
+/// table; `boundary` are the source connector's transaction settings.
+async fn kill_loop(boundary: &[(&str, &str)]) -> anyhow::Result<()> {
     let db = MariaDb::start().await?;
     let pool = db.pool().await?;
     let broker = TestBroker::start().await?;
@@ -76,11 +93,16 @@ async fn jdbc_source_killed_at_random_points_copies_every_row_exactly_once() -> 
         &worker.url,
         &db,
         &[
-            ("poll.interval.ms", "10"),
-            // small batches: many transactions, so kills land inside them
-            ("batch.max.rows", "5"),
-            ("exactly.once.support", "required"),
-        ],
+            [
+                ("poll.interval.ms", "10"),
+                // small batches: many transactions, so kills land inside them
+                ("batch.max.rows", "5"),
+                ("exactly.once.support", "required"),
+            ]
+            .as_slice(),
+            boundary,
+        ]
+        .concat(),
     )
     .await?;
 
