@@ -159,7 +159,7 @@ echo "## Services and connect worker benchmark ($(date -u '+%Y-%m-%d %H:%M UTC')
 echo
 echo "- Host: $(nproc) CPU(s), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) RAM, Linux $(uname -r)"
 echo "- Load average before the runs: $(cut -d' ' -f1-3 /proc/loadavg); other processes using > 5 % CPU: $(ps -eo pcpu=,comm= --sort=-pcpu | awk '$1 > 5 {printf "%s(%s%%) ", $2, $1}')"
-echo "- MariaDB: \`docker run $image\` (defaults), broker \`$bin/broker --listen $bootstrap\`, order-service ×${#order_ports[@]} \`$bin/order-service --port P --database-url $db_url --bootstrap-servers $bootstrap\` (linger ${PRODUCER_LINGER_MS:-5} ms, the default unless PRODUCER_LINGER_MS says otherwise, idempotent acks=all), connect worker \`$bin/connect-worker --connectors-dir <orders-sink.json with $jdbc_url>\`"
+echo "- MariaDB: \`docker run $image\` (defaults), broker \`$bin/broker --listen $bootstrap\`, order-service ×${#order_ports[@]} \`$bin/order-service --port P --database-url $db_url --bootstrap-servers $bootstrap\` (linger ${PRODUCER_LINGER_MS:-5} ms, the default unless PRODUCER_LINGER_MS says otherwise; orders committed in transactions, acks=all), connect worker \`$bin/connect-worker --connectors-dir <orders-sink.json with $jdbc_url>\`"
 echo
 
 status=0

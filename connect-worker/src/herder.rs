@@ -130,6 +130,10 @@ impl Herder {
                     keys.push(config_def::ConfigKey::new("topics.regex", config_def::ConfigType::String, Some(""), "Common", "Regular expression of topics to consume."));
                 }
                 keys.extend(p.config_keys());
+                if p.kind() == ConnectorKind::Source {
+                    keys.extend(crate::worker::exactly_once::config_keys());
+                    problems.extend(crate::worker::exactly_once::violations(config, self.ctx.exactly_once_source));
+                }
             }
         }
         problems.extend(config_def::check_all(&keys, config));

@@ -27,6 +27,7 @@ use crate::allowed_paths::AllowedPaths;
 pub use crate::error::WorkerError;
 use crate::herder::Herder;
 use crate::storage::{kafka, ConfigStore, OffsetStore, StatusStore};
+pub use crate::worker::exactly_once::ExactlyOnceSourceSupport;
 use crate::worker::{StatusBoard, WorkerContext};
 
 #[derive(Debug, Clone, clap::Parser)]
@@ -115,6 +116,21 @@ pub struct Config {
         default_value = "None"
     )]
     pub connector_client_config_override_policy: override_policy::OverridePolicy,
+    /// Kafka's `exactly.once.source.support` (KIP-618): `enabled` runs every source task in
+    /// transactions (records and source offsets committed together, see
+    /// `worker::exactly_once`); `disabled` (Kafka's default) and `preparing` leave sources at
+    /// least once.
+    #[arg(
+        long,
+        env = "CONNECT_EXACTLY_ONCE_SOURCE_SUPPORT",
+        value_enum,
+        default_value = "disabled"
+    )]
+    pub exactly_once_source_support: ExactlyOnceSourceSupport,
+    /// Kafka's worker `group.id`: the first part of exactly-once source tasks' transactional ids
+    /// (`<group.id>-<connector>-<task>`).
+    #[arg(long, env = "CONNECT_GROUP_ID", default_value = "connect-cluster")]
+    pub group_id: String,
 }
 
 impl Config {
@@ -133,6 +149,8 @@ impl Config {
             config_providers: Vec::new(),
             allowed_paths: Vec::new(),
             connector_client_config_override_policy: override_policy::OverridePolicy::None,
+            exactly_once_source_support: ExactlyOnceSourceSupport::Disabled,
+            group_id: "connect-cluster".into(),
         }
     }
 }
@@ -194,6 +212,8 @@ pub async fn run(
         allowed_paths,
         override_policy: config.connector_client_config_override_policy,
         metrics: metrics::ConnectMetrics::default(),
+        exactly_once_source: config.exactly_once_source_support,
+        group_id: config.group_id.clone(),
     });
     let herder = Arc::new(Herder::new(ctx, store));
     herder.resume_stored(stored).await;

@@ -24,16 +24,32 @@ pub struct Config {
     /// Partitions of the orders topic when this service has to create it.
     #[arg(long, env = "ORDERS_PARTITIONS", default_value_t = 1)]
     pub orders_partitions: i32,
-    /// How long a POST waits for the broker's acknowledgement before answering 503.
+    /// How long a POST waits for its order to be taken into a transaction (and each record for
+    /// the broker's acknowledgement, `message.timeout.ms`) before answering 503.
     #[arg(long, env = "PUBLISH_TIMEOUT_MS", default_value_t = 3000)]
     pub publish_timeout_ms: u64,
-    /// Producer `linger.ms`: batching delay, trading a little latency for throughput. 5 ms, as in
-    /// Apache Kafka 4.0's producer (KIP-1030): the idempotent producer keeps one request per
-    /// partition in flight, and librdkafka's broker thread spins while a batch whose linger has
-    /// run out waits for that request; a linger longer than the broker's fsync round trip avoids
-    /// the spin (less CPU and a lower p99 at 5,000 orders/s, see docs/benchmarks.md).
+    /// Producer `linger.ms`: how long a transaction's records wait to be batched before they
+    /// are sent (the publisher waits for their delivery before committing, so each transaction
+    /// takes at least this long). 5 ms, Kafka 4.0's default (KIP-1030): 0 halves the latency of
+    /// a closed loop but gave a worse open-loop p99 at 5,000 orders/s (docs/benchmarks.md,
+    /// session 7).
     #[arg(long, env = "PRODUCER_LINGER_MS", default_value_t = 5)]
     pub producer_linger_ms: u64,
+    /// The producer's `transactional.id`. Give each instance its own, stable across restarts
+    /// (compose: `order-service-1`, `order-service-2`): a restarted instance then fences its
+    /// previous incarnation and aborts the transaction that one left open at once. Unset, a
+    /// random one is used, and a crashed instance's open transaction holds the sink back until
+    /// the broker aborts it (`--transaction-timeout-ms`). Two live instances must never share
+    /// one: each would fence the other.
+    #[arg(long, env = "ORDER_TRANSACTIONAL_ID")]
+    pub transactional_id: Option<String>,
+    /// The producer's `transaction.timeout.ms` (at least the publish timeout): how long the
+    /// broker keeps a transaction of a vanished producer open before aborting it.
+    #[arg(long, env = "TRANSACTION_TIMEOUT_MS", default_value_t = 10_000)]
+    pub transaction_timeout_ms: u64,
+    /// The most orders committed in one transaction (all those waiting, up to this many).
+    #[arg(long, env = "ORDERS_PER_TRANSACTION", default_value_t = 1000)]
+    pub orders_per_transaction: usize,
     /// How long a GET with `X-Consistency-Token` waits for the sink before answering 503.
     #[arg(long, env = "CONSISTENCY_TIMEOUT_MS", default_value_t = 5000)]
     pub consistency_timeout_ms: u64,

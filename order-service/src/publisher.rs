@@ -2,24 +2,29 @@
 //! connector (`orders-sink`) reads with Connect's default JsonConverter (`schemas.enable=true`)
 //! for both key and value; the key is the order id.
 //!
-//! The producer is idempotent with `acks=all`, and `message.timeout.ms` is the POST's deadline:
-//! when librdkafka gives up, the record was never appended, the client gets 503 and no order
-//! exists. (One case Kafka cannot rule out without transactions: a record that reached the broker
-//! but whose acknowledgement was lost; librdkafka reports it as "possibly persisted", we still
-//! answer 503, and the order may show up later. It is logged.)
+//! Orders are committed in Kafka transactions by the publisher thread ([`crate::transactions`]):
+//! a 201 means the order's transaction committed (the read_committed sink will apply it), any
+//! error answer means the order is not and never will be in the topic. `message.timeout.ms` is
+//! the POST's deadline for an order the thread has not taken yet; one it has taken is answered
+//! once its transaction's outcome is known.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::Producer;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
 use serde::Serialize;
+use tokio::sync::mpsc;
 
 use crate::domain::Order;
 use crate::error::ApiError;
+use crate::transactions::{self, CurrentProducer, Outcome, Request, Settings};
 
 /// The Connect schema of an order record (constant, so serialised once).
 pub const ORDER_SCHEMA: &str = r#"{"type":"struct","name":"orders","optional":false,"fields":[{"type":"string","optional":false,"field":"order_id"},{"type":"string","optional":false,"field":"user_id"},{"type":"string","optional":false,"field":"product_id"},{"type":"int32","optional":false,"field":"qty"},{"type":"int32","optional":false,"field":"unit_price"},{"type":"int64","optional":false,"field":"total_price"},{"type":"int64","optional":false,"name":"org.apache.kafka.connect.data.Timestamp","version":1,"field":"created_at"}]}"#;
@@ -75,68 +80,99 @@ pub struct Position {
     pub offset: i64,
 }
 
+/// Orders waiting for the publisher thread at most; more are refused with a 503.
+const QUEUE: usize = 65_536;
+
+/// Why the publisher could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum PublisherError {
+    #[error("creating the Kafka metadata client")]
+    Client(#[from] KafkaError),
+    #[error("starting the publisher thread")]
+    Thread(#[from] std::io::Error),
+}
+
 pub struct OrderPublisher {
-    producer: FutureProducer,
+    requests: mpsc::Sender<Request>,
+    /// Metadata and end offsets (read_committed: the end is the last stable offset).
+    metadata: Arc<BaseConsumer>,
+    ready: Arc<AtomicBool>,
+    current: CurrentProducer,
     topic: String,
     timeout: Duration,
 }
 
 impl OrderPublisher {
-    pub fn new(
-        bootstrap: &str,
-        topic: &str,
-        timeout: Duration,
-        linger_ms: u64,
-    ) -> Result<Self, KafkaError> {
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap)
-            .set("acks", "all")
-            .set("enable.idempotence", "true")
-            .set("message.timeout.ms", timeout.as_millis().max(1).to_string())
-            .set("linger.ms", linger_ms.to_string())
+    /// Starts the publisher thread (its transactional producer initialises in the background).
+    pub fn new(settings: Settings) -> Result<Self, PublisherError> {
+        let metadata: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &settings.bootstrap)
+            .set("isolation.level", "read_committed")
             .set("socket.keepalive.enable", "true")
             .create()?;
+        let (requests, receiver) = mpsc::channel(QUEUE);
+        let ready = Arc::new(AtomicBool::new(false));
+        let current = CurrentProducer::default();
+        let (topic, timeout) = (settings.topic.clone(), settings.timeout);
+        transactions::spawn(settings, receiver, ready.clone(), current.clone())?;
         Ok(OrderPublisher {
-            producer,
-            topic: topic.to_string(),
+            requests,
+            current,
+            metadata: Arc::new(metadata),
+            ready,
+            topic,
             timeout,
         })
     }
 
-    /// Publishes `order` keyed by its id and waits for the broker's acknowledgement.
-    pub async fn publish(&self, order: &Order) -> Result<Position, ApiError> {
-        let value = connect_json(order);
-        let key = connect_key(&order.order_id);
-        let record = FutureRecord::to(&self.topic)
-            .key(&key)
-            .payload(&value)
-            .timestamp(order.created_at.timestamp_millis());
-        // librdkafka enforces the deadline (message.timeout.ms); the outer timeout is only a
-        // safety net so that a request can never hang.
-        let send = self.producer.send(record, self.timeout);
-        match tokio::time::timeout(self.timeout + Duration::from_secs(1), send).await {
-            Ok(Ok(delivery)) => Ok(Position {
-                partition: delivery.partition,
-                offset: delivery.offset,
-            }),
-            Ok(Err((e, _))) => {
-                tracing::warn!(error = %e, order_id = %order.order_id, "order not acknowledged");
+    /// Publishes `order` keyed by its id: `Ok` once its transaction committed (with where the
+    /// record is, when known); an error only when it never will be.
+    pub async fn publish(&self, order: &Order) -> Result<Option<Position>, ApiError> {
+        let (request, mut waiting) = Request::new(
+            connect_key(&order.order_id),
+            connect_json(order),
+            order.created_at.timestamp_millis(),
+        );
+        if self.requests.try_send(request).is_err() {
+            return Err(ApiError::Unavailable(
+                "too many orders waiting for the broker".into(),
+            ));
+        }
+        let outcome = match tokio::time::timeout(self.timeout, &mut waiting.reply).await {
+            Ok(answer) => answer,
+            Err(_) if waiting.cancel() => {
+                tracing::warn!(order_id = %order.order_id, "order not taken into a transaction in time");
+                return Err(ApiError::Unavailable(
+                    "the broker did not take the order in time".into(),
+                ));
+            }
+            // Taken into a transaction: only its outcome can be answered.
+            Err(_) => waiting.reply.await,
+        };
+        match outcome {
+            Ok(Outcome::Committed(position)) => Ok(position),
+            Ok(Outcome::NotCommitted(why)) => {
+                tracing::warn!(order_id = %order.order_id, reason = %why, "order not committed");
                 Err(ApiError::Unavailable(format!(
-                    "the broker did not acknowledge the order: {e}"
+                    "the order was not committed: {why}"
                 )))
             }
             Err(_) => {
-                tracing::warn!(order_id = %order.order_id, "order acknowledgement timed out");
-                Err(ApiError::Unavailable(
-                    "the broker did not acknowledge the order in time".into(),
-                ))
+                // The thread ended without answering: it only does so when shutting down, before
+                // committing anything of a batch it has not answered.
+                tracing::error!(order_id = %order.order_id, "publisher thread gone");
+                Err(ApiError::Unavailable("the publisher stopped".into()))
             }
         }
     }
 
-    /// Whether the broker answers a metadata request for the orders topic within `within`.
+    /// Whether the transactional producer is ready (initialised, no abort pending) and the
+    /// broker answers a metadata request for the orders topic through it within `within`.
     pub async fn broker_ready(&self, within: Duration) -> Result<(), String> {
-        let producer = self.producer.clone();
+        let producer = self.current.lock().ok().and_then(|p| p.clone());
+        let Some(producer) = producer.filter(|_| self.ready.load(Ordering::Acquire)) else {
+            return Err("the transactional producer is not ready".into());
+        };
         let topic = self.topic.clone();
         tokio::task::spawn_blocking(move || {
             producer
@@ -156,10 +192,10 @@ impl OrderPublisher {
         partition: i32,
         within: Duration,
     ) -> Result<Option<i64>, String> {
-        let producer = self.producer.clone();
+        let metadata = self.metadata.clone();
         let topic = self.topic.clone();
         tokio::task::spawn_blocking(move || {
-            let client = producer.client();
+            let client = metadata.client();
             let metadata = client
                 .fetch_metadata(Some(&topic), within)
                 .map_err(|e| e.to_string())?;
@@ -178,13 +214,6 @@ impl OrderPublisher {
         })
         .await
         .map_err(|e| e.to_string())?
-    }
-
-    /// Waits (bounded) for queued records on shutdown.
-    pub fn flush(&self, within: Duration) {
-        if let Err(e) = self.producer.flush(within) {
-            tracing::warn!(error = %e, "producer flush on shutdown");
-        }
     }
 }
 

@@ -7,7 +7,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::error::KafkaError;
 use service_common::startup::{register, serve, start, Registered, Started};
 use sqlx::MySqlPool;
 
@@ -16,8 +15,9 @@ use service_common::metrics::Metrics;
 use crate::config::Config;
 use crate::consistency::Consistency;
 use crate::metrics::OrderMetrics;
-use crate::publisher::{self, OrderPublisher};
+use crate::publisher::{self, OrderPublisher, PublisherError};
 use crate::routes;
+use crate::transactions::Settings;
 
 /// The name this service registers under.
 pub const SERVICE_NAME: &str = "order-service";
@@ -28,8 +28,8 @@ pub enum StartupError {
     /// The steps both services take: the listener, the database, the registry, serving.
     #[error(transparent)]
     Common(#[from] service_common::StartupError),
-    #[error("creating the Kafka producer")]
-    Producer(#[source] KafkaError),
+    #[error("starting the order publisher")]
+    Publisher(#[source] PublisherError),
 }
 
 #[derive(Clone)]
@@ -63,14 +63,21 @@ pub async fn run(
     } = start(&config.common, &listener).await?;
 
     let publish_timeout = Duration::from_millis(config.publish_timeout_ms);
+    let transactional_id = config
+        .transactional_id
+        .clone()
+        .unwrap_or_else(|| format!("{SERVICE_NAME}-{}", uuid::Uuid::new_v4()));
     let publisher = Arc::new(
-        OrderPublisher::new(
-            &config.common.bootstrap_servers,
-            &config.orders_topic,
-            publish_timeout,
-            config.producer_linger_ms,
-        )
-        .map_err(StartupError::Producer)?,
+        OrderPublisher::new(Settings {
+            bootstrap: config.common.bootstrap_servers.clone(),
+            topic: config.orders_topic.clone(),
+            transactional_id,
+            timeout: publish_timeout,
+            linger_ms: config.producer_linger_ms,
+            transaction_timeout: Duration::from_millis(config.transaction_timeout_ms),
+            max_batch: config.orders_per_transaction.max(1),
+        })
+        .map_err(StartupError::Publisher)?,
     );
     {
         // Best effort: a broker with auto-create (or an operator) may provide it as well.
@@ -112,7 +119,6 @@ pub async fn run(
     let app = routes::router(state);
     tracing::info!(instance = %instance_id, registered_as = %url, "listening on http://{addr}");
     serve(listener, app, heartbeat, shutdown).await?;
-    publisher.flush(Duration::from_secs(2));
     pool.close().await;
     tracing::info!("stopped");
     Ok(())

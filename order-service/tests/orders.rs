@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{config, insert_order_row, sink_wrote, TestApp};
+use common::{config, insert_order_row, read_committed_all, sink_wrote, TestApp};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use serde_json::{json, Value};
@@ -32,6 +32,7 @@ fn read_record(bootstrap: &str, partition: i32, offset: i64) -> (String, Value) 
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "order-service-test")
         .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
         .create()
         .unwrap();
     let mut tpl = TopicPartitionList::new();
@@ -49,8 +50,8 @@ fn read_record(bootstrap: &str, partition: i32, offset: i64) -> (String, Value) 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn post_answers_201_after_the_broker_acknowledged_a_connect_json_record() -> anyhow::Result<()>
-{
+async fn post_answers_201_after_the_transaction_committed_a_connect_json_record(
+) -> anyhow::Result<()> {
     let db = MariaDb::start().await?;
     let broker = TestBroker::start().await?;
     let app = TestApp::spawn(config(&db.url, &broker.bootstrap(), &[])).await?;
@@ -93,7 +94,8 @@ async fn post_answers_201_after_the_broker_acknowledged_a_connect_json_record() 
         .await?;
     assert_eq!(n, 0);
 
-    // A second order gets a later position.
+    // A second order gets a later position: after the first one's commit marker (a
+    // transaction per batch of orders, and this one was alone in its transaction).
     let r = post(
         &client,
         &app,
@@ -103,7 +105,7 @@ async fn post_answers_201_after_the_broker_acknowledged_a_connect_json_record() 
     .await;
     assert_eq!(r.status(), 201);
     let token2 = r.headers()["x-consistency-token"].to_str()?.to_string();
-    assert_eq!(token2, format!("orders:{partition}:{}", offset + 1));
+    assert_eq!(token2, format!("orders:{partition}:{}", offset + 2));
     app.stop().await
 }
 
@@ -219,11 +221,20 @@ async fn invalid_requests_get_400_with_a_json_body_naming_the_field() -> anyhow:
         .send()
         .await?;
     assert!(r.text().await?.contains(&app.addr.port().to_string()));
-    let r = client
-        .get(format!("{}/order-service/ready", app.url))
-        .send()
-        .await?;
-    assert_eq!(r.status(), 200);
+    // Ready once the transactional producer is initialised (it starts in the background).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = client
+            .get(format!("{}/order-service/ready", app.url))
+            .send()
+            .await?;
+        if r.status() == 200 {
+            break;
+        }
+        assert_eq!(r.status(), 503);
+        assert!(Instant::now() < deadline, "never ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     app.stop().await
 }
 
@@ -263,7 +274,7 @@ async fn reads_what_the_sink_wrote_on_both_instances_and_waits_for_the_token() -
     // every token changes nothing: only orders-sink's progress counts.
     sqlx::query(
         "INSERT INTO datasync_sink_offsets (connector, topic, kafka_partition, next_offset) \
-         VALUES ('audit-sink', 'orders', 0, 3)",
+         VALUES ('audit-sink', 'orders', 0, 1000)",
     )
     .execute(&pool)
     .await?;
@@ -296,7 +307,18 @@ async fn reads_what_the_sink_wrote_on_both_instances_and_waits_for_the_token() -
     for o in &created[..2] {
         insert_order_row(&pool, o, "u-42").await;
     }
-    sink_wrote(&pool, 0, 2).await;
+    // Each order was alone in its transaction, so commit markers sit between the records: the
+    // sink's next offset after a record is the record's offset + 1.
+    let next_after = |token: &str| -> i64 {
+        token
+            .rsplit(':')
+            .next()
+            .unwrap_or_default()
+            .parse::<i64>()
+            .unwrap_or(-1)
+            + 1
+    };
+    sink_wrote(&pool, 0, next_after(&tokens[1])).await;
     let waiting = {
         let client = client.clone();
         let (url, token) = (
@@ -320,7 +342,7 @@ async fn reads_what_the_sink_wrote_on_both_instances_and_waits_for_the_token() -
     };
     tokio::time::sleep(Duration::from_millis(400)).await;
     insert_order_row(&pool, &created[2], "u-42").await;
-    sink_wrote(&pool, 0, 3).await;
+    sink_wrote(&pool, 0, next_after(&tokens[2])).await;
     let (status, list, waited) = waiting.await?;
     assert_eq!(status, 200);
     assert!(waited >= Duration::from_millis(350), "{waited:?}");
@@ -418,9 +440,22 @@ async fn broker_down_means_503_quickly_and_no_order() -> anyhow::Result<()> {
     )
     .await;
     assert_eq!(r.status(), 201);
-    assert_eq!(r.headers()["x-consistency-token"], "orders:0:1");
-    let (_, v) = read_record(&broker.bootstrap(), 0, 1);
+    let token = r.headers()["x-consistency-token"].to_str()?.to_string();
+    let offset: i64 = token.rsplit(':').next().unwrap_or_default().parse()?;
+    let (_, v) = read_record(&broker.bootstrap(), 0, offset);
     assert_eq!(v["payload"]["product_id"], "after");
+    // A read_committed consumer sees the two 201 orders and never the 503 one (whatever of it
+    // reached the broker was aborted).
+    let products: Vec<String> = read_committed_all(&broker.bootstrap(), 2)
+        .iter()
+        .map(|v| {
+            v["payload"]["product_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(products, ["p", "after"]);
     app.stop().await
 }
 

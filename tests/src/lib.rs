@@ -180,10 +180,20 @@ pub struct WorkerProcess {
 
 impl WorkerProcess {
     pub async fn start(exe: &str, bootstrap: &str) -> anyhow::Result<Self> {
+        Self::start_with(exe, bootstrap, &[]).await
+    }
+
+    /// [`WorkerProcess::start`] with more environment variables (worker settings).
+    pub async fn start_with(
+        exe: &str,
+        bootstrap: &str,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
         let child = tokio::process::Command::new(exe)
+            .envs(env.iter().copied())
             .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
             .env("CONNECT_LISTEN", format!("127.0.0.1:{port}"))
             .env("CONNECT_WORKER_ID", "worker-child")
@@ -274,6 +284,23 @@ pub async fn create_connector(base: &str, connector: &Value) -> anyhow::Result<(
     let body = r.text().await?;
     ensure!(code == 201, "creating {}: {code} {body}", connector["name"]);
     Ok(())
+}
+
+/// Creates the tutorial's `my-source-connect` (as shipped, with `source_settings` added) and
+/// `my-sink-connect` on the worker at `base`, pointed at `db`, and waits until both run.
+pub async fn tutorial_connectors(
+    base: &str,
+    db: &MariaDb,
+    source_settings: &[(&str, &str)],
+) -> anyhow::Result<()> {
+    let mut source = shipped_connector("my-source-connect.json", db)?;
+    for (k, v) in source_settings {
+        source["config"][*k] = json!(v);
+    }
+    create_connector(base, &source).await?;
+    create_connector(base, &shipped_connector("my-sink-connect.json", db)?).await?;
+    wait_running(base, "my-source-connect").await?;
+    wait_running(base, "my-sink-connect").await
 }
 
 /// Waits until `name` and all its tasks (at least one) are RUNNING.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use integration_tests::{
     client, connect_worker, create_connector, create_user, eventually, order_service, post_order,
-    shipped_connector, user_service, wait_running, TestBroker,
+    shipped_connector, tutorial_connectors, user_service, wait_running, TestBroker,
 };
 use serde_json::Value;
 use test_support::MariaDb;
@@ -126,17 +126,8 @@ async fn kafka_connect_tutorial_users_source_to_sink() -> anyhow::Result<()> {
     create_user(&users.url, "bob@example.com", "Bob").await?;
 
     let worker = connect_worker(&bootstrap).await?;
-    let mut source = shipped_connector("my-source-connect.json", &db)?;
     // the tutorial's config, polled faster than the 5 s default to keep the test short
-    source["config"]["poll.interval.ms"] = "300".into();
-    create_connector(&worker.url, &source).await?;
-    create_connector(
-        &worker.url,
-        &shipped_connector("my-sink-connect.json", &db)?,
-    )
-    .await?;
-    wait_running(&worker.url, "my-source-connect").await?;
-    wait_running(&worker.url, "my-sink-connect").await?;
+    tutorial_connectors(&worker.url, &db, &[("poll.interval.ms", "300")]).await?;
 
     let copied = || async {
         sqlx::query_as::<_, (i64,)>("SELECT COUNT(*) FROM my_topic_users")

@@ -22,6 +22,15 @@ use config_def::ConfigKey;
 
 pub type Config = BTreeMap<String, String>;
 
+/// A config from (key, value) pairs, for tests.
+#[cfg(test)]
+pub fn config_of(pairs: &[(&str, &str)]) -> Config {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnectorKind {
     Source,

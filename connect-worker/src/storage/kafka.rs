@@ -7,7 +7,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::TopicPartitionList;
@@ -82,13 +82,19 @@ pub fn partitions_of(
     }
 }
 
-/// Every record of `topic` from the beginning to the current end: (key, value).
+/// Every committed record of `topic` from the beginning to the current end: (key, value).
+///
+/// read_committed, as Kafka Connect reads its offsets topic with exactly-once sources: the end
+/// of a partition is reached once the consumer's position is at its high watermark (commit and
+/// abort markers and aborted records are never returned, so the last record read can lie
+/// before it), which waits for a transaction still open at the start to be decided.
 pub fn read_to_end(bootstrap: &str, topic: &str) -> Result<Vec<KeyValue>, StorageError> {
     let parts = partitions_of(bootstrap, topic, Duration::from_secs(15))?;
     let consumer: BaseConsumer = client_config(bootstrap)
         .set("group.id", "connect-worker-reader")
         .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", "read_committed")
         .create()?;
     let mut tpl = TopicPartitionList::new();
     let mut remaining = std::collections::HashMap::new();
@@ -120,6 +126,17 @@ pub fn read_to_end(bootstrap: &str, topic: &str) -> Result<Vec<KeyValue>, Storag
                     m.key().unwrap_or_default().to_vec(),
                     m.payload().map(<[u8]>::to_vec),
                 ));
+            }
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                let end = *remaining.get(&p).unwrap_or(&0);
+                let at = consumer
+                    .position()?
+                    .find_partition(topic, p)
+                    .and_then(|e| e.offset().to_raw())
+                    .unwrap_or(-1);
+                if at >= end {
+                    remaining.remove(&p);
+                }
             }
             Some(Err(error)) => {
                 return Err(StorageError::Read {
@@ -154,6 +171,22 @@ pub fn producer_with<'a>(
     Ok(config.create()?)
 }
 
+/// A record to `topic` with an optional key and value (none: a null key or a tombstone).
+pub fn record<'a>(
+    topic: &'a str,
+    key: Option<&'a [u8]>,
+    value: Option<&'a [u8]>,
+) -> FutureRecord<'a, [u8], [u8]> {
+    let mut rec: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic);
+    if let Some(k) = key {
+        rec = rec.key(k);
+    }
+    if let Some(v) = value {
+        rec = rec.payload(v);
+    }
+    rec
+}
+
 /// Sends one record and waits for the broker's acknowledgement.
 pub async fn send(
     producer: &FutureProducer,
@@ -162,13 +195,7 @@ pub async fn send(
     value: Option<&[u8]>,
     headers: Option<OwnedHeaders>,
 ) -> Result<(), StorageError> {
-    let mut rec: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic);
-    if let Some(k) = key {
-        rec = rec.key(k);
-    }
-    if let Some(v) = value {
-        rec = rec.payload(v);
-    }
+    let mut rec = record(topic, key, value);
     if let Some(h) = headers {
         rec = rec.headers(h);
     }

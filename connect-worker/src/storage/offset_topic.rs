@@ -1,6 +1,8 @@
 //! The offsets topic (`connect-offsets`) holds source offsets in Kafka Connect's format:
 //! key `["<connector>", {<source partition>}]`, value `{<source offset>}`. The whole topic is
-//! read at start-up into memory; later writes go to both.
+//! read at start-up into memory (read_committed); later writes go to both. An exactly-once
+//! source task writes its offsets itself, inside its transaction, and tells the store once
+//! committed ([`OffsetStore::remember`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,6 +27,20 @@ impl OffsetStore {
         topic: &str,
         producer: FutureProducer,
     ) -> Result<Self, StorageError> {
+        let offsets = Self::read(bootstrap, topic).await?;
+        Ok(OffsetStore {
+            topic: topic.to_string(),
+            producer,
+            offsets: Mutex::new(offsets),
+        })
+    }
+
+    /// Every connector's committed offsets in `topic` (read_committed: offsets an exactly-once
+    /// source wrote in a transaction count only once it committed).
+    async fn read(
+        bootstrap: &str,
+        topic: &str,
+    ) -> Result<BTreeMap<String, BTreeMap<String, Json>>, StorageError> {
         let (b, t) = (bootstrap.to_string(), topic.to_string());
         let records = tokio::task::spawn_blocking(move || kafka::read_to_end(&b, &t)).await??;
         let mut offsets: BTreeMap<String, BTreeMap<String, Json>> = BTreeMap::new();
@@ -50,11 +66,44 @@ impl OffsetStore {
                 }
             }
         }
-        Ok(OffsetStore {
-            topic: topic.to_string(),
-            producer,
-            offsets: Mutex::new(offsets),
-        })
+        Ok(offsets)
+    }
+
+    /// Replaces what is remembered of `connector` with what the topic holds: an exactly-once
+    /// source task does this once its producer has settled the last transaction of the task's
+    /// previous incarnation, whose commit this worker may never have seen.
+    pub async fn reload(&self, bootstrap: &str, connector: &str) -> Result<(), StorageError> {
+        let mut read = Self::read(bootstrap, &self.topic).await?;
+        let mine = read.remove(connector).unwrap_or_default();
+        self.offsets.lock().insert(connector.to_string(), mine);
+        Ok(())
+    }
+
+    /// The offsets topic's name.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// The (key, value) of the offsets-topic record of `offset` for `connector`'s `partition`.
+    pub fn record(
+        connector: &str,
+        partition: &Json,
+        offset: &Json,
+    ) -> Result<(Vec<u8>, Vec<u8>), StorageError> {
+        Ok((
+            serde_json::to_vec(&json!([connector, partition]))?,
+            serde_json::to_vec(offset)?,
+        ))
+    }
+
+    /// Remembers offsets written (and committed) by someone else: an exactly-once source task,
+    /// inside its transaction.
+    pub fn remember(&self, connector: &str, offsets: &[(Json, Json)]) {
+        let mut all = self.offsets.lock();
+        let m = all.entry(connector.to_string()).or_default();
+        for (partition, offset) in offsets {
+            m.insert(partition.to_string(), offset.clone());
+        }
     }
 
     /// Durably records offsets (one record per source partition), then remembers them.
@@ -64,15 +113,10 @@ impl OffsetStore {
         offsets: &[(Json, Json)],
     ) -> Result<(), StorageError> {
         for (partition, offset) in offsets {
-            let key = serde_json::to_vec(&json!([connector, partition]))?;
-            let value = serde_json::to_vec(offset)?;
+            let (key, value) = Self::record(connector, partition, offset)?;
             kafka::send(&self.producer, &self.topic, Some(&key), Some(&value), None).await?;
         }
-        let mut all = self.offsets.lock();
-        let m = all.entry(connector.to_string()).or_default();
-        for (partition, offset) in offsets {
-            m.insert(partition.to_string(), offset.clone());
-        }
+        self.remember(connector, offsets);
         Ok(())
     }
 

@@ -3,6 +3,7 @@
 //! policy live here, so connectors only deal with Connect data.
 
 pub mod errors;
+pub mod exactly_once;
 pub mod sink_runner;
 pub mod source_runner;
 pub mod status;
@@ -35,6 +36,10 @@ pub struct WorkerContext {
     pub override_policy: crate::override_policy::OverridePolicy,
     /// Task metrics, served on `GET /metrics`.
     pub metrics: crate::metrics::ConnectMetrics,
+    /// Whether source tasks run in transactions.
+    pub exactly_once_source: exactly_once::ExactlyOnceSourceSupport,
+    /// The worker's `group.id` (exactly-once source tasks' transactional ids).
+    pub group_id: String,
 }
 
 /// What a task runner (sink or source) knows of its task: which one it is, its config and how
@@ -143,14 +148,7 @@ fn mask_whole(text: &str, secret: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::mask_secrets;
-    use crate::connectors::Config;
-
-    fn config(pairs: &[(&str, &str)]) -> Config {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::connectors::config_of as config;
 
     #[test]
     fn a_short_password_never_mangles_other_words() {

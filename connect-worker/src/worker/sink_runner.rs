@@ -221,6 +221,11 @@ impl SinkRun {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
+            // Only committed transactions' records (the order-service and exactly-once sources
+            // write in transactions; an aborted order must never reach a table). librdkafka's
+            // default too, set explicitly so that it is visible and survives a default change;
+            // `consumer.override.isolation.level` may still lower it.
+            .set("isolation.level", "read_committed")
             .set("partition.assignment.strategy", "range")
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")

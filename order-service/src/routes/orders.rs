@@ -16,7 +16,7 @@ fn user_id(raw: String) -> Result<UserId, ApiError> {
     UserId::parse(raw).map_err(|e| ApiError::Validation(vec![e]))
 }
 
-/// 201 once the broker acknowledged the record; 503 (and no order) otherwise.
+/// 201 once the order's transaction committed; 503 when it never will.
 pub async fn create(
     State(state): State<AppState>,
     ApiPath(raw_user_id): ApiPath<String>,
@@ -30,11 +30,14 @@ pub async fn create(
         .order_metrics
         .published(published.is_ok(), started.elapsed().as_secs_f64());
     let position = published?;
-    let token = ConsistencyToken::new(&state.orders_topic, position).to_string();
-    tracing::debug!(order_id = %order.order_id, %token, "order published");
     let mut response = (StatusCode::CREATED, Json(order.to_response())).into_response();
-    if let Ok(v) = HeaderValue::from_str(&token) {
-        response.headers_mut().insert(HEADER, v);
+    // Without a position (only after a producer failure settled as committed) there is no token.
+    if let Some(position) = position {
+        let token = ConsistencyToken::new(&state.orders_topic, position).to_string();
+        tracing::debug!(order_id = %order.order_id, %token, "order published");
+        if let Ok(v) = HeaderValue::from_str(&token) {
+            response.headers_mut().insert(HEADER, v);
+        }
     }
     Ok(response)
 }

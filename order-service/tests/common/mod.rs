@@ -7,6 +7,11 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use order_service::Config;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use serde_json::{json, Value};
+use test_support::MariaDb;
 
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -130,4 +135,82 @@ pub async fn insert_order_row(pool: &sqlx::MySqlPool, o: &serde_json::Value, use
     .execute(pool)
     .await
     .expect("inserting an order row");
+}
+
+/// The real connect worker in-process with the shipped `orders-sink` connector, pointed at `db`.
+pub struct Worker {
+    pub url: String,
+    pub stop: Option<tokio::sync::oneshot::Sender<()>>,
+    pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+pub async fn start_worker(bootstrap: &str, db: &MariaDb) -> anyhow::Result<Worker> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = connect_worker::run(connect_worker::Config::new(bootstrap), listener, async {
+        let _ = stopped.await;
+    });
+    let task = tokio::spawn(async move { Ok(worker.await?) });
+    let c = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !matches!(c.get(format!("{url}/connectors")).send().await, Ok(r) if r.status() == 200) {
+        anyhow::ensure!(Instant::now() < deadline, "connect worker did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The shipped connector config, pointed at this test's database.
+    let mut connector: Value =
+        serde_json::from_str(include_str!("../../../docker/connectors/orders-sink.json"))?;
+    let host_and_db = db.url.rsplit_once('@').map(|(_, h)| h).unwrap_or_default();
+    connector["config"]["connection.url"] = json!(format!("jdbc:mariadb://{host_and_db}"));
+    // The shipped file names the password `${env:MARIADB_ROOT_PASSWORD}` (resolved by the compose
+    // stack's worker); this worker enables no config provider, so it gets the password itself.
+    connector["config"]["connection.password"] = json!(test_support::ROOT_PASSWORD);
+    let r = c
+        .post(format!("{url}/connectors"))
+        .json(&connector)
+        .send()
+        .await?;
+    anyhow::ensure!(
+        r.status().is_success(),
+        "creating orders-sink: {}",
+        r.text().await?
+    );
+    Ok(Worker {
+        url,
+        stop: Some(stop),
+        task,
+    })
+}
+
+/// Every record of partition 0 of `orders` a consumer with `isolation` (`read_committed` or
+/// `read_uncommitted`) gets, once it has at least `expected` and has reached the partition's end.
+pub fn read_all(bootstrap: &str, isolation: &str, expected: usize) -> Vec<Value> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "order-service-test-all")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", isolation)
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("orders", 0, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&tpl).unwrap();
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => out.push(serde_json::from_slice(m.payload().unwrap()).unwrap()),
+            Some(Err(KafkaError::PartitionEOF(_))) if out.len() >= expected => return out,
+            _ => {}
+        }
+    }
+    panic!("only {} of {expected} records read", out.len());
+}
+
+/// [`read_all`] with `read_committed`.
+pub fn read_committed_all(bootstrap: &str, expected: usize) -> Vec<Value> {
+    read_all(bootstrap, "read_committed", expected)
 }
