@@ -102,6 +102,9 @@ pub async fn run(
         running.clear();
 
         loop {
+            // The work the round assigns from: only a change of it calls for a new round (a
+            // config change that moves no work, such as a pause, does not).
+            let round_work = snapshot.borrow().work.clone();
             let result = tokio::select! {
                 r = round(&config, &mut member, &mut leader_state, &snapshot, &running) => r,
                 _ = shutdown.changed() => {
@@ -178,6 +181,10 @@ pub async fn run(
                     + Duration::from_millis(u64::try_from(a.delay_ms).unwrap_or(0))
             });
             snapshot.mark_unchanged();
+            if snapshot.borrow().work != round_work {
+                // Changed while the round ran: the assignment is already out of date.
+                continue;
+            }
             // Heartbeat until something calls for a new round.
             loop {
                 let until_due = deadline
@@ -191,7 +198,10 @@ pub async fn run(
                             let _ = member.leave().await;
                             return;
                         }
-                        break;
+                        if snapshot.borrow_and_update().work != round_work {
+                            break;
+                        }
+                        continue;
                     }
                     _ = shutdown.changed() => {
                         let _ = member.leave().await;
