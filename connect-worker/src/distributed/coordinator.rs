@@ -70,6 +70,7 @@ pub async fn run(
 ) {
     let mut leader_state = LeaderState::default();
     let mut running: BTreeSet<Work> = BTreeSet::new();
+    let mut leader_url = String::new();
     let backoff = Duration::from_millis(500);
     'connect: loop {
         if *shutdown.borrow() {
@@ -93,6 +94,7 @@ pub async fn run(
                 }
             }
         };
+        leader_url.clear();
         // A new connection is a new member: whatever we ran may be someone else's now.
         if !running.is_empty()
             && !apply(&events, -1, "", -1, BTreeSet::new(), running.clone()).await
@@ -148,7 +150,10 @@ pub async fn run(
             let assigned = assignor::from_connector_tasks(&a.assigned);
             let revoked = assignor::from_connector_tasks(&a.revoked);
             let any_revoked = !revoked.is_empty();
-            if !assigned.is_empty() || any_revoked {
+            // A new leader is news too: the herder forwards writes to it.
+            let new_leader = a.leader_url != leader_url;
+            if !assigned.is_empty() || any_revoked || new_leader {
+                leader_url.clone_from(&a.leader_url);
                 if !apply_heartbeating(
                     &events,
                     &mut member,
