@@ -57,6 +57,18 @@ impl OffsetStore {
         })
     }
 
+    /// Reads the topic again to its end: offsets another worker committed (a task that ran
+    /// there and runs here now resumes where it stopped).
+    pub async fn reload(&self, bootstrap: &str) -> Result<(), StorageError> {
+        let fresh = OffsetStore::load(bootstrap, &self.topic, self.producer.clone()).await?;
+        let fresh = fresh.offsets.into_inner();
+        let mut all = self.offsets.lock();
+        for (connector, m) in fresh {
+            all.entry(connector).or_default().extend(m);
+        }
+        Ok(())
+    }
+
     /// Durably records offsets (one record per source partition), then remembers them.
     pub async fn commit(
         &self,

@@ -50,6 +50,14 @@ impl SourceRun {
             .overrides(&self.common.config, "producer.override.");
         let producer: FutureProducer = kafka::producer_with(&self.common.ctx.bootstrap, overrides)
             .map_err(|e| format!("creating the producer: {e}"))?;
+        // The task may have run on another worker until now: resume from the offsets it
+        // committed there.
+        self.common
+            .ctx
+            .offsets
+            .reload(&self.common.ctx.bootstrap)
+            .await
+            .map_err(|e| format!("reading source offsets: {}", chain(&e)))?;
         self.task
             .start(self.common.ctx.offsets.reader(&self.common.connector))
             .await
