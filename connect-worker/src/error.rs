@@ -126,6 +126,8 @@ pub enum WorkerError {
     Storage(#[from] StorageError),
     #[error("reading the config topic")]
     ConfigTopic(#[source] StorageError),
+    #[error("reading the status topic")]
+    StatusTopic(#[source] StorageError),
     /// `--connectors-dir` could not be listed.
     #[error("reading {}", .dir.display())]
     ConnectorsDir {

@@ -3,10 +3,14 @@
 //! written to the config topic before it is acted on, so a restarted worker (even after
 //! `kill -9`) replays the topic and resumes each connector in its target state.
 //!
-//! This worker runs every connector itself (a one-worker cluster); several workers on the same
-//! topics would each run everything, so run one per cluster.
+//! Several workers form a group (see [`crate::distributed`]): every worker follows the config
+//! topic ([`Herder::apply_view`]) and so knows every connector, but runs only the tasks the
+//! group's leader assigns it ([`Herder::apply_assignment`]); revoked tasks are stopped, and
+//! their statuses written, before the assignment is acknowledged. Changes (REST writes) are made
+//! by the leader, to which the REST layer forwards them; a worker that knows no leader yet (a
+//! single worker starting) makes them itself.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -18,8 +22,10 @@ use tokio_util::sync::CancellationToken;
 use crate::connectors::config_def::{self, ConfigExt};
 use crate::connectors::{self, Config, ConnectorKind, ConnectorPlugin, Task, TopicPartition};
 use crate::converters;
+use crate::distributed::assignor::Work;
+use crate::distributed::coordinator::AssignmentEvent;
 use crate::error::{chain, ConnectError, Result};
-use crate::storage::{ConfigStore, TargetState};
+use crate::storage::{ConfigStore, ConfigView, StoredConnector, TargetState};
 use crate::worker::sink_runner::SinkRun;
 use crate::worker::source_runner::SourceRun;
 use crate::worker::status::{connector_key, task_key};
@@ -48,6 +54,12 @@ pub struct Herder {
     /// Connectors in creation order.
     connectors: tokio::sync::Mutex<Vec<(String, ConnectorRuntime)>>,
     generation: AtomicU64,
+    /// The connectors and tasks the group assigned this worker.
+    assigned: Mutex<BTreeSet<Work>>,
+    /// The leader's advertised REST URL, once an assignment named it.
+    leader_url: Mutex<Option<String>>,
+    /// This worker's advertised REST URL.
+    url: String,
 }
 
 /// The result of validating a config: the plugin and every problem found.
@@ -58,13 +70,213 @@ pub struct Validation {
 }
 
 impl Herder {
-    pub fn new(ctx: Arc<WorkerContext>, store: ConfigStore) -> Self {
+    pub fn new(ctx: Arc<WorkerContext>, store: ConfigStore, url: &str) -> Self {
         Herder {
             plugins: connectors::registry(&ctx.allowed_paths),
             ctx,
             store,
             connectors: tokio::sync::Mutex::new(Vec::new()),
             generation: AtomicU64::new(1),
+            assigned: Mutex::new(BTreeSet::new()),
+            leader_url: Mutex::new(None),
+            url: url.to_string(),
+        }
+    }
+
+    /// This worker's advertised REST URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The leader's REST URL when another worker leads the group: where writes go.
+    pub fn forward_to(&self) -> Option<String> {
+        let leader = self.leader_url.lock().clone()?;
+        let same = leader.trim_end_matches('/') == self.url.trim_end_matches('/');
+        (!leader.is_empty() && !same).then_some(leader)
+    }
+
+    fn owns(&self, name: &str, id: usize) -> bool {
+        let id = i32::try_from(id).unwrap_or(i32::MAX);
+        self.assigned.lock().contains(&Work::task(name, id))
+    }
+
+    /// Applies one assignment of the group: stops the revoked tasks (their statuses written
+    /// before this returns, so their next owner's are newer), then starts the assigned ones
+    /// from configs read at least to the leader's offset.
+    pub async fn apply_assignment(&self, ev: AssignmentEvent, view: ConfigView) {
+        let mut all = self.connectors.lock().await;
+        self.reconcile(&mut all, &view);
+        for w in &ev.revoked {
+            let Ok(id) = usize::try_from(w.task) else {
+                continue;
+            };
+            let key = task_key(&w.connector, id);
+            if let Some(rt) = all
+                .iter_mut()
+                .find(|(n, _)| *n == w.connector)
+                .map(|(_, rt)| rt)
+            {
+                if let Some(h) = rt.tasks.get_mut(id).and_then(Option::take) {
+                    tracing::info!(connector = %w.connector, task = id, "stopping revoked task");
+                    h.stop().await;
+                }
+                let generation = self.generation.fetch_add(1, Ordering::SeqCst);
+                self.ctx
+                    .status
+                    .set(&key, State::Unassigned, None, generation);
+            }
+            self.ctx.status.forget(&key);
+        }
+        {
+            let mut assigned = self.assigned.lock();
+            for w in &ev.revoked {
+                assigned.remove(w);
+            }
+            assigned.extend(ev.assigned.iter().cloned());
+        }
+        if ev.generation_id >= 0 {
+            *self.leader_url.lock() = Some(ev.leader_url.clone());
+        }
+        for w in &ev.assigned {
+            let Ok(id) = usize::try_from(w.task) else {
+                continue;
+            };
+            if let Some(rt) = all
+                .iter_mut()
+                .find(|(n, _)| *n == w.connector)
+                .map(|(_, rt)| rt)
+            {
+                self.start_owned(&w.connector, rt, Some(id));
+            }
+        }
+        drop(all);
+        self.ctx.status.flush().await;
+        tracing::info!(
+            generation = ev.generation_id,
+            assigned = ev.assigned.len(),
+            revoked = ev.revoked.len(),
+            "assignment applied"
+        );
+        let _ = ev.applied.send(());
+    }
+
+    /// Starts the tasks of `rt` this worker owns and does not run (only `only`, if given).
+    fn start_owned(&self, name: &str, rt: &mut ConnectorRuntime, only: Option<usize>) {
+        if rt.target == TargetState::Stopped {
+            return;
+        }
+        if rt.tasks.len() < rt.task_configs.len() {
+            rt.tasks.resize_with(rt.task_configs.len(), || None);
+        }
+        for id in 0..rt.task_configs.len() {
+            if only.is_some_and(|o| o != id) || rt.tasks[id].is_some() {
+                continue;
+            }
+            self.start_task(name, rt, id);
+        }
+    }
+
+    /// Follows the config topic: connectors created, changed or deleted by the leader (or
+    /// another worker before a group formed) are applied here too.
+    pub async fn apply_view(&self, view: ConfigView) {
+        let mut all = self.connectors.lock().await;
+        self.reconcile(&mut all, &view);
+    }
+
+    fn reconcile_skip(&self, view: &ConfigView) -> bool {
+        // This worker's own latest writes are in memory already; an older view would undo them.
+        view.offset < self.store.written()
+    }
+
+    fn reconcile(&self, all: &mut Vec<(String, ConnectorRuntime)>, view: &ConfigView) {
+        if self.reconcile_skip(view) {
+            return;
+        }
+        let mut keep: Vec<(String, ConnectorRuntime)> = Vec::with_capacity(view.connectors.len());
+        let mut old: Vec<(String, ConnectorRuntime)> = std::mem::take(all);
+        for (name, stored) in &view.connectors {
+            let existing = old
+                .iter()
+                .position(|(n, _)| n == name)
+                .map(|i| old.remove(i));
+            match existing {
+                Some((_, mut rt)) => {
+                    self.update_runtime(name, &mut rt, stored);
+                    keep.push((name.clone(), rt));
+                }
+                None => {
+                    let class = stored
+                        .config
+                        .get("connector.class")
+                        .cloned()
+                        .unwrap_or_default();
+                    let Some(plugin) = connectors::find_plugin(&self.plugins, &class) else {
+                        tracing::error!(connector = %name, class, "connector has an unknown class; skipping");
+                        continue;
+                    };
+                    let mut rt = ConnectorRuntime {
+                        config: stored.config.clone(),
+                        plugin,
+                        target: stored.target,
+                        task_configs: stored.tasks.clone(),
+                        tasks: Vec::new(),
+                        applied: Arc::default(),
+                    };
+                    self.start_owned(name, &mut rt, None);
+                    keep.push((name.clone(), rt));
+                }
+            }
+        }
+        // Deleted: stop what runs here (its task handles stop in the background).
+        for (name, mut rt) in old {
+            tracing::info!(connector = %name, "connector deleted");
+            for h in rt.tasks.iter_mut().filter_map(Option::take) {
+                tokio::spawn(h.stop());
+            }
+            self.ctx.status.forget(&connector_key(&name));
+            for id in 0..rt.task_configs.len() {
+                self.ctx.status.forget(&task_key(&name, id));
+            }
+        }
+        *all = keep;
+    }
+
+    /// Brings a known connector to its stored state: new task configs restart its tasks here,
+    /// a new target state is passed on.
+    fn update_runtime(&self, name: &str, rt: &mut ConnectorRuntime, stored: &StoredConnector) {
+        let tasks_changed = rt.task_configs != stored.tasks;
+        let target_changed = rt.target != stored.target;
+        if rt.config != stored.config {
+            if let Some(plugin) = stored
+                .config
+                .get("connector.class")
+                .and_then(|c| connectors::find_plugin(&self.plugins, c))
+            {
+                rt.plugin = plugin;
+            }
+            rt.config = stored.config.clone();
+        }
+        if !tasks_changed && !target_changed {
+            return;
+        }
+        // The leader reports the connector's own status now.
+        self.ctx.status.forget(&connector_key(name));
+        if tasks_changed || stored.target == TargetState::Stopped {
+            for (id, h) in rt.tasks.iter_mut().enumerate() {
+                if let Some(h) = h.take() {
+                    tracing::info!(connector = %name, task = id, "stopping task for new configs");
+                    tokio::spawn(h.stop());
+                }
+            }
+            rt.task_configs = stored.tasks.clone();
+            rt.tasks = (0..rt.task_configs.len()).map(|_| None).collect();
+        }
+        rt.target = stored.target;
+        if stored.target != TargetState::Stopped {
+            for h in rt.tasks.iter().flatten() {
+                let _ = h.target.send(stored.target);
+            }
+            self.start_owned(name, rt, None);
         }
     }
 
@@ -344,6 +556,14 @@ impl Herder {
                 }
                 Err(trace) => {
                     tracing::error!(connector = %name, "connector failed: {trace}");
+                    // No tasks: the workers running the previous ones stop them.
+                    if !rt.task_configs.is_empty() {
+                        rt.task_configs.clear();
+                        rt.tasks.clear();
+                        if let Err(e) = self.store.put_tasks(name, &[]).await {
+                            tracing::warn!(connector = %name, error = %e, "could not store task configs");
+                        }
+                    }
                     self.ctx.status.set(
                         &connector_key(name),
                         State::Failed,
@@ -369,6 +589,9 @@ impl Herder {
     }
 
     fn start_task(&self, name: &str, rt: &mut ConnectorRuntime, id: usize) {
+        if !self.owns(name, id) {
+            return;
+        }
         let generation = self.generation.fetch_add(1, Ordering::SeqCst);
         let mut config = rt.task_configs[id].clone();
         // Worker-level settings of the connector (converters, errors.*) apply to every task.
@@ -437,7 +660,8 @@ impl Herder {
     async fn stop_tasks(&self, name: &str, rt: &mut ConnectorRuntime) {
         let handles: Vec<TaskHandle> = rt.tasks.iter_mut().filter_map(Option::take).collect();
         futures::future::join_all(handles.into_iter().map(TaskHandle::stop)).await;
-        for id in 0..rt.task_configs.len() {
+        // Only the statuses of this worker's tasks: the others report their own.
+        for id in (0..rt.task_configs.len()).filter(|id| self.owns(name, *id)) {
             let generation = self.generation.fetch_add(1, Ordering::SeqCst);
             self.ctx
                 .status

@@ -127,10 +127,36 @@ pub struct Config {
         default_value = "disabled"
     )]
     pub exactly_once_source_support: ExactlyOnceSourceSupport,
-    /// Kafka's worker `group.id`: the first part of exactly-once source tasks' transactional ids
-    /// (`<group.id>-<connector>-<task>`).
+    /// The group of workers this one joins (Kafka's `group.id`): workers with the same group id
+    /// and state topics share connectors and tasks.
     #[arg(long, env = "CONNECT_GROUP_ID", default_value = "connect-cluster")]
     pub group_id: String,
+    /// The URL other workers reach this worker's REST API at (Kafka's
+    /// `rest.advertised.host.name`/`port`): followers forward writes to the leader's. Default:
+    /// `http://<listen address>`, with this host's name for an unspecified address.
+    #[arg(long, env = "CONNECT_REST_ADVERTISED_URL")]
+    pub rest_advertised_url: Option<String>,
+    /// How long the leader keeps the work of a worker that left before giving it to the
+    /// others, in case it comes back (Kafka's `scheduled.rebalance.max.delay.ms`, KIP-415).
+    #[arg(
+        long,
+        env = "CONNECT_SCHEDULED_REBALANCE_MAX_DELAY_MS",
+        default_value_t = 300_000
+    )]
+    pub scheduled_rebalance_max_delay_ms: i64,
+    /// A worker not heard from for this long leaves the group (Kafka's `session.timeout.ms`).
+    #[arg(long, env = "CONNECT_SESSION_TIMEOUT_MS", default_value_t = 10_000)]
+    pub session_timeout_ms: i32,
+    /// Kafka's `heartbeat.interval.ms`.
+    #[arg(long, env = "CONNECT_HEARTBEAT_INTERVAL_MS", default_value_t = 3_000)]
+    pub heartbeat_interval_ms: u64,
+    /// How long a rebalance waits for every worker to rejoin (Kafka's `rebalance.timeout.ms`).
+    #[arg(long, env = "CONNECT_REBALANCE_TIMEOUT_MS", default_value_t = 60_000)]
+    pub rebalance_timeout_ms: i32,
+    /// How long a worker waits to read the config topic to the leader's offset before giving up
+    /// on a rebalance round (Kafka's `worker.sync.timeout.ms`).
+    #[arg(long, env = "CONNECT_WORKER_SYNC_TIMEOUT_MS", default_value_t = 3_000)]
+    pub worker_sync_timeout_ms: u64,
 }
 
 impl Config {
@@ -151,6 +177,12 @@ impl Config {
             connector_client_config_override_policy: override_policy::OverridePolicy::None,
             exactly_once_source_support: ExactlyOnceSourceSupport::Disabled,
             group_id: "connect-cluster".into(),
+            rest_advertised_url: None,
+            scheduled_rebalance_max_delay_ms: 300_000,
+            session_timeout_ms: 10_000,
+            heartbeat_interval_ms: 3_000,
+            rebalance_timeout_ms: 60_000,
+            worker_sync_timeout_ms: 3_000,
         }
     }
 }
@@ -192,9 +224,17 @@ pub async fn run(
         &worker_id,
         StatusStore::new(&config.status_topic, producer.clone()),
     ));
+    // Stops the threads following the state topics.
+    let tails = tokio_util::sync::CancellationToken::new();
+    let _stop_tails = tails.clone().drop_guard();
+    status
+        .store()
+        .tail(&bootstrap, tails.clone())
+        .await
+        .map_err(WorkerError::StatusTopic)?;
     let store = ConfigStore::new(&config.config_topic, producer.clone());
-    let stored = store
-        .load(&bootstrap)
+    let view = store
+        .tail(&bootstrap, tails.clone())
         .await
         .map_err(WorkerError::ConfigTopic)?;
     let ctx = Arc::new(WorkerContext {
@@ -215,19 +255,57 @@ pub async fn run(
         exactly_once_source: config.exactly_once_source_support,
         group_id: config.group_id.clone(),
     });
-    let herder = Arc::new(Herder::new(ctx, store));
+    let url = config
+        .rest_advertised_url
+        .clone()
+        .unwrap_or_else(|| advertised_url(addr));
+    let herder = Arc::new(Herder::new(ctx, store, &url));
+    let stored = view.borrow().connectors.clone();
     herder.resume_stored(stored).await;
+    let group = distributed::start(
+        distributed::coordinator::CoordinatorConfig {
+            bootstrap: bootstrap.clone(),
+            group_id: config.group_id.clone(),
+            url: url.clone(),
+            session_timeout_ms: config.session_timeout_ms,
+            rebalance_timeout_ms: config.rebalance_timeout_ms,
+            heartbeat_interval_ms: config.heartbeat_interval_ms,
+            max_delay_ms: config.scheduled_rebalance_max_delay_ms,
+            worker_sync_timeout_ms: config.worker_sync_timeout_ms,
+        },
+        herder.clone(),
+        view,
+    );
     if let Some(dir) = &config.connectors_dir {
         create_from_dir(&herder, dir).await?;
     }
     let app = rest::router(herder.clone());
-    tracing::info!(worker_id, "listening on http://{addr}");
-    axum::serve(listener, app)
+    tracing::info!(
+        worker_id,
+        url,
+        group = config.group_id,
+        "listening on http://{addr}"
+    );
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
-        .map_err(WorkerError::Serve)?;
-    herder.shutdown().await;
-    Ok(())
+        .map_err(WorkerError::Serve);
+    group.stop(&herder).await;
+    served
+}
+
+/// `http://<addr>`, with this host's name in place of an unspecified address (`0.0.0.0`).
+fn advertised_url(addr: std::net::SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        let host = std::fs::read_to_string("/etc/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".into());
+        format!("http://{host}:{}", addr.port())
+    } else {
+        format!("http://{addr}")
+    }
 }
 
 async fn create_from_dir(herder: &Herder, dir: &std::path::Path) -> Result<(), WorkerError> {

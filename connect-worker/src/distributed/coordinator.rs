@@ -70,6 +70,7 @@ pub async fn run(
 ) {
     let mut leader_state = LeaderState::default();
     let mut running: BTreeSet<Work> = BTreeSet::new();
+    let mut leader_url = String::new();
     let backoff = Duration::from_millis(500);
     'connect: loop {
         if *shutdown.borrow() {
@@ -93,6 +94,7 @@ pub async fn run(
                 }
             }
         };
+        leader_url.clear();
         // A new connection is a new member: whatever we ran may be someone else's now.
         if !running.is_empty()
             && !apply(&events, -1, "", -1, BTreeSet::new(), running.clone()).await
@@ -102,6 +104,9 @@ pub async fn run(
         running.clear();
 
         loop {
+            // The work the round assigns from: only a change of it calls for a new round (a
+            // config change that moves no work, such as a pause, does not).
+            let round_work = snapshot.borrow().work.clone();
             let result = tokio::select! {
                 r = round(&config, &mut member, &mut leader_state, &snapshot, &running) => r,
                 _ = shutdown.changed() => {
@@ -145,7 +150,10 @@ pub async fn run(
             let assigned = assignor::from_connector_tasks(&a.assigned);
             let revoked = assignor::from_connector_tasks(&a.revoked);
             let any_revoked = !revoked.is_empty();
-            if !assigned.is_empty() || any_revoked {
+            // A new leader is news too: the herder forwards writes to it.
+            let new_leader = a.leader_url != leader_url;
+            if !assigned.is_empty() || any_revoked || new_leader {
+                leader_url.clone_from(&a.leader_url);
                 if !apply_heartbeating(
                     &events,
                     &mut member,
@@ -178,6 +186,10 @@ pub async fn run(
                     + Duration::from_millis(u64::try_from(a.delay_ms).unwrap_or(0))
             });
             snapshot.mark_unchanged();
+            if snapshot.borrow().work != round_work {
+                // Changed while the round ran: the assignment is already out of date.
+                continue;
+            }
             // Heartbeat until something calls for a new round.
             loop {
                 let until_due = deadline
@@ -191,7 +203,10 @@ pub async fn run(
                             let _ = member.leave().await;
                             return;
                         }
-                        break;
+                        if snapshot.borrow_and_update().work != round_work {
+                            break;
+                        }
+                        continue;
                     }
                     _ = shutdown.changed() => {
                         let _ = member.leave().await;

@@ -14,10 +14,13 @@
 //! - [`client`]: group membership over the Kafka protocol (librdkafka runs only `consumer`
 //!   groups).
 //! - [`coordinator`]: a worker's membership loop, handing each assignment to the herder.
-//!
-//! Not yet here: the herder running an assignment; see the README's distributed-mode status.
+//! - [`group`]: what connects the two in a running worker: config changes to the coordinator,
+//!   assignments to the herder.
 
 pub mod assignor;
 pub mod client;
 pub mod coordinator;
+pub mod group;
 pub mod protocol;
+
+pub use group::start;

@@ -2,9 +2,13 @@
 //! the [`Herder`]. Unknown paths and methods answer in the same error shape, and so does every
 //! request axum itself refuses (a body over [`MAX_BODY_BYTES`], a path that is not valid
 //! percent-encoded UTF-8): clients parse `{"error_code", "message"}`, never plain text.
+//!
+//! Every worker of a group serves the API: reads answer from any worker, writes are forwarded
+//! to the group's leader ([`forward`]).
 
 mod body;
 mod connectors;
+mod forward;
 mod plugins;
 
 use std::sync::Arc;
@@ -65,6 +69,10 @@ pub fn router(herder: Arc<Herder>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(
+            herder.clone(),
+            forward::to_leader,
+        ))
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn(valid_path))
         .with_state(herder)

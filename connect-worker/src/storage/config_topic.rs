@@ -2,11 +2,19 @@
 //! `connector-<name>` → `{"properties":{...}}` (null when deleted),
 //! `target-state-<name>` → `{"state":"STARTED|PAUSED|STOPPED"}`,
 //! `task-<name>-<n>` → `{"properties":{...}}` and `commit-<name>` → `{"tasks":N}`.
+//!
+//! Every worker of a group follows the topic ([`ConfigStore::tail`]); task configs take effect
+//! at their commit record, so an update is seen whole or not at all.
 
 use std::collections::BTreeMap;
 
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
 use rdkafka::producer::FutureProducer;
 use serde_json::{json, Value as Json};
+use tokio::sync::watch;
 
 use super::{kafka, StorageError};
 use crate::connectors::Config;
@@ -45,6 +53,153 @@ pub struct StoredConnector {
 pub struct ConfigStore {
     topic: String,
     producer: FutureProducer,
+    /// Just past the newest offset this worker wrote.
+    written: AtomicI64,
+}
+
+/// What the config topic holds, read to `offset` (the next offset to read).
+#[derive(Debug, Clone, Default)]
+pub struct ConfigView {
+    pub offset: i64,
+    /// Connectors in creation order.
+    pub connectors: Vec<(String, StoredConnector)>,
+}
+
+/// The topic's records folded into connectors, one record at a time.
+#[derive(Debug, Default)]
+struct ConfigState {
+    order: Vec<String>,
+    configs: BTreeMap<String, Config>,
+    targets: BTreeMap<String, TargetState>,
+    /// Task configs as written, applied at their connector's commit record.
+    pending: BTreeMap<String, BTreeMap<usize, Config>>,
+    tasks: BTreeMap<String, Vec<Config>>,
+}
+
+impl ConfigState {
+    fn apply(&mut self, key: &[u8], value: Option<&[u8]>) {
+        let key = String::from_utf8_lossy(key).into_owned();
+        let value: Option<Json> = value.and_then(|v| serde_json::from_slice(v).ok());
+        if let Some(name) = key.strip_prefix("connector-") {
+            match value.as_ref().and_then(props) {
+                Some(c) => {
+                    if !self.order.iter().any(|n| n == name) {
+                        self.order.push(name.to_string());
+                    }
+                    self.configs.insert(name.to_string(), c);
+                }
+                None => {
+                    self.order.retain(|n| n != name);
+                    self.configs.remove(name);
+                    self.tasks.remove(name);
+                    self.pending.remove(name);
+                    self.targets.remove(name);
+                }
+            }
+        } else if let Some(name) = key.strip_prefix("target-state-") {
+            if let Some(s) = value
+                .as_ref()
+                .and_then(|v| v.get("state"))
+                .and_then(Json::as_str)
+            {
+                self.targets.insert(name.to_string(), TargetState::parse(s));
+            }
+        } else if let Some(rest) = key.strip_prefix("task-") {
+            if let Some((name, n)) = rest.rsplit_once('-') {
+                if let (Ok(n), Some(c)) = (n.parse::<usize>(), value.as_ref().and_then(props)) {
+                    self.pending
+                        .entry(name.to_string())
+                        .or_default()
+                        .insert(n, c);
+                }
+            }
+        } else if let Some(name) = key.strip_prefix("commit-") {
+            if let Some(n) = value
+                .as_ref()
+                .and_then(|v| v.get("tasks"))
+                .and_then(Json::as_u64)
+            {
+                // A commit makes the task configs written before it the connector's tasks, all
+                // at once (a reader never runs half of an update).
+                let written = self.pending.remove(name).unwrap_or_default();
+                let previous = self.tasks.remove(name).unwrap_or_default();
+                let tasks: Vec<Config> = (0..n as usize)
+                    .map_while(|i| written.get(&i).or_else(|| previous.get(i)).cloned())
+                    .collect();
+                self.tasks.insert(name.to_string(), tasks);
+            }
+        }
+    }
+
+    fn connectors(&self) -> Vec<(String, StoredConnector)> {
+        self.order
+            .iter()
+            .filter_map(|name| {
+                let config = self.configs.get(name)?.clone();
+                let stored = StoredConnector {
+                    config,
+                    target: self
+                        .targets
+                        .get(name)
+                        .copied()
+                        .unwrap_or(TargetState::Started),
+                    tasks: self.tasks.get(name).cloned().unwrap_or_default(),
+                };
+                Some((name.clone(), stored))
+            })
+            .collect()
+    }
+}
+
+/// The tail's thread: reads records as they come and publishes the view after each burst.
+fn tail_loop(
+    consumer: BaseConsumer,
+    topic: &str,
+    end: i64,
+    tx: watch::Sender<ConfigView>,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let mut state = ConfigState::default();
+    let mut next = 0i64;
+    let mut published = -1i64;
+    while !stop.is_cancelled() && !tx.is_closed() {
+        let mut read_any = false;
+        // Drain what is fetched, then publish once.
+        let mut wait = std::time::Duration::from_millis(100);
+        loop {
+            match consumer.poll(wait) {
+                Some(Ok(m)) => {
+                    state.apply(m.key().unwrap_or_default(), m.payload());
+                    next = m.offset() + 1;
+                    read_any = true;
+                    wait = std::time::Duration::ZERO;
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, topic, "reading the config topic");
+                    break;
+                }
+                None => break,
+            }
+        }
+        // The consumer's position passes offsets that hold no record (compacted away, or
+        // transaction markers), which `next` alone would never reach.
+        let position = consumer
+            .position()
+            .ok()
+            .and_then(|tpl| {
+                tpl.find_partition(topic, 0)
+                    .and_then(|e| e.offset().to_raw())
+            })
+            .unwrap_or(-1);
+        let offset = next.max(position);
+        if offset >= end && (read_any || offset != published) {
+            published = offset;
+            tx.send_replace(ConfigView {
+                offset,
+                connectors: state.connectors(),
+            });
+        }
+    }
 }
 
 fn props(v: &Json) -> Option<Config> {
@@ -68,6 +223,7 @@ impl ConfigStore {
         ConfigStore {
             topic: topic.to_string(),
             producer,
+            written: AtomicI64::new(0),
         }
     }
 
@@ -78,81 +234,66 @@ impl ConfigStore {
     ) -> Result<Vec<(String, StoredConnector)>, StorageError> {
         let (b, t) = (bootstrap.to_string(), self.topic.clone());
         let records = tokio::task::spawn_blocking(move || kafka::read_to_end(&b, &t)).await??;
-        let mut order: Vec<String> = Vec::new();
-        let mut configs: BTreeMap<String, Config> = BTreeMap::new();
-        let mut targets: BTreeMap<String, TargetState> = BTreeMap::new();
-        let mut tasks: BTreeMap<String, BTreeMap<usize, Config>> = BTreeMap::new();
+        let mut state = ConfigState::default();
         for (key, value) in records {
-            let key = String::from_utf8_lossy(&key).into_owned();
-            let value: Option<Json> = value.and_then(|v| serde_json::from_slice(&v).ok());
-            if let Some(name) = key.strip_prefix("connector-") {
-                match value.as_ref().and_then(props) {
-                    Some(c) => {
-                        if !order.iter().any(|n| n == name) {
-                            order.push(name.to_string());
-                        }
-                        configs.insert(name.to_string(), c);
-                    }
-                    None => {
-                        order.retain(|n| n != name);
-                        configs.remove(name);
-                        tasks.remove(name);
-                    }
-                }
-            } else if let Some(name) = key.strip_prefix("target-state-") {
-                if let Some(s) = value
-                    .as_ref()
-                    .and_then(|v| v.get("state"))
-                    .and_then(Json::as_str)
-                {
-                    targets.insert(name.to_string(), TargetState::parse(s));
-                }
-            } else if let Some(rest) = key.strip_prefix("task-") {
-                if let Some((name, n)) = rest.rsplit_once('-') {
-                    if let (Ok(n), Some(c)) = (n.parse::<usize>(), value.as_ref().and_then(props)) {
-                        tasks.entry(name.to_string()).or_default().insert(n, c);
-                    }
-                }
-            } else if let Some(name) = key.strip_prefix("commit-") {
-                if let Some(n) = value
-                    .as_ref()
-                    .and_then(|v| v.get("tasks"))
-                    .and_then(Json::as_u64)
-                {
-                    tasks
-                        .entry(name.to_string())
-                        .or_default()
-                        .retain(|i, _| (*i as u64) < n);
-                }
-            }
+            state.apply(&key, value.as_deref());
         }
-        Ok(order
-            .into_iter()
-            .filter_map(|name| {
-                let config = configs.remove(&name)?;
-                let stored = StoredConnector {
-                    config,
-                    target: targets.get(&name).copied().unwrap_or(TargetState::Started),
-                    tasks: tasks
-                        .remove(&name)
-                        .map(|t| t.into_values().collect())
-                        .unwrap_or_default(),
-                };
-                Some((name, stored))
-            })
-            .collect())
+        Ok(state.connectors())
+    }
+
+    /// Follows the topic on a thread of its own until `stop` is cancelled: the returned view
+    /// has read everything the topic held when this was called, and changes with every record
+    /// read after (so every worker of a group sees every config change, as Kafka Connect's
+    /// `KafkaConfigBackingStore` does).
+    pub async fn tail(
+        &self,
+        bootstrap: &str,
+        stop: tokio_util::sync::CancellationToken,
+    ) -> Result<watch::Receiver<ConfigView>, StorageError> {
+        let (b, t) = (bootstrap.to_string(), self.topic.clone());
+        let (consumer, ends) =
+            tokio::task::spawn_blocking(move || kafka::tail_consumer(&b, &t)).await??;
+        let end = ends.get(&0).copied().unwrap_or(0);
+        let (tx, mut rx) = watch::channel(ConfigView {
+            offset: -1,
+            connectors: Vec::new(),
+        });
+        let topic = self.topic.clone();
+        std::thread::Builder::new()
+            .name("config-tail".into())
+            .spawn(move || tail_loop(consumer, &topic, end, tx, stop))
+            .map_err(|e| StorageError::Thread(e.to_string()))?;
+        let caught_up = tokio::time::timeout(
+            std::time::Duration::from_secs(60),
+            rx.wait_for(|v| v.offset >= end),
+        )
+        .await
+        .map(|r| r.is_ok());
+        match caught_up {
+            Ok(true) => Ok(rx),
+            _ => Err(StorageError::ReadTimeout {
+                topic: self.topic.clone(),
+            }),
+        }
+    }
+
+    /// The offset just past the newest record this worker wrote to the topic.
+    pub fn written(&self) -> i64 {
+        self.written.load(Ordering::SeqCst)
     }
 
     async fn put(&self, key: &str, value: Option<Json>) -> Result<(), StorageError> {
         let bytes = value.map(|v| serde_json::to_vec(&v)).transpose()?;
-        kafka::send(
+        let offset = kafka::send_at(
             &self.producer,
             &self.topic,
             Some(key.as_bytes()),
             bytes.as_deref(),
             None,
         )
-        .await
+        .await?;
+        self.written.fetch_max(offset + 1, Ordering::SeqCst);
+        Ok(())
     }
 
     pub async fn put_connector(&self, name: &str, config: &Config) -> Result<(), StorageError> {

@@ -195,16 +195,53 @@ pub async fn send(
     value: Option<&[u8]>,
     headers: Option<OwnedHeaders>,
 ) -> Result<(), StorageError> {
+    send_at(producer, topic, key, value, headers)
+        .await
+        .map(|_| ())
+}
+
+/// [`send`], returning the record's offset.
+pub async fn send_at(
+    producer: &FutureProducer,
+    topic: &str,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    headers: Option<OwnedHeaders>,
+) -> Result<i64, StorageError> {
     let mut rec = record(topic, key, value);
     if let Some(h) = headers {
         rec = rec.headers(h);
     }
-    producer
+    let delivery = producer
         .send(rec, Duration::from_secs(30))
         .await
         .map_err(|(error, _)| StorageError::Produce {
             topic: topic.to_string(),
             error,
         })?;
-    Ok(())
+    Ok(delivery.offset)
+}
+
+/// A consumer that follows `topic` from its beginning, partitions assigned (no group), and
+/// the end offset of each partition now: what a tail must read before its view is current.
+pub fn tail_consumer(
+    bootstrap: &str,
+    topic: &str,
+) -> Result<(BaseConsumer, std::collections::HashMap<i32, i64>), StorageError> {
+    let parts = partitions_of(bootstrap, topic, Duration::from_secs(15))?;
+    let consumer: BaseConsumer = client_config(bootstrap)
+        .set("group.id", "connect-worker-tail")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .set("fetch.wait.max.ms", "20")
+        .create()?;
+    let mut tpl = TopicPartitionList::new();
+    let mut ends = std::collections::HashMap::new();
+    for p in parts {
+        let (_, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(10))?;
+        tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning)?;
+        ends.insert(p, high);
+    }
+    consumer.assign(&tpl)?;
+    Ok((consumer, ends))
 }

@@ -12,7 +12,7 @@ pub mod kafka;
 pub mod offset_topic;
 pub mod status_topic;
 
-pub use config_topic::{ConfigStore, StoredConnector, TargetState};
+pub use config_topic::{ConfigStore, ConfigView, StoredConnector, TargetState};
 pub use offset_topic::OffsetStore;
 pub use status_topic::StatusStore;
 
@@ -45,6 +45,9 @@ pub enum StorageError {
     /// A record could not be encoded as JSON.
     #[error(transparent)]
     Encode(#[from] serde_json::Error),
+    /// A thread to follow a topic could not be started.
+    #[error("starting a thread: {0}")]
+    Thread(String),
     /// The blocking thread doing the Kafka calls panicked or was cancelled.
     #[error(transparent)]
     Blocking(#[from] tokio::task::JoinError),

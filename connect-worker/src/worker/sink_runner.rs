@@ -112,6 +112,10 @@ impl ConsumerContext for SinkContext {
                 }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                // A write in flight finishes before the partitions are given up, and one not
+                // yet begun sees the new generation and writes nothing: no batch is written
+                // once another member may own its partitions.
+                let _task = self.handle.block_on(self.task.lock());
                 let mut a = self.assignment.lock();
                 a.generation += 1;
                 a.next.clear();
@@ -381,8 +385,17 @@ impl SinkRun {
             let count = batch.records.len();
             let put = {
                 let (task, positions) = (task.clone(), positions.clone());
+                let (assignment, generation) = (assignment.clone(), batch.generation);
                 let records = batch.records;
-                handle.spawn(async move { task.lock().await.put(records, &positions).await })
+                handle.spawn(async move {
+                    let mut task = task.lock().await;
+                    // Revoked since it was read (the revocation holds the task while it
+                    // changes the generation): not ours to write any more.
+                    if assignment.lock().generation != generation {
+                        return Ok(());
+                    }
+                    task.put(records, &positions).await
+                })
             };
             last_dispatch = Instant::now();
             inflight = Some(InFlight {

@@ -97,6 +97,16 @@ impl SourceRun {
             tracing::debug!(connector = %self.common.connector, task = self.common.task_id, transactional_id = %id, offsets = ?self.common.ctx.offsets.list(&self.common.connector), "exactly-once source task: producer initialised, committed offsets read");
             txn = Some(Transaction::new(producer.clone(), boundary));
         }
+        if boundary.is_none() {
+            // The task may have run on another worker until now: resume from the offsets it
+            // committed there.
+            self.common
+                .ctx
+                .offsets
+                .reload(&self.common.ctx.bootstrap, &self.common.connector)
+                .await
+                .map_err(|e| format!("reading source offsets: {}", chain(&e)))?;
+        }
         self.task
             .start(self.common.ctx.offsets.reader(&self.common.connector))
             .await

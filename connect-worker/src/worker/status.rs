@@ -1,6 +1,7 @@
-//! Connector and task statuses: kept in memory for REST, written to the status topic for
-//! anything else that watches. Each report carries the generation of the task instance that
-//! made it, so a task that was replaced cannot overwrite its successor's status.
+//! Connector and task statuses: what this worker runs is kept in memory for REST and written to
+//! the status topic; what other workers of the group run is answered from that topic. Each
+//! report carries the generation of the task instance that made it, so a task that was replaced
+//! cannot overwrite its successor's status.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -83,12 +84,28 @@ impl StatusBoard {
                 },
             );
         }
-        let (store, key, worker) = (self.store.clone(), key.to_string(), self.worker_id.clone());
-        tokio::spawn(async move {
-            store
-                .put(&key, state.as_str(), trace.as_deref(), &worker, generation)
-                .await
-        });
+        self.store.put(
+            key,
+            state.as_str(),
+            trace.as_deref(),
+            &self.worker_id,
+            generation,
+        );
+    }
+
+    /// Forgets a status locally (its work moved to another worker, who reports it now).
+    pub fn forget(&self, key: &str) {
+        self.statuses.lock().remove(key);
+    }
+
+    /// Waits until every status reported so far is in the topic.
+    pub async fn flush(&self) {
+        self.store.flush().await;
+    }
+
+    /// The store, to follow the topic.
+    pub fn store(&self) -> &StatusStore {
+        &self.store
     }
 
     pub fn get(&self, key: &str) -> Option<Status> {
@@ -97,24 +114,46 @@ impl StatusBoard {
 
     pub fn remove(&self, key: &str) {
         self.statuses.lock().remove(key);
-        let (store, key) = (self.store.clone(), key.to_string());
-        tokio::spawn(async move { store.delete(&key).await });
+        self.store.delete(key);
     }
 
-    /// Kafka Connect's JSON for one status.
+    /// Kafka Connect's JSON for one status: this worker's own, else the newest in the status
+    /// topic (reported by the worker that runs it), else UNASSIGNED.
     pub fn to_json(&self, key: &str, id: Option<usize>) -> Json {
-        let s = self.get(key).unwrap_or(Status {
-            state: State::Unassigned,
-            trace: None,
-            generation: 0,
-        });
-        let mut j = json!({"state": s.state.as_str(), "worker_id": self.worker_id});
+        let (state, trace, worker) = match self.get(key) {
+            Some(s) => (
+                s.state.as_str().to_string(),
+                s.trace,
+                self.worker_id.clone(),
+            ),
+            None => match self.store.seen(key) {
+                Some(s) => (s.state, s.trace, s.worker_id),
+                None => (
+                    State::Unassigned.as_str().to_string(),
+                    None,
+                    self.worker_id.clone(),
+                ),
+            },
+        };
+        let mut j = json!({"state": state, "worker_id": worker});
         if let Some(id) = id {
             j["id"] = json!(id);
         }
-        if let Some(t) = s.trace {
+        if let Some(t) = trace {
             j["trace"] = json!(t);
         }
         j
+    }
+
+    /// The state name `to_json` would answer.
+    pub fn state_name(&self, key: &str) -> String {
+        match self.get(key) {
+            Some(s) => s.state.as_str().to_string(),
+            None => self
+                .store
+                .seen(key)
+                .map(|s| s.state)
+                .unwrap_or_else(|| State::Unassigned.as_str().to_string()),
+        }
     }
 }

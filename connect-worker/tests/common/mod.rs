@@ -164,3 +164,117 @@ pub fn jdbc_url(db_url: &str) -> String {
     let rest = db_url.split_once('@').map(|(_, r)| r).unwrap_or(db_url);
     format!("jdbc:mysql://{rest}")
 }
+
+/// A worker on a runtime of its own, so a test can kill it as `kill -9` would: its runtime is
+/// dropped with everything on it (no LeaveGroup, no task stopped cleanly).
+pub struct ClusterWorker {
+    pub base: String,
+    /// Its worker id in statuses (the listen address).
+    pub id: String,
+    runtime: Option<tokio::runtime::Runtime>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), connect_worker::WorkerError>>>,
+}
+
+impl ClusterWorker {
+    pub async fn start(config: connect_worker::Config) -> anyhow::Result<Self> {
+        init_tracing();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        std_listener.set_nonblocking(true)?;
+        let addr = std_listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = runtime.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(std_listener)
+                .map_err(connect_worker::WorkerError::Listener)?;
+            connect_worker::run(config, listener, async {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        let w = ClusterWorker {
+            base: format!("http://{addr}"),
+            id: addr.to_string(),
+            runtime: Some(runtime),
+            stop: Some(stop),
+            task: Some(task),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while reqwest::get(format!("{}/", w.base)).await.is_err() {
+            anyhow::ensure!(Instant::now() < deadline, "worker did not come up");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(w)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        send(reqwest::Client::new().get(self.url(path))).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        send(reqwest::Client::new().post(self.url(path)).json(body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> (u16, Value) {
+        send(reqwest::Client::new().put(self.url(path)).json(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        send(reqwest::Client::new().delete(self.url(path))).await
+    }
+
+    /// Everything it runs dies at once, mid-write if so.
+    pub fn kill(mut self) {
+        self.stop.take();
+        self.task.take();
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+
+    /// A graceful stop: tasks stopped, the group left.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(60), t).await;
+        }
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl Drop for ClusterWorker {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// Creates `topic` with `partitions` partitions.
+pub async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("log_level", "3")
+        .create()
+        .expect("admin");
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let results = admin
+        .create_topics([&new], &AdminOptions::new())
+        .await
+        .expect("create topics");
+    for r in results {
+        r.expect("topic created");
+    }
+}
