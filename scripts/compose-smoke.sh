@@ -49,17 +49,17 @@ export MARIADB_ROOT_PASSWORD=${MARIADB_ROOT_PASSWORD:-test1357}
 
 # Free host ports, so that a stack already running on the default ports does not interfere.
 read -r MARIADB_PORT BROKER_PORT CONNECT_PORT USER_SERVICE_PORT ORDER_SERVICE_1_PORT ORDER_SERVICE_2_PORT \
-    BROKER_HTTP_PORT PROMETHEUS_PORT CONSOLE_PORT < <(
+    BROKER_HTTP_PORT PROMETHEUS_PORT CONSOLE_PORT CONNECT_2_PORT < <(
     python3 -c 'import socket
-ss=[socket.socket() for _ in range(9)]
+ss=[socket.socket() for _ in range(10)]
 [s.bind(("127.0.0.1",0)) for s in ss]
 print(*[s.getsockname()[1] for s in ss])')
 export MARIADB_PORT BROKER_PORT CONNECT_PORT USER_SERVICE_PORT ORDER_SERVICE_1_PORT ORDER_SERVICE_2_PORT \
-    BROKER_HTTP_PORT PROMETHEUS_PORT CONSOLE_PORT
+    BROKER_HTTP_PORT PROMETHEUS_PORT CONSOLE_PORT CONNECT_2_PORT
 
 project="datasync-smoke-$$"
 compose() { "${compose_cmd[@]}" -p "$project" "$@"; }
-services=(mariadb broker connect-worker user-service order-service-1 order-service-2 console)
+services=(mariadb broker connect-worker connect-worker-2 user-service order-service-1 order-service-2 console)
 
 ok=0
 hdr=$(mktemp); body=$(mktemp)
@@ -120,6 +120,7 @@ sql() { docker exec -e MYSQL_PWD="$MARIADB_ROOT_PASSWORD" "$(cid mariadb)" maria
 users="http://127.0.0.1:$USER_SERVICE_PORT"
 orders=("http://127.0.0.1:$ORDER_SERVICE_1_PORT" "http://127.0.0.1:$ORDER_SERVICE_2_PORT")
 connect="http://127.0.0.1:$CONNECT_PORT"
+connect2="http://127.0.0.1:$CONNECT_2_PORT"
 
 # --- the broker from the host: its host-facing listener advertises localhost:$BROKER_PORT ---------
 meta=$(kcat -b "localhost:$BROKER_PORT" -L -m 10 2>&1) || fail "kcat -L: $meta"
@@ -130,11 +131,21 @@ got=$(kcat -b "localhost:$BROKER_PORT" -C -t compose-smoke -o beginning -e -c 1 
 log "host Kafka client (kcat) produced and consumed through localhost:$BROKER_PORT"
 
 # --- connectors ------------------------------------------------------------------------------
+# Two workers of one group: once the second has joined, every task runs on one of them and both
+# answer the same.
+tasks_running() { python3 -c 'import json,sys; s=json.load(sys.stdin)
+print("yes" if s["connector"]["state"]=="RUNNING" and s["tasks"] and all(t["state"]=="RUNNING" for t in s["tasks"]) else "no")'; }
+deadline=$((SECONDS + 90))
 for c in orders-sink my-source-connect my-sink-connect; do
-    st=$(curl -fsS "$connect/connectors/$c/status" | json connector state) || fail "connector $c missing"
-    [[ "$st" == RUNNING ]] || fail "connector $c is $st"
+    until [[ "$(curl -fsS "$connect2/connectors/$c/status" 2>/dev/null | tasks_running)" == yes ]]; do
+        ((SECONDS < deadline)) || fail "connector $c not RUNNING with all tasks on the group within 90 s: $(curl -sS "$connect2/connectors/$c/status")"
+        sleep 1
+    done
+    a=$(curl -fsS "$connect/connectors/$c/status" | json tasks) || fail "connector $c missing on connect-worker"
+    b=$(curl -fsS "$connect2/connectors/$c/status" | json tasks) || fail "connector $c missing on connect-worker-2"
+    [[ "$a" == "$b" ]] || fail "the workers disagree on $c: [$a] vs [$b]"
 done
-log "connectors orders-sink, my-source-connect, my-sink-connect: RUNNING"
+log "connectors orders-sink, my-source-connect, my-sink-connect: RUNNING, the same seen from both workers"
 # They reached MariaDB with the password from ${env:MARIADB_ROOT_PASSWORD}; the worker shows and
 # stores the placeholder, never the password.
 for path in config tasks; do
