@@ -1,6 +1,7 @@
 //! The order-service's own metrics, beside the HTTP and pool metrics every service has
-//! ([`service_common::metrics`]): orders published and how long the broker took to acknowledge
-//! them, and consistency-token waits and how they ended.
+//! ([`service_common::metrics`]): orders published and how long it took until their Kafka
+//! transaction committed, and consistency-token waits and how they ended. The outcome label
+//! keeps its name `acknowledged` (dashboards query it); it now means committed.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -30,12 +31,12 @@ impl OrderMetrics {
         };
         metrics.register(
             "orders_published",
-            "Orders published, by outcome (acknowledged by the broker, or failed)",
+            "Orders published, by outcome (acknowledged: committed in a Kafka transaction; or failed)",
             m.published.clone(),
         );
         metrics.register(
             "order_publish_seconds",
-            "Time until the broker acknowledged an order",
+            "Time until an order's Kafka transaction committed",
             m.publish_seconds.clone(),
         );
         metrics.register(

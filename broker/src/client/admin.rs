@@ -374,12 +374,8 @@ pub async fn committed_offsets(
     let coordinator = cluster.coordinator(group).await?;
     let version = coordinator.version(ApiKey::OffsetFetch)?;
     let context = || format!("fetching the committed offsets of group {group:?}");
-    let mut out = BTreeMap::new();
-    let mut add = |topic: &str, partition: i32, offset: i64, code: i16| {
-        if code == 0 && offset >= 0 {
-            out.insert((topic.to_string(), partition), offset);
-        }
-    };
+    // (topic, partition, committed offset, error code) of every partition answered.
+    let mut answered: Vec<(String, i32, i64, i16)> = Vec::new();
     if version >= 8 {
         let req =
             OffsetFetchRequest::default().with_groups(vec![OffsetFetchRequestGroup::default()
@@ -388,16 +384,17 @@ pub async fn committed_offsets(
         let resp = coordinator.call(req).await?;
         for g in resp.groups {
             check(g.error_code, context, None)?;
-            for t in g.topics {
-                for p in t.partitions {
-                    add(
-                        t.name.0.as_str(),
+            answered.extend(g.topics.into_iter().flat_map(|t| {
+                let name = t.name.0.to_string();
+                t.partitions.into_iter().map(move |p| {
+                    (
+                        name.clone(),
                         p.partition_index,
                         p.committed_offset,
                         p.error_code,
-                    );
-                }
-            }
+                    )
+                })
+            }));
         }
     } else {
         let req = OffsetFetchRequest::default()
@@ -405,17 +402,23 @@ pub async fn committed_offsets(
             .with_topics(None);
         let resp = coordinator.call(req).await?;
         check(resp.error_code, context, None)?;
-        for t in resp.topics {
-            for p in t.partitions {
-                add(
-                    t.name.0.as_str(),
+        answered.extend(resp.topics.into_iter().flat_map(|t| {
+            let name = t.name.0.to_string();
+            t.partitions.into_iter().map(move |p| {
+                (
+                    name.clone(),
                     p.partition_index,
                     p.committed_offset,
                     p.error_code,
-                );
-            }
-        }
+                )
+            })
+        }));
     }
+    let out = answered
+        .into_iter()
+        .filter(|&(_, _, offset, code)| code == 0 && offset >= 0)
+        .map(|(topic, partition, offset, _)| ((topic, partition), offset))
+        .collect();
     Ok(out)
 }
 
