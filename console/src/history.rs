@@ -160,7 +160,7 @@ pub async fn broker_counters(http: &reqwest::Client, url: &str) -> Option<Broker
 
 /// Takes one sample; a cluster that cannot be reached leaves a gap.
 pub async fn sample(kafka: &Kafka, metrics: Option<(&reqwest::Client, &str)>) -> Option<Sample> {
-    let topics = kafka.topics(None).await.ok()?;
+    let topics = kafka.topics(None, false).await.ok()?;
     let records = topics
         .iter()
         .filter(|t| !t.internal)

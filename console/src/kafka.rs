@@ -70,6 +70,10 @@ pub struct ClusterInfo {
     pub cluster_id: Option<String>,
     pub controller: i32,
     pub brokers: Vec<(i32, String)>,
+    /// Topics (not internal) and internal topics.
+    pub topics: usize,
+    pub internal_topics: usize,
+    pub partitions: usize,
 }
 
 impl Kafka {
@@ -132,7 +136,7 @@ impl Kafka {
 
     pub async fn cluster_info(&self) -> Result<ClusterInfo> {
         self.with(async |c| {
-            let md = c.metadata(Some(&[]), false).await?;
+            let md = c.metadata(None, false).await?;
             let mut brokers: Vec<(i32, String)> = md
                 .brokers
                 .iter()
@@ -143,13 +147,17 @@ impl Kafka {
                 cluster_id: md.cluster_id.as_ref().map(|s| s.to_string()),
                 controller: md.controller_id.0,
                 brokers,
+                topics: md.topics.iter().filter(|t| !t.is_internal).count(),
+                internal_topics: md.topics.iter().filter(|t| t.is_internal).count(),
+                partitions: md.topics.iter().map(|t| t.partitions.len()).sum(),
             })
         })
         .await
     }
 
-    /// Every topic (or only `only`) with partitions and their start and end offsets.
-    pub async fn topics(&self, only: Option<&str>) -> Result<Vec<TopicInfo>> {
+    /// Every topic (or only `only`) with partitions and their start and end offsets, and their
+    /// sizes on disk when `with_sizes` (one DescribeLogDirs per broker more).
+    pub async fn topics(&self, only: Option<&str>, with_sizes: bool) -> Result<Vec<TopicInfo>> {
         let wanted = only.map(|t| vec![t.to_string()]);
         self.with(async |c| {
             let md = c.metadata(wanted.as_deref(), false).await?;
@@ -185,7 +193,11 @@ impl Kafka {
             let all: Vec<(String, i32)> = leaders.keys().cloned().collect();
             let starts = c.list_offsets(&leaders, &all, -2).await?;
             let ends = c.list_offsets(&leaders, &all, -1).await?;
-            let sizes = admin::partition_sizes(c).await?;
+            let sizes = if with_sizes {
+                admin::partition_sizes(c).await?
+            } else {
+                BTreeMap::new()
+            };
             for t in &mut topics {
                 for p in &mut t.partitions {
                     let key = (t.name.clone(), p.partition);
@@ -201,7 +213,7 @@ impl Kafka {
     }
 
     pub async fn topic(&self, name: &str) -> Result<TopicInfo> {
-        self.topics(Some(name))
+        self.topics(Some(name), true)
             .await?
             .into_iter()
             .next()

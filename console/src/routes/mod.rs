@@ -49,8 +49,6 @@ pub(crate) fn errors_of<'a>(errors: &'a FormErrors, field: &str) -> &'a [String]
 
 async fn overview(State(state): State<Arc<AppState>>) -> Result<Markup> {
     let info = state.kafka.cluster_info().await?;
-    let topics = state.kafka.topics(None).await?;
-    let partitions: usize = topics.iter().map(|t| t.partitions.len()).sum();
     let history = &state.history;
     Ok(layout::page(
         "Overview",
@@ -60,8 +58,8 @@ async fn overview(State(state): State<Arc<AppState>>) -> Result<Markup> {
                 span { "Bootstrap servers" } span { (state.kafka.servers()) }
                 span { "Cluster id" } span { (info.cluster_id.as_deref().unwrap_or("-")) }
                 span { "Controller" } span { (info.controller) }
-                span { "Topics" } span { (topics.iter().filter(|t| !t.internal).count()) " (" (topics.iter().filter(|t| t.internal).count()) " internal)" }
-                span { "Partitions" } span { (partitions) }
+                span { "Topics" } span { (info.topics) " (" (info.internal_topics) " internal)" }
+                span { "Partitions" } span { (info.partitions) }
                 span { "Broker metrics" } span { (state.metrics_url.as_deref().unwrap_or("not configured")) }
                 span { "Kafka Connect" } span {
                     @if state.connect.configured() { (state.connect.urls().join(", ")) } @else { "not configured" }

@@ -90,7 +90,7 @@ async fn list_page(
     values: &HashMap<String, String>,
     errors: &FormErrors,
 ) -> Result<Markup> {
-    let topics = state.kafka.topics(None).await?;
+    let topics = state.kafka.topics(None, true).await?;
     Ok(page(
         "Topics",
         html! {
