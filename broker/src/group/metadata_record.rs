@@ -18,7 +18,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::topic::internal::put_str;
+use crate::topic::internal::{put_nullable_str, put_str};
 
 const KEY_VERSION: i16 = 2;
 
@@ -53,13 +53,6 @@ pub fn key(group: &str) -> Bytes {
     buf.put_i16(KEY_VERSION);
     put_str(&mut buf, group);
     buf.freeze()
-}
-
-fn put_nullable_str(buf: &mut BytesMut, s: Option<&str>) {
-    match s {
-        Some(s) => put_str(buf, s),
-        None => buf.put_i16(-1),
-    }
 }
 
 fn put_bytes(buf: &mut BytesMut, b: &[u8]) {

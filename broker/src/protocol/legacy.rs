@@ -35,7 +35,7 @@ use super::dispatch::{deferred, ready, waiting, Outcome};
 use crate::api;
 use crate::broker::Broker;
 use crate::log::batch::legacy::{down_convert, up_convert};
-use crate::topic::internal::put_str;
+use crate::topic::internal::{put_nullable_str, put_str};
 
 /// The versions below the codec's that this broker answers, per API (Kafka 3.9's minimums).
 pub const LEGACY: &[(ApiKey, i16)] = &[
@@ -232,13 +232,6 @@ fn produce(
     async move {
         let response: ProduceResponse = pending.await?;
         Some(OldBody(produce_response(response, refused, version)))
-    }
-}
-
-fn put_nullable_str(buf: &mut BytesMut, s: Option<&StrBytes>) {
-    match s {
-        None => buf.put_i16(-1),
-        Some(s) => put_str(buf, s),
     }
 }
 
@@ -470,7 +463,7 @@ fn create_topics_response(response: &CreateTopicsResponse, version: i16) -> Byte
         put_str(&mut buf, &t.name.0);
         buf.put_i16(t.error_code);
         if version >= 1 {
-            put_nullable_str(&mut buf, t.error_message.as_ref());
+            put_nullable_str(&mut buf, t.error_message.as_deref());
         }
     }
     buf.freeze()
@@ -496,13 +489,13 @@ fn describe_configs_response(response: &DescribeConfigsResponse) -> Bytes {
     put_len(&mut buf, response.results.len());
     for r in &response.results {
         buf.put_i16(r.error_code);
-        put_nullable_str(&mut buf, r.error_message.as_ref());
+        put_nullable_str(&mut buf, r.error_message.as_deref());
         buf.put_i8(r.resource_type);
         put_str(&mut buf, &r.resource_name);
         put_len(&mut buf, r.configs.len());
         for c in &r.configs {
             put_str(&mut buf, &c.name);
-            put_nullable_str(&mut buf, c.value.as_ref());
+            put_nullable_str(&mut buf, c.value.as_deref());
             buf.put_i8(i8::from(c.read_only));
             buf.put_i8(i8::from(c.config_source == DEFAULT_CONFIG));
             buf.put_i8(i8::from(c.is_sensitive));

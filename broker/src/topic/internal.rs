@@ -36,6 +36,14 @@ pub fn put_str(buf: &mut BytesMut, s: &str) {
     buf.put_slice(&s.as_bytes()[..usize::try_from(len).unwrap_or(0)]);
 }
 
+/// [`put_str`], or length -1 for `None` (Kafka's nullable string).
+pub fn put_nullable_str(buf: &mut BytesMut, s: Option<&str>) {
+    match s {
+        Some(s) => put_str(buf, s),
+        None => buf.put_i16(-1),
+    }
+}
+
 /// Reads what [`put_str`] wrote; `None` when the bytes are short or not UTF-8.
 pub fn get_str(buf: &mut Bytes) -> Option<String> {
     if buf.remaining() < 2 {
