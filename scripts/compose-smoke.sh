@@ -5,6 +5,10 @@
 #   read back on the OTHER instance with its X-Consistency-Token (read-your-writes); both
 #   instances, the user-service and MariaDB (docker exec ... mariadb) agree on the orders; the
 #   tutorial's users source/sink connectors copied the user into `my_topic_users`.
+# Then Connect failover in containers (COMPOSE_FAILOVER=0 skips it): the worker running the
+# orders sink is cut off the stack's network, then the other worker is killed, with orders and
+# users written during each outage; every task must move to the survivor and MariaDB must end
+# with every acknowledged row exactly once.
 # The stack is always torn down (down -v), also when a step fails; on failure the service logs
 # are printed first.
 #
@@ -46,6 +50,8 @@ fi
 export RUST_IMAGE=${RUST_IMAGE:-rust:1-bookworm} BASE_IMAGE=${BASE_IMAGE:-debian:bookworm-slim} \
     MARIADB_IMAGE=${MARIADB_IMAGE:-mariadb:11.4} PROMETHEUS_IMAGE=${PROMETHEUS_IMAGE:-prom/prometheus:v2.53.0}
 export MARIADB_ROOT_PASSWORD=${MARIADB_ROOT_PASSWORD:-test1357}
+# A lost worker's tasks move after 3 s instead of Kafka's 5 min, for the failover part.
+export CONNECT_SCHEDULED_REBALANCE_MAX_DELAY_MS=${CONNECT_SCHEDULED_REBALANCE_MAX_DELAY_MS:-3000}
 
 # Free host ports, so that a stack already running on the default ports does not interfere.
 read -r MARIADB_PORT BROKER_PORT CONNECT_PORT USER_SERVICE_PORT ORDER_SERVICE_1_PORT ORDER_SERVICE_2_PORT \
@@ -231,5 +237,93 @@ console="http://127.0.0.1:$CONSOLE_PORT"
 curl -fsS "$console/topics" | grep -q 'href="/topics/orders"' || fail "the console ($console) does not list the orders topic"
 curl -fsS "$console/connectors" | grep -q 'href="/connectors/orders-sink"' || fail "the console does not list orders-sink"
 log "the console lists the orders topic and the connectors"
+
+# --- Connect failover in containers: one worker cut off from the network, then the other killed --
+# The orders sink and the tutorial's users source/sink keep every row exactly once while the
+# worker running them is unreachable (docker network disconnect: its process lives on, its
+# heartbeats, broker and database connections all stall) and while the other one is killed
+# (SIGKILL). Orders and users are written during each outage; the survivor must take over every
+# task and MariaDB must end with each row once. COMPOSE_FAILOVER=0 leaves this part out.
+if [[ "${COMPOSE_FAILOVER:-1}" != 0 ]]; then
+    network=$(docker inspect --format '{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}' "$(cid connect-worker)" | awk '{print $1}')
+    [[ -n "$network" ]] || fail "cannot tell the stack's network"
+    declare -A rest_port=([connect-worker]=8083 [connect-worker-2]=8084)
+    connectors=(orders-sink my-source-connect my-sink-connect)
+    # Where each task runs, as `service` names, seen from worker $1 ("?" where it does not
+    # answer). Asked inside its container: a reconnected container's host port may lag behind.
+    owners() { for c in "${connectors[@]}"; do docker exec "$(cid "$1")" \
+        curl -fsS -m 5 "http://127.0.0.1:${rest_port[$1]}/connectors/$c/status" 2>/dev/null \
+        | python3 -c 'import json,sys; s=json.load(sys.stdin)
+print(" ".join(t["worker_id"].split(":")[0] + ("" if t["state"]=="RUNNING" else "!" + t["state"]) for t in s["tasks"]) or "none")' \
+        || echo "?"; done | tr '\n' ' ' | sed 's/ $//'; }
+    # Every task of every connector RUNNING on service $1, as seen from $1.
+    wait_all_on() {
+        local want t0=$SECONDS deadline=$((SECONDS + 150))
+        want=$(printf "$1 %.0s" "${connectors[@]}" | sed 's/ $//')
+        until [[ "$(owners "$1")" == "$want" ]]; do
+            ((SECONDS < deadline)) || fail "$2: tasks not all RUNNING on $1 within 150 s: [$(owners "$1")]"
+            sleep 1
+        done
+        log "$2: every task RUNNING on $1 $((SECONDS - t0)) s later"
+    }
+    posted=("${expected[@]}")
+    users_made=("$uid")
+    write_during() { # $1: label; 10 orders over both instances and 3 users, all while a worker is out
+        local i code
+        for i in $(seq 10); do
+            code=$(curl -sS -o "$body" -w '%{http_code}' -XPOST "${orders[$((i % 2))]}/order-service/$uid/orders" \
+                -H 'content-type: application/json' -d "{\"productId\":\"FAILOVER-$1-$i\",\"qty\":1,\"unitPrice\":10}")
+            [[ "$code" == 201 ]] || fail "$1: POST order $i answered $code: $(cat "$body")"
+            posted+=("$(json orderId <"$body")")
+        done
+        for i in 1 2 3; do
+            code=$(curl -sS -o "$body" -w '%{http_code}' -XPOST "$users/users" -H 'content-type: application/json' \
+                -d "{\"email\":\"fo-$1-$i-$$-$RANDOM@example.com\",\"name\":\"Failover\",\"pwd\":\"s3cret-pass\"}")
+            [[ "$code" == 201 ]] || fail "$1: POST /users answered $code: $(cat "$body")"
+            users_made+=("$(json userId <"$body")")
+        done
+        log "$1: posted 10 orders and 3 users while the worker was out"
+    }
+    # MariaDB holds every posted order and every user's copy exactly once (waits for the sinks).
+    exactly_once() {
+        local n=${#posted[@]} u want_u=${#users_made[@]} deadline=$((SECONDS + 90)) counts copies
+        local in_users; in_users=$(printf "'%s'," "${users_made[@]}" | sed 's/,$//')
+        while :; do
+            counts=$(sql "SELECT COUNT(*), COUNT(DISTINCT order_id) FROM orders WHERE user_id = '$uid'" | tr '\t' ' ')
+            copies=$(sql "SELECT COUNT(*), COUNT(DISTINCT user_id) FROM my_topic_users WHERE user_id IN ($in_users)" | tr '\t' ' ')
+            [[ "$counts" == "$n $n" && "$copies" == "$want_u $want_u" ]] && break
+            ((SECONDS < deadline)) || fail "$1: MariaDB has orders (rows, distinct) = $counts, want $n $n; my_topic_users copies = $copies, want $want_u $want_u"
+            sleep 1
+        done
+        u=$(sql "SELECT order_id FROM orders WHERE user_id = '$uid' ORDER BY order_id" | tr '\n' ' ' | sed 's/ $//')
+        [[ "$u" == "$(printf '%s\n' "${posted[@]}" | sort | tr '\n' ' ' | sed 's/ $//')" ]] \
+            || fail "$1: MariaDB holds other orders than the ones acknowledged"
+        log "$1: MariaDB holds all $n acknowledged orders and $want_u user copies, each exactly once"
+    }
+
+    read -r first _ <<<"$(owners connect-worker-2)"
+    [[ "$first" == connect-worker || "$first" == connect-worker-2 ]] || fail "orders-sink runs on [$first]"
+    other=$([[ "$first" == connect-worker ]] && echo connect-worker-2 || echo connect-worker)
+    log "failover: orders-sink runs on $first; cutting it off the network ($network)"
+    docker network disconnect "$network" "$(cid "$first")" || fail "docker network disconnect"
+    write_during cut-off
+    wait_all_on "$other" "$first cut off"
+    exactly_once "$first cut off"
+    docker network connect --alias "$first" "$network" "$(cid "$first")" || fail "docker network connect"
+    log "failover: $first back on the network; killing $other (SIGKILL)"
+    docker kill -s KILL "$(cid "$other")" >/dev/null || fail "docker kill"
+    write_during killed
+    # The reconnected worker answers REST again once it is back in the group.
+    wait_all_on "$first" "$other killed"
+    exactly_once "$other killed"
+    compose start "$other" >/dev/null 2>&1 || fail "compose start $other"
+    deadline=$((SECONDS + 90))
+    until [[ "$(health "$(cid "$other")")" == healthy ]]; do
+        ((SECONDS < deadline)) || fail "$other not healthy again within 90 s"
+        sleep 1
+    done
+    write_during rejoined
+    exactly_once "$other rejoined"
+fi
 
 ok=1

@@ -100,11 +100,18 @@ fn order(order_id: &str, qty: i32, price: i32) -> String {
     .to_string()
 }
 
-/// The order-service's sink config, verbatim but for the URL, into its own `orders` table.
+/// The order-service's sink config, verbatim but for the URL, into its own `orders` table; the
+/// offsets table as the first migration left it (no `target_table`) gets the column and the
+/// table each position is written into.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn orders_sink_upserts() -> anyhow::Result<()> {
     let db = test_support::MariaDb::start().await?;
     let pool = db.pool().await?;
+    sqlx::query(include_str!(
+        "../../migrations/20240101000003_sink_offsets.sql"
+    ))
+    .execute(&pool)
+    .await?;
     sqlx::query("CREATE TABLE orders (id BIGINT AUTO_INCREMENT PRIMARY KEY, order_id VARCHAR(64) NOT NULL UNIQUE, user_id VARCHAR(64) NOT NULL, product_id VARCHAR(64) NOT NULL, qty INT NOT NULL, unit_price DECIMAL(12,2) NOT NULL, total_price DECIMAL(12,2) NOT NULL, created_at DATETIME(3) NOT NULL)").execute(&pool).await?;
     let broker = test_support::TestBroker::start().await?;
     let w = Worker::start(&broker.bootstrap()).await?;
@@ -115,9 +122,10 @@ async fn orders_sink_upserts() -> anyhow::Result<()> {
     produce(&p, "orders", Some("o1"), Some(&order("o1", 1, 100))).await;
     produce(&p, "orders", Some("o2"), Some(&order("o2", 2, 50))).await;
     produce(&p, "orders", Some("o1"), Some(&order("o1", 3, 100))).await;
-    // The consistency token orders:0:2 is answered once MAX(next_offset) > 2.
+    // The consistency token orders:0:2 is answered once MAX(next_offset) > 2 for a sink that
+    // writes the orders table.
     eventually("token orders:0:2", || async {
-        count(&pool, "SELECT MAX(next_offset) FROM datasync_sink_offsets WHERE topic='orders' AND kafka_partition=0").await > 2
+        count(&pool, "SELECT MAX(next_offset) FROM datasync_sink_offsets WHERE topic='orders' AND kafka_partition=0 AND target_table='orders'").await > 2
     })
     .await;
     assert_eq!(count(&pool, "SELECT COUNT(*) FROM orders").await, 2);

@@ -53,10 +53,11 @@ pub struct Config {
     /// How long a GET with `X-Consistency-Token` waits for the sink before answering 503.
     #[arg(long, env = "CONSISTENCY_TIMEOUT_MS", default_value_t = 5000)]
     pub consistency_timeout_ms: u64,
-    /// Name of the sink connector that writes the orders table (`docker/connectors/
-    /// orders-sink.json`): consistency tokens wait for its progress only.
-    #[arg(long, env = "CONSISTENCY_CONNECTOR", default_value = "orders-sink")]
-    pub consistency_connector: String,
+    /// The sink connector whose progress consistency tokens wait for. Unset (the default), any
+    /// JDBC sink connector that writes the orders topic into the `orders` table vouches for a
+    /// token, whatever it is called; set, only that connector does.
+    #[arg(long, env = "CONSISTENCY_CONNECTOR")]
+    pub consistency_connector: Option<String>,
 }
 
 #[cfg(test)]

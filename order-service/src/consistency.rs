@@ -2,13 +2,17 @@
 //!
 //! A 201 carries `X-Consistency-Token: <topic>:<partition>:<offset>`, the position of the
 //! acknowledged record. The connect worker's sink records in `datasync_sink_offsets`, in the same
-//! transaction as the rows, the next offset it will apply per partition; only the row of the
-//! connector that writes the `orders` table counts (`--consistency-connector`), so another sink
-//! reading the same topic, or a stale row of a renamed connector, cannot vouch for it. A GET
-//! that sends the token back polls that table (5 ms, doubling to 100 ms) until
+//! transaction as the rows, the next offset it will apply per partition and the table it writes
+//! the topic into. Only a row of a connector that writes the orders topic into the `orders`
+//! table counts, whatever the connector is called, so another sink reading the same topic into
+//! another table cannot vouch for a token; `--consistency-connector` narrows it to one
+//! connector. A GET that sends the token back polls that table (5 ms, doubling to 100 ms) until
 //! `next_offset > offset`, then reads. If that does not happen within `--consistency-timeout-ms`
-//! the GET fails with 503 and `X-Consistency-Status: timeout` rather than silently returning
-//! stale data, as a Kafka user would expect; the client may retry with the same token.
+//! the GET fails with 503 rather than silently returning stale data, as a Kafka user would
+//! expect: `X-Consistency-Status: timeout` when such a sink exists but has not got there yet
+//! (the client may retry with the same token), `no-sink` when none has recorded anything, with
+//! the body's `details` saying what was looked for, which connectors read the topic, and how to
+//! set `--consistency-connector`.
 //!
 //! A token that no acknowledged write can have produced (an offset at or past the partition's
 //! end on the broker, or a partition the topic does not have) is a 400 at once: waiting could
@@ -24,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::MySqlPool;
 
-use crate::db;
+use crate::db::{self, SinkSelector, ORDERS_TABLE};
 use crate::error::{ApiError, OrderError};
 use crate::publisher::{OrderPublisher, Position};
 
@@ -72,7 +76,7 @@ impl fmt::Display for ConsistencyToken {
 
 pub struct Consistency {
     topic: String,
-    connector: String,
+    sink: SinkSelector,
     timeout: Duration,
     db_timeout: Duration,
     /// Highest `next_offset` seen per partition.
@@ -102,10 +106,20 @@ impl Highest {
 }
 
 impl Consistency {
-    pub fn new(topic: &str, connector: &str, timeout: Duration, db_timeout: Duration) -> Self {
+    /// Tokens of `topic`, vouched for by `connector` if given, else by any sink connector that
+    /// writes the topic into the orders table.
+    pub fn new(
+        topic: &str,
+        connector: Option<&str>,
+        timeout: Duration,
+        db_timeout: Duration,
+    ) -> Self {
         Consistency {
             topic: topic.to_string(),
-            connector: connector.to_string(),
+            sink: match connector {
+                Some(name) => SinkSelector::Connector(name.to_string()),
+                None => SinkSelector::Table(ORDERS_TABLE.to_string()),
+            },
             timeout,
             db_timeout,
             seen: Highest::default(),
@@ -179,24 +193,26 @@ impl Consistency {
         self.check_issued(&token, publisher).await?;
         let mut pause = Duration::from_millis(5);
         loop {
-            let not_yet = || {
-                ApiError::Service(OrderError::NotYetConsistent(format!(
-                    "the write {token} is not in the database after {} ms; retry later",
-                    self.timeout.as_millis()
-                )))
+            let not_yet = || async {
+                ApiError::Service(self.why_not(pool, &token).await.unwrap_or_else(|| {
+                    OrderError::NotYetConsistent(format!(
+                        "the write {token} is not in the database after {} ms; retry later",
+                        self.timeout.as_millis()
+                    ))
+                }))
             };
             let left = deadline.saturating_duration_since(Instant::now());
             let budget = self.db_timeout.min(left.max(Duration::from_millis(1)));
             let next = match db::with_timeout(
                 budget,
-                db::sink_next_offset(pool, &self.connector, &self.topic, token.partition),
+                db::sink_next_offset(pool, &self.sink, &self.topic, token.partition),
             )
             .await
             {
                 Ok(next) => next,
                 // Cut short by the consistency deadline, not by the database's own timeout.
                 Err(_) if budget < self.db_timeout && Instant::now() >= deadline => {
-                    return Err(not_yet());
+                    return Err(not_yet().await);
                 }
                 Err(e) => return Err(e),
             };
@@ -208,17 +224,205 @@ impl Consistency {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(not_yet());
+                return Err(not_yet().await);
             }
             tokio::time::sleep(pause.min(left)).await;
             pause = (pause * 2).min(Duration::from_millis(100));
         }
     }
+
+    /// At the deadline: `NoSink` if no connector that could vouch for `token` has recorded
+    /// anything on the topic, `None` if one has (it is only behind) or the database cannot say.
+    async fn why_not(&self, pool: &MySqlPool, token: &ConsistencyToken) -> Option<OrderError> {
+        let sinks = match db::with_timeout::<_, OrderError>(
+            self.db_timeout,
+            db::sinks_of_topic(pool, &self.topic),
+        )
+        .await
+        {
+            Ok(sinks) => sinks,
+            Err(e) => {
+                tracing::debug!(error = %e, "could not list the topic's sink connectors");
+                return None;
+            }
+        };
+        no_sink(&self.sink, &self.topic, token, self.timeout, &sinks)
+    }
+}
+
+/// Whether a table name as a sink records it (`orders`, `mydb.orders`, perhaps quoted) is
+/// `table`.
+fn names_table(recorded: &str, table: &str) -> bool {
+    let unquoted = recorded.replace('`', "");
+    let last = unquoted.rsplit('.').next().unwrap_or(&unquoted);
+    last.eq_ignore_ascii_case(table)
+}
+
+/// The `NoSink` answer when none of `sinks` (every connector with progress on `topic`) can
+/// vouch for tokens as `selector` asks.
+fn no_sink(
+    selector: &SinkSelector,
+    topic: &str,
+    token: &ConsistencyToken,
+    timeout: Duration,
+    sinks: &[db::SinkOfTopic],
+) -> Option<OrderError> {
+    let writes_orders = |s: &&db::SinkOfTopic| {
+        s.table
+            .as_deref()
+            .is_some_and(|t| names_table(t, ORDERS_TABLE))
+    };
+    let candidates: Vec<&str> = sinks
+        .iter()
+        .filter(writes_orders)
+        .map(|s| s.connector.as_str())
+        .collect();
+    let (looked_for, hint) = match selector {
+        SinkSelector::Table(_) => {
+            if !candidates.is_empty() {
+                return None;
+            }
+            let hint = match sinks.first() {
+                Some(other) => format!(
+                    "connector {:?} reads topic {topic:?}{}; if it writes the orders, start this service with --consistency-connector={} (env CONSISTENCY_CONNECTOR)",
+                    other.connector,
+                    other.table.as_deref().map(|t| format!(" into table {t:?}")).unwrap_or_default(),
+                    other.connector
+                ),
+                None => format!(
+                    "create a JDBC sink connector with \"topics\": \"{topic}\" and \"table.name.format\": \"{ORDERS_TABLE}\" (docker/connectors/orders-sink.json), or start this service with --consistency-connector=<name> (env CONSISTENCY_CONNECTOR) naming the connector that writes the orders"
+                ),
+            };
+            (
+                format!("any sink connector writing topic {topic:?} into table {ORDERS_TABLE:?}"),
+                hint,
+            )
+        }
+        SinkSelector::Connector(name) => {
+            if sinks.iter().any(|s| &s.connector == name) {
+                return None;
+            }
+            let hint = match candidates.first() {
+                Some(found) => format!(
+                    "connector {found:?} writes topic {topic:?} into table {ORDERS_TABLE:?}: start this service with --consistency-connector={found} (env CONSISTENCY_CONNECTOR), or without it to accept any such connector"
+                ),
+                None => format!(
+                    "check the connector's name and that it reads topic {topic:?}, or start this service without --consistency-connector to accept any sink connector writing table {ORDERS_TABLE:?}"
+                ),
+            };
+            (
+                format!("sink connector {name:?} (--consistency-connector)"),
+                hint,
+            )
+        }
+    };
+    let message = format!(
+        "the write {token} cannot be confirmed: no {looked_for} has recorded progress in datasync_sink_offsets after {} ms; {hint}",
+        timeout.as_millis()
+    );
+    let details = serde_json::json!({
+        "looked_for": {
+            "topic": topic,
+            "table": ORDERS_TABLE,
+            "connector": match selector {
+                SinkSelector::Connector(name) => Some(name.as_str()),
+                SinkSelector::Table(_) => None,
+            },
+        },
+        "connectors_reading_topic": sinks
+            .iter()
+            .map(|s| serde_json::json!({"name": s.connector, "table": s.table}))
+            .collect::<Vec<_>>(),
+        "hint": hint,
+    });
+    Some(OrderError::NoSink { message, details })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sink(connector: &str, table: Option<&str>) -> db::SinkOfTopic {
+        db::SinkOfTopic {
+            connector: connector.into(),
+            table: table.map(Into::into),
+        }
+    }
+
+    fn details(e: Option<OrderError>) -> serde_json::Value {
+        match e {
+            Some(OrderError::NoSink { details, .. }) => details,
+            other => panic!("expected NoSink, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn any_sink_of_the_orders_table_vouches_whatever_its_name() {
+        let token = ConsistencyToken::parse("orders:0:7").unwrap();
+        let any = SinkSelector::Table(ORDERS_TABLE.into());
+        let t = Duration::from_millis(100);
+        for table in ["orders", "mydb.orders", "`mydb`.`orders`", "ORDERS"] {
+            let sinks = [sink("whatever-it-is-called", Some(table))];
+            assert!(
+                no_sink(&any, "orders", &token, t, &sinks).is_none(),
+                "{table}"
+            );
+        }
+        // Nothing at all: say so, and how to make one.
+        let d = details(no_sink(&any, "orders", &token, t, &[]));
+        assert_eq!(d["looked_for"]["table"], "orders");
+        assert!(d["looked_for"]["connector"].is_null());
+        assert!(d["hint"].as_str().unwrap().contains("table.name.format"));
+        // Only a sink of another table (or one recorded before the column existed): name it.
+        for other in [
+            sink("audit", Some("orders_audit")),
+            sink("old-worker", None),
+        ] {
+            let d = details(no_sink(
+                &any,
+                "orders",
+                &token,
+                t,
+                std::slice::from_ref(&other),
+            ));
+            let hint = d["hint"].as_str().unwrap();
+            assert!(
+                hint.contains(&format!("--consistency-connector={}", other.connector)),
+                "{hint}"
+            );
+            assert_eq!(
+                d["connectors_reading_topic"][0]["name"],
+                other.connector.as_str()
+            );
+        }
+    }
+
+    #[test]
+    fn a_named_connector_must_be_the_one_that_recorded_progress() {
+        let token = ConsistencyToken::parse("orders:0:7").unwrap();
+        let named = SinkSelector::Connector("orders-sink".into());
+        let t = Duration::from_millis(100);
+        // Behind, but there: a plain timeout, whatever table it records.
+        assert!(no_sink(&named, "orders", &token, t, &[sink("orders-sink", None)]).is_none());
+        let d = details(no_sink(
+            &named,
+            "orders",
+            &token,
+            t,
+            &[
+                sink("audit", Some("audit")),
+                sink("renamed", Some("orders")),
+            ],
+        ));
+        assert_eq!(d["looked_for"]["connector"], "orders-sink");
+        let hint = d["hint"].as_str().unwrap();
+        assert!(hint.contains("--consistency-connector=renamed"), "{hint}");
+        let d = details(no_sink(&named, "orders", &token, t, &[]));
+        assert!(d["hint"]
+            .as_str()
+            .unwrap()
+            .contains("without --consistency-connector"));
+    }
 
     #[test]
     fn tokens_round_trip_and_garbage_is_rejected() {

@@ -1,6 +1,7 @@
 //! The handlers' error type: [`service_common::error::ApiError`] (the JSON body, the status of
 //! each common variant, `Retry-After` on a 503) with the one failure only this service has, a
-//! consistency token that the database has not caught up with yet.
+//! consistency token that the database has not caught up with yet, or that no sink connector
+//! writes.
 
 use axum::http::{header, HeaderMap, StatusCode};
 
@@ -16,12 +17,22 @@ pub enum OrderError {
     /// `X-Consistency-Status: timeout`.
     #[error("{0}")]
     NotYetConsistent(String),
+    /// No sink connector that could ever vouch for a token has recorded any progress: a 503
+    /// with `X-Consistency-Status: no-sink` whose `details` say what was looked for and how to
+    /// name the right connector.
+    #[error("{message}")]
+    NoSink {
+        message: String,
+        details: serde_json::Value,
+    },
 }
 
 impl ServiceError for OrderError {
     fn status(&self) -> StatusCode {
         match self {
-            OrderError::NotYetConsistent(_) => StatusCode::SERVICE_UNAVAILABLE,
+            OrderError::NotYetConsistent(_) | OrderError::NoSink { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -33,6 +44,19 @@ impl ServiceError for OrderError {
                     header::HeaderValue::from_static("timeout"),
                 );
             }
+            OrderError::NoSink { .. } => {
+                headers.insert(
+                    "x-consistency-status",
+                    header::HeaderValue::from_static("no-sink"),
+                );
+            }
+        }
+    }
+
+    fn details(&self) -> Option<serde_json::Value> {
+        match self {
+            OrderError::NotYetConsistent(_) => None,
+            OrderError::NoSink { details, .. } => Some(details.clone()),
         }
     }
 }

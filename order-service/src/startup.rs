@@ -108,7 +108,7 @@ pub async fn run(
         publisher: publisher.clone(),
         consistency: Arc::new(Consistency::new(
             &config.orders_topic,
-            &config.consistency_connector,
+            config.consistency_connector.as_deref(),
             Duration::from_millis(config.consistency_timeout_ms),
             db_timeout,
         )),

@@ -1,8 +1,8 @@
-//! The whole write path with the REAL connect worker (`connect_worker::run`, JDBC sink
-//! `orders-sink` as in docker/connectors/orders-sink.json, pointed at the test database): orders
+//! The whole write path with the REAL connect worker (`connect_worker::run`, the JDBC sink of
+//! docker/connectors/orders-sink.json under another name, pointed at the test database): orders
 //! posted to two order-service instances reach MariaDB only through the sink, both instances
 //! return them identically, and the consistency token of a write made on one instance gives
-//! read-your-writes on the other.
+//! read-your-writes on the other, vouched for by that sink whatever it is called.
 
 mod common;
 
@@ -29,7 +29,7 @@ async fn orders_flow_through_the_real_sink_with_read_your_writes_across_instance
         &["--consistency-timeout-ms", "10000"],
     ))
     .await?;
-    let mut worker = start_worker(&broker.bootstrap(), &db).await?;
+    let mut worker = start_worker(&broker.bootstrap(), &db, "shop-orders-into-mariadb").await?;
     let c = reqwest::Client::new();
 
     let mut created = Vec::new();
@@ -71,7 +71,8 @@ async fn orders_flow_through_the_real_sink_with_read_your_writes_across_instance
     assert_eq!(from_a, from_b);
     assert_eq!(from_a, Value::Array(created));
     let (next,): (i64,) = sqlx::query_as(
-        "SELECT next_offset FROM datasync_sink_offsets WHERE connector = 'orders-sink' AND topic = 'orders'",
+        "SELECT next_offset FROM datasync_sink_offsets \
+         WHERE connector = 'shop-orders-into-mariadb' AND topic = 'orders' AND target_table = 'orders'",
     )
     .fetch_one(&db.pool().await?)
     .await?;

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{config, insert_order_row, read_committed_all, sink_wrote, TestApp};
+use common::{config, insert_order_row, read_committed_all, sink_wrote, TestApp, SINK_NAME};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use serde_json::{json, Value};
@@ -270,11 +270,12 @@ async fn reads_what_the_sink_wrote_on_both_instances_and_waits_for_the_token() -
         created.push(r.json::<Value>().await?);
     }
     // Not applied yet: without a token, an empty list at once; with it on b, 503 after its
-    // (short) consistency timeout, saying so. Another sink connector on the topic being past
-    // every token changes nothing: only orders-sink's progress counts.
+    // (short) consistency timeout, saying so. Another sink connector on the topic, writing
+    // another table, being past every token changes nothing: it does not write the orders
+    // table, so no sink that could vouch exists, and the answer says so and how to fix it.
     sqlx::query(
-        "INSERT INTO datasync_sink_offsets (connector, topic, kafka_partition, next_offset) \
-         VALUES ('audit-sink', 'orders', 0, 1000)",
+        "INSERT INTO datasync_sink_offsets (connector, topic, kafka_partition, target_table, next_offset) \
+         VALUES ('audit-sink', 'orders', 0, 'order_audit', 1000)",
     )
     .execute(&pool)
     .await?;
@@ -290,7 +291,7 @@ async fn reads_what_the_sink_wrote_on_both_instances_and_waits_for_the_token() -
         .send()
         .await?;
     assert_eq!(r.status(), 503);
-    assert_eq!(r.headers()["x-consistency-status"], "timeout");
+    assert_eq!(r.headers()["x-consistency-status"], "no-sink");
     assert!(
         started.elapsed() >= Duration::from_millis(700),
         "{:?}",
@@ -300,6 +301,29 @@ async fn reads_what_the_sink_wrote_on_both_instances_and_waits_for_the_token() -
         started.elapsed() < Duration::from_secs(3),
         "{:?}",
         started.elapsed()
+    );
+    let body: Value = r.json().await?;
+    assert_eq!(
+        body["details"]["looked_for"],
+        json!({"topic": "orders", "table": "orders", "connector": null}),
+        "{body}"
+    );
+    assert_eq!(
+        body["details"]["connectors_reading_topic"],
+        json!([{"name": "audit-sink", "table": "order_audit"}]),
+        "{body}"
+    );
+    let hint = body["details"]["hint"].as_str().unwrap_or_default();
+    assert!(
+        hint.contains("--consistency-connector=audit-sink"),
+        "{body}"
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&tokens[2]),
+        "{body}"
     );
 
     // The "sink" applies the first two records, then (later) the third: a GET on b with the
@@ -359,6 +383,58 @@ async fn reads_what_the_sink_wrote_on_both_instances_and_waits_for_the_token() -
         .await?;
     assert_eq!(from_a, from_b);
     assert_eq!(from_a, Value::Array(created));
+
+    // Now a sink is there (under a name of its own): an instance told to wait for a connector
+    // that does not exist says which one it looked for and names the one that writes the table;
+    // one told the right name is served; b, waiting for a position no sink has reached yet,
+    // times out plainly.
+    for (name, status) in [("orders-sink", 503), (SINK_NAME, 200)] {
+        let c = TestApp::spawn(config(
+            &db.url,
+            &broker.bootstrap(),
+            &[
+                "--consistency-timeout-ms",
+                "300",
+                "--consistency-connector",
+                name,
+            ],
+        ))
+        .await?;
+        let r = client
+            .get(format!("{}/order-service/u-42/orders", c.url))
+            .header("x-consistency-token", &tokens[2])
+            .send()
+            .await?;
+        assert_eq!(r.status(), status, "{name}");
+        if status == 503 {
+            assert_eq!(r.headers()["x-consistency-status"], "no-sink");
+            let body: Value = r.json().await?;
+            assert_eq!(body["details"]["looked_for"]["connector"], name, "{body}");
+            let hint = body["details"]["hint"].as_str().unwrap_or_default();
+            assert!(
+                hint.contains(&format!("--consistency-connector={SINK_NAME}")),
+                "{body}"
+            );
+        }
+        c.stop().await?;
+    }
+    sqlx::query("DELETE FROM datasync_sink_offsets WHERE connector = 'audit-sink'")
+        .execute(&pool)
+        .await?;
+    let r = client
+        .get(&url_b)
+        .header(
+            "x-consistency-token",
+            format!("orders:0:{}", next_after(&tokens[2])),
+        )
+        .send()
+        .await?;
+    // That offset holds the last transaction's commit marker (so the token is below the
+    // partition's end and is waited for), and no sink will ever pass it: a plain timeout.
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["x-consistency-status"], "timeout");
+    let body: Value = r.json().await?;
+    assert!(body.get("details").is_none(), "{body}");
     // Other users see nothing.
     let other: Value = client
         .get(format!("{}/order-service/u-43/orders", b.url))

@@ -177,7 +177,7 @@ async fn broker_stopped_at_random_points_no_error_answer_ever_becomes_an_order(
     );
 
     // MariaDB through the real sink (read_committed): exactly the committed orders.
-    let mut worker = start_worker(&bootstrap, &db).await?;
+    let mut worker = start_worker(&bootstrap, &db, "orders-sink").await?;
     let pool = db.pool().await?;
     let stored = || async {
         let rows: Vec<(String,)> =

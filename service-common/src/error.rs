@@ -1,5 +1,5 @@
 //! The error type of every handler of both services. Each variant maps to a status and a JSON
-//! body `{"status", "error", "message", "fields"?}`, so clients never get an empty or HTML error, a
+//! body `{"status", "error", "message", "fields"?, "details"?}`, so clients never get an empty or HTML error, a
 //! client's mistake is never a 500, and infrastructure trouble is a 503 they may retry (with
 //! `Retry-After: 1`).
 //!
@@ -37,6 +37,12 @@ pub trait ServiceError: std::error::Error {
 
     /// Headers besides the common ones (`Retry-After` on a 503); default: none.
     fn add_headers(&self, _headers: &mut HeaderMap) {}
+
+    /// What a client program needs to act on the failure, as the body's `details`; default:
+    /// none.
+    fn details(&self) -> Option<serde_json::Value> {
+        None
+    }
 }
 
 /// No failure of its own: `ApiError` alone (what the extractors reject with).
@@ -78,6 +84,8 @@ struct Body<'a> {
     message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     fields: Option<&'a [FieldError]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<serde_json::Value>,
 }
 
 impl<X: ServiceError> ApiError<X> {
@@ -111,6 +119,10 @@ impl<X: ServiceError> IntoResponse for ApiError<X> {
             error: status.canonical_reason().unwrap_or("error"),
             message: self.to_string(),
             fields,
+            details: match &self {
+                ApiError::Service(e) => e.details(),
+                _ => None,
+            },
         };
         let mut response = (status, axum::Json(body)).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
@@ -171,6 +183,9 @@ mod tests {
         fn add_headers(&self, headers: &mut HeaderMap) {
             headers.insert("x-teapot", header::HeaderValue::from_static("yes"));
         }
+        fn details(&self) -> Option<serde_json::Value> {
+            Some(serde_json::json!({"handle": "one", "spout": "one"}))
+        }
     }
 
     async fn body(r: Response) -> serde_json::Value {
@@ -219,5 +234,6 @@ mod tests {
         let b = body(r).await;
         assert_eq!(b["status"], 418);
         assert_eq!(b["message"], "short and stout");
+        assert_eq!(b["details"]["spout"], "one");
     }
 }

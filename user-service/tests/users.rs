@@ -296,7 +296,7 @@ fn heartbeat(bootstrap: &str, id: &str, url: &str) -> anyhow::Result<discovery::
         discovery::Registration {
             service: "order-service".into(),
             url: url.into(),
-            heartbeat_ms: 200,
+            heartbeat_ms: 500,
         },
     )?)
 }
@@ -374,7 +374,7 @@ async fn orders_come_round_robin_from_live_instances_skipping_a_crashed_one() ->
     // Its heartbeats stop too (no tombstone): after three missed ones it is gone, and a and b
     // take turns.
     drop(dead);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     a_hits.store(0, Ordering::SeqCst);
     b_hits.store(0, Ordering::SeqCst);
     for _ in 0..30 {

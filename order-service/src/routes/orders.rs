@@ -8,7 +8,7 @@ use axum::Json;
 use crate::consistency::{ConsistencyToken, HEADER};
 use crate::db;
 use crate::domain::{NewOrder, Order, OrderRequest, UserId};
-use crate::error::ApiError;
+use crate::error::{ApiError, OrderError};
 use crate::extract::{ApiJson, ApiPath};
 use crate::startup::AppState;
 
@@ -60,6 +60,7 @@ pub async fn list(
             .await;
         let outcome = match &waited {
             Ok(()) => "applied",
+            Err(ApiError::Service(OrderError::NoSink { .. })) => "no_sink",
             Err(ApiError::Service(_)) => "timeout",
             Err(ApiError::BadRequest(_)) => "rejected",
             Err(_) => "error",

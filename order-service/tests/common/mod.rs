@@ -102,12 +102,17 @@ impl Drop for TestApp {
     }
 }
 
-/// Records what a JDBC sink applying `orders` up to `next_offset` would have written: only for
-/// tests named `reads_what_the_sink_wrote*`, which check the read side on its own.
+/// The name [`sink_wrote`] records, not the shipped `orders-sink`: any connector writing the
+/// orders table counts.
+pub const SINK_NAME: &str = "orders-to-mariadb";
+
+/// Records what a JDBC sink applying `orders` into the `orders` table up to `next_offset` would
+/// have written: only for tests named `reads_what_the_sink_wrote*`, which check the read side on
+/// its own.
 pub async fn sink_wrote(pool: &sqlx::MySqlPool, partition: i32, next_offset: i64) {
     sqlx::query(
-        "INSERT INTO datasync_sink_offsets (connector, topic, kafka_partition, next_offset) \
-         VALUES ('orders-sink', 'orders', ?, ?) \
+        "INSERT INTO datasync_sink_offsets (connector, topic, kafka_partition, target_table, next_offset) \
+         VALUES ('orders-to-mariadb', 'orders', ?, 'orders', ?) \
          ON DUPLICATE KEY UPDATE next_offset = VALUES(next_offset)",
     )
     .bind(partition)
@@ -137,14 +142,15 @@ pub async fn insert_order_row(pool: &sqlx::MySqlPool, o: &serde_json::Value, use
     .expect("inserting an order row");
 }
 
-/// The real connect worker in-process with the shipped `orders-sink` connector, pointed at `db`.
+/// The real connect worker in-process with the shipped `orders-sink` connector (under `name`),
+/// pointed at `db`.
 pub struct Worker {
     pub url: String,
     pub stop: Option<tokio::sync::oneshot::Sender<()>>,
     pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
-pub async fn start_worker(bootstrap: &str, db: &MariaDb) -> anyhow::Result<Worker> {
+pub async fn start_worker(bootstrap: &str, db: &MariaDb, name: &str) -> anyhow::Result<Worker> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -161,6 +167,7 @@ pub async fn start_worker(bootstrap: &str, db: &MariaDb) -> anyhow::Result<Worke
     // The shipped connector config, pointed at this test's database.
     let mut connector: Value =
         serde_json::from_str(include_str!("../../../docker/connectors/orders-sink.json"))?;
+    connector["name"] = json!(name);
     let host_and_db = db.url.rsplit_once('@').map(|(_, h)| h).unwrap_or_default();
     connector["config"]["connection.url"] = json!(format!("jdbc:mariadb://{host_and_db}"));
     // The shipped file names the password `${env:MARIADB_ROOT_PASSWORD}` (resolved by the compose
@@ -173,7 +180,7 @@ pub async fn start_worker(bootstrap: &str, db: &MariaDb) -> anyhow::Result<Worke
         .await?;
     anyhow::ensure!(
         r.status().is_success(),
-        "creating orders-sink: {}",
+        "creating {name}: {}",
         r.text().await?
     );
     Ok(Worker {

@@ -103,8 +103,10 @@ pub async fn order_service(db: &str, bootstrap: &str) -> anyhow::Result<App> {
         db,
         "--bootstrap-servers",
         bootstrap,
+        // Live for three intervals after its last heartbeat: 200 ms (0.6 s) made a loaded machine
+        // (two test binaries on two cores) drop live instances from the registry now and then.
         "--heartbeat-ms",
-        "200",
+        "1000",
         "--startup-timeout-secs",
         "30",
     ]);

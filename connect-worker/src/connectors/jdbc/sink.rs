@@ -5,7 +5,9 @@
 //! the transaction the stored positions are read `FOR UPDATE` and records below them are
 //! dropped, so a batch replayed after a crash, a rebalance or a zombie task is applied at most
 //! once, and it is applied at least once because the consumer resumes from those positions
-//! ([`SinkTask::open`]). Table DDL (`auto.create`, `auto.evolve`) is idempotent and runs before
+//! ([`SinkTask::open`]). Each position row also names the table the topic is written into
+//! (`target_table`), so a reader such as the order-service's consistency tokens can find the
+//! sink of a table whatever the connector is called. Table DDL (`auto.create`, `auto.evolve`) is idempotent and runs before
 //! the transaction, since MariaDB commits implicitly on DDL.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -30,10 +32,16 @@ use crate::data::{Schema, SchemaType, Value};
 
 pub const OFFSETS_TABLE: &str = "datasync_sink_offsets";
 
+/// As `migrations/*_sink_offsets.sql` and `*_sink_offsets_target_table.sql` leave it.
 const OFFSETS_DDL: &str = "CREATE TABLE IF NOT EXISTS datasync_sink_offsets (
   connector VARCHAR(255) NOT NULL, topic VARCHAR(255) NOT NULL, kafka_partition INT NOT NULL,
+  target_table VARCHAR(255) NULL,
   next_offset BIGINT NOT NULL, updated_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
   PRIMARY KEY (connector, topic, kafka_partition))";
+
+/// Added to a table that an older worker or migration created without it.
+const OFFSETS_ADD_TARGET_TABLE: &str = "ALTER TABLE datasync_sink_offsets \
+  ADD COLUMN target_table VARCHAR(255) NULL AFTER kafka_partition";
 
 pub struct JdbcSinkConnector;
 
@@ -589,6 +597,18 @@ impl JdbcSinkTask {
             .execute(&self.pool)
             .await
             .map_err(classify)?;
+        let columns = self.load_columns(OFFSETS_TABLE).await?.unwrap_or_default();
+        if !columns.contains("target_table") {
+            if let Err(e) = sqlx::query(OFFSETS_ADD_TARGET_TABLE)
+                .execute(&self.pool)
+                .await
+            {
+                // Another task (or the services' migration) may have added it meanwhile.
+                if !e.to_string().contains("Duplicate column") {
+                    return Err(classify(e));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -758,13 +778,19 @@ impl JdbcSinkTask {
             .collect();
         if !changed.is_empty() {
             let sql = format!(
-                "INSERT INTO {OFFSETS_TABLE} (connector, topic, kafka_partition, next_offset) VALUES {} \
-                 ON DUPLICATE KEY UPDATE next_offset = GREATEST(next_offset, VALUES(next_offset)), updated_at = CURRENT_TIMESTAMP(3)",
-                vec!["(?, ?, ?, ?)"; changed.len()].join(", ")
+                "INSERT INTO {OFFSETS_TABLE} (connector, topic, kafka_partition, target_table, next_offset) VALUES {} \
+                 ON DUPLICATE KEY UPDATE next_offset = GREATEST(next_offset, VALUES(next_offset)), \
+                 target_table = VALUES(target_table), updated_at = CURRENT_TIMESTAMP(3)",
+                vec!["(?, ?, ?, ?, ?)"; changed.len()].join(", ")
             );
             let mut q = sqlx::query(&sql);
             for ((t, p), n) in changed {
-                q = q.bind(&self.connector).bind(t).bind(*p).bind(*n);
+                q = q
+                    .bind(&self.connector)
+                    .bind(t)
+                    .bind(*p)
+                    .bind(self.table_name(t))
+                    .bind(*n);
             }
             q.execute(&mut *tx).await.map_err(classify)?;
         }
