@@ -18,6 +18,7 @@ pub mod log;
 pub mod metrics;
 pub mod producer_ids;
 pub mod protocol;
+pub mod security;
 pub mod server;
 pub mod topic;
 pub mod txn;
