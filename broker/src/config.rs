@@ -46,11 +46,19 @@ pub struct Config {
     #[arg(long, env = "BROKER_ADVERTISED_LISTENER")]
     pub advertised_listener: Option<String>,
 
-    /// A second listener, as `LISTEN_ADDR=ADVERTISED_HOST:PORT`: clients connecting there are
-    /// told the second address (Kafka's internal/external listeners). Compose uses it so that
-    /// containers reach `broker:9092` while the host reaches `localhost:9092`.
+    /// Further listeners, comma-separated, each `[PROTOCOL://]LISTEN_ADDR=ADVERTISED_HOST:PORT`:
+    /// clients connecting there are told the second address (Kafka's internal/external
+    /// listeners). PROTOCOL is `PLAINTEXT` (the default) or `SASL_PLAINTEXT` (clients must
+    /// authenticate with PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 as a user of
+    /// `--sasl-users-file`). Compose uses it so that containers reach `broker:9092` while the
+    /// host reaches `localhost:9092`.
     #[arg(long, env = "BROKER_EXTRA_LISTENER")]
     pub extra_listener: Option<String>,
+
+    /// The users SASL listeners accept: one `NAME=PASSWORD` per line (`#` comments), like the
+    /// `user_NAME="PASSWORD"` entries of Kafka's PLAIN JAAS file.
+    #[arg(long, env = "BROKER_SASL_USERS_FILE")]
+    pub sasl_users_file: Option<PathBuf>,
 
     /// Address of the HTTP listener serving `/metrics` (Prometheus), `/healthz` and `/readyz`
     /// (Redpanda's admin port by default). `off` serves none.
@@ -221,6 +229,7 @@ impl Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             advertised_listener: None,
             extra_listener: None,
+            sasl_users_file: None,
             http_listen: "off".into(),
             data_dir: data_dir.into(),
             default_partitions: 1,

@@ -41,6 +41,12 @@ pub enum StartError {
     AdvertisedListener(String),
     #[error("invalid --extra-listener {0:?}: expected LISTEN_ADDR=ADVERTISED_HOST:PORT, e.g. 0.0.0.0:19092=localhost:9092")]
     ExtraListener(String),
+    #[error("invalid --extra-listener {spec:?}: {why}")]
+    ListenerProtocol { spec: String, why: String },
+    #[error("a SASL_PLAINTEXT listener needs --sasl-users-file (env BROKER_SASL_USERS_FILE)")]
+    NoSaslUsers,
+    #[error(transparent)]
+    SaslUsers(#[from] security::users::UsersError),
     #[error("invalid --http-listen {0:?}: expected HOST:PORT, e.g. 0.0.0.0:9644, or off")]
     HttpListen(String),
     #[error("could not open the data directory: {0}")]
@@ -73,6 +79,27 @@ pub fn parse_extra_listener(spec: &str) -> Result<(SocketAddr, Advertised), Star
         listen,
         parse_advertised(advertised.trim()).map_err(|_| bad())?,
     ))
+}
+
+/// Parses one `--extra-listener` entry, `[PROTOCOL://]LISTEN_ADDR=ADVERTISED_HOST:PORT`.
+pub fn parse_listener(
+    spec: &str,
+) -> Result<(security::SecurityProtocol, SocketAddr, Advertised), StartError> {
+    let (protocol, rest) = match spec.trim().split_once("://") {
+        Some((protocol, rest)) => (
+            protocol
+                .parse()
+                .map_err(|why| StartError::ListenerProtocol {
+                    spec: spec.to_string(),
+                    why,
+                })?,
+            rest,
+        ),
+        None => (security::SecurityProtocol::Plaintext, spec),
+    };
+    let (addr, advertised) =
+        parse_extra_listener(rest).map_err(|_| StartError::ExtraListener(spec.to_string()))?;
+    Ok((protocol, addr, advertised))
 }
 
 /// The address clients are told to use: the configured advertised listener, or the bound
@@ -114,6 +141,7 @@ pub async fn run_with_extra_listeners(
         Listeners {
             kafka: listener,
             extra,
+            sasl: Vec::new(),
             http: None,
         },
         shutdown,
@@ -127,6 +155,8 @@ pub struct Listeners {
     pub kafka: TcpListener,
     /// Further Kafka listeners, each with the address its clients are told.
     pub extra: Vec<(TcpListener, Advertised)>,
+    /// `SASL_PLAINTEXT` listeners: clients authenticate as a user of `--sasl-users-file` first.
+    pub sasl: Vec<(TcpListener, Advertised)>,
     /// `/metrics`, `/healthz` and `/readyz` (see [`http`]), if served.
     pub http: Option<TcpListener>,
 }
@@ -151,8 +181,14 @@ pub async fn run_with(
     let Listeners {
         kafka: listener,
         extra,
+        sasl,
         http: http_listener,
     } = listeners;
+    let users = match (&config.sasl_users_file, sasl.is_empty()) {
+        (_, true) => None,
+        (None, false) => return Err(StartError::NoSaslUsers),
+        (Some(path), false) => Some(Arc::new(security::users::Users::load(path)?)),
+    };
     let bound = listener.local_addr()?;
     let advertised = advertised(&config, bound)?;
     let broker = Arc::new(Broker::open(config, advertised).await?);
@@ -173,6 +209,7 @@ pub async fn run_with(
         broker.clone(),
         listener,
         primary,
+        None,
         limits.clone(),
         stop.clone(),
     ))];
@@ -188,15 +225,20 @@ pub async fn run_with(
             stop.clone(),
         )));
     }
-    for (extra, advertised) in extra {
+    let extra = extra.into_iter().map(|(l, a)| (l, a, None));
+    let sasl = sasl.into_iter().map(|(l, a)| (l, a, users.clone()));
+    for (extra, advertised, users) in extra.chain(sasl) {
         tracing::info!(
             advertised = %format!("{}:{}", advertised.host, advertised.port),
+            protocol = if users.is_some() { "SASL_PLAINTEXT" } else { "PLAINTEXT" },
+            users = users.as_ref().map_or(0, |u| u.len()),
             "also listening on {}", extra.local_addr()?
         );
         servers.push(tokio::spawn(server::serve(
             broker.clone(),
             extra,
             Arc::new(advertised),
+            users,
             limits.clone(),
             stop.clone(),
         )));

@@ -208,6 +208,7 @@ impl TestBroker {
         let listeners = broker::Listeners {
             kafka: listener,
             extra: Vec::new(),
+            sasl: Vec::new(),
             http: Some(http),
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

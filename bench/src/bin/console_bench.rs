@@ -89,6 +89,7 @@ async fn main() -> anyhow::Result<()> {
     let listeners = broker::Listeners {
         kafka,
         extra: Vec::new(),
+        sasl: Vec::new(),
         http: None,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

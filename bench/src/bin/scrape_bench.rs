@@ -47,6 +47,7 @@ async fn main() -> anyhow::Result<()> {
     let listeners = broker::Listeners {
         kafka,
         extra: Vec::new(),
+        sasl: Vec::new(),
         http: Some(http),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -320,6 +320,23 @@ async fn handle_frame(
         RequestKind::DescribeCluster(req) => {
             ready(c, version, api::cluster::describe(broker, advertised, req))
         }
+        // On a PLAINTEXT listener, or once authenticated (no re-authentication yet), as Kafka's
+        // KafkaApis answers them.
+        RequestKind::SaslHandshake(_) => ready(
+            c,
+            version,
+            kafka_protocol::messages::SaslHandshakeResponse::default()
+                .with_error_code(ResponseError::IllegalSaslState.code()),
+        ),
+        RequestKind::SaslAuthenticate(_) => ready(
+            c,
+            version,
+            kafka_protocol::messages::SaslAuthenticateResponse::default()
+                .with_error_code(ResponseError::IllegalSaslState.code())
+                .with_error_message(Some(kafka_protocol::protocol::StrBytes::from_static_str(
+                    "SaslAuthenticate on a connection that needs none",
+                ))),
+        ),
         other => Outcome::Close {
             last: Some(error_frame(correlation_id, unsupported)),
             reason: format!("no handler for {:?}", std::mem::discriminant(&other)),

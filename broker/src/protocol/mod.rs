@@ -4,6 +4,7 @@
 mod dispatch;
 mod frame;
 mod legacy;
+pub mod sasl;
 pub mod versions;
 
 pub use dispatch::{dispatch, Outcome, Pending};

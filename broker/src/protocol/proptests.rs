@@ -340,6 +340,15 @@ fn body(key: ApiKey, version: i16) -> Option<Vec<u8>> {
         ApiKey::ListGroups => encode(&ListGroupsRequest::default(), version),
         ApiKey::DeleteGroups => encode(&DeleteGroupsRequest::default(), version),
         ApiKey::OffsetDelete => encode(&OffsetDeleteRequest::default(), version),
+        ApiKey::SaslHandshake => encode(
+            &SaslHandshakeRequest::default().with_mechanism(name("PLAIN")),
+            version,
+        ),
+        ApiKey::SaslAuthenticate => encode(
+            &SaslAuthenticateRequest::default()
+                .with_auth_bytes(Bytes::from_static(b"\0user\0password")),
+            version,
+        ),
         _ => None,
     }
 }

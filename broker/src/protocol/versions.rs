@@ -40,6 +40,10 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::TxnOffsetCommit, 0, 3),
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::ListTransactions, 0, 1),
+    // SASL (see `protocol::sasl`). librdkafka requires v0 in the range before it will use
+    // SASL at all; after a v0 handshake tokens come as raw frames, after v1 in SaslAuthenticate.
+    (ApiKey::SaslHandshake, 0, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
 ];
 
 /// The supported version range of an API, if it is supported at all.

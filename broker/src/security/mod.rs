@@ -1,6 +1,53 @@
 //! Authentication as Kafka's brokers do it (issue 19): SASL mechanisms behind SaslHandshake /
-//! SaslAuthenticate. Each mechanism is a pure state machine over the client's tokens, so it can
-//! be tested against the RFCs' vectors and real clients alike, and the connection code only
-//! carries bytes between the wire and it.
+//! SaslAuthenticate on listeners whose security protocol says so. Each mechanism is a pure state
+//! machine over the client's tokens, so it can be tested against the RFCs' vectors and real
+//! clients alike; the connection code ([`crate::protocol::sasl`]) only carries bytes between the
+//! wire and it.
 
+pub mod plain;
 pub mod scram;
+pub mod users;
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A listener's security protocol, as Kafka names them. (SSL and SASL_SSL: not yet.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SecurityProtocol {
+    #[default]
+    Plaintext,
+    SaslPlaintext,
+}
+
+impl SecurityProtocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            SecurityProtocol::Plaintext => "PLAINTEXT",
+            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
+        }
+    }
+}
+
+impl fmt::Display for SecurityProtocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for SecurityProtocol {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_uppercase().as_str() {
+            "PLAINTEXT" => Ok(SecurityProtocol::Plaintext),
+            "SASL_PLAINTEXT" => Ok(SecurityProtocol::SaslPlaintext),
+            "SSL" | "SASL_SSL" => Err(format!("security protocol {s} is not supported yet")),
+            _ => Err(format!(
+                "unknown security protocol {s:?} (PLAINTEXT or SASL_PLAINTEXT)"
+            )),
+        }
+    }
+}
+
+/// The SASL mechanisms a SASL listener offers, in Kafka's names.
+pub const MECHANISMS: [&str; 3] = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];

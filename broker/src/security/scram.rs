@@ -315,8 +315,13 @@ impl ServerExchange {
         if channel != b"n,," && channel != b"y,," {
             return Err(ScramError::ChannelBinding);
         }
-        if got_nonce != nonce {
-            return Err(malformed("nonce does not match"));
+        // Kafka checks only that the client's nonce ends with the server-first one, and
+        // librdkafka relies on it: it sends its own nonce again in front of the whole
+        // server-first nonce. The server's fresh part is still required.
+        if !got_nonce.ends_with(&nonce) {
+            return Err(malformed(
+                "the nonce is not the one of the server-first message",
+            ));
         }
         let proof = B64
             .decode(proof)
@@ -403,6 +408,33 @@ mod tests {
             format!("{client_final_without_proof},p={}", B64.encode(proof)),
             mechanism.hmac(&server_key, auth.as_bytes()),
         )
+    }
+
+    /// librdkafka's client-final repeats its own nonce before the server-first nonce; Kafka
+    /// accepts that, and so do we. A nonce without the server's part is still refused.
+    #[test]
+    fn librdkafka_nonce_prefix_is_accepted() {
+        let credential = ScramCredential::from_password(Mechanism::Sha256, b"pw", b"salt", 4096);
+        for (prefix, ok) in [("cn", true), ("", true), ("cn", false)] {
+            let mut ex = ServerExchange::new(Mechanism::Sha256);
+            let first = ex
+                .client_first(b"n,,n=u,r=cn", |_| Some(credential.clone()), "SN")
+                .unwrap();
+            let first = String::from_utf8(first).unwrap();
+            let nonce = if ok {
+                format!("{prefix}cnSN")
+            } else {
+                "cn".to_string()
+            };
+            let (last, _) = client_proof(
+                Mechanism::Sha256,
+                "pw",
+                "n=u,r=cn",
+                &first,
+                &format!("c=biws,r={nonce}"),
+            );
+            assert_eq!(ex.client_final(last.as_bytes()).is_ok(), ok, "{nonce}");
+        }
     }
 
     /// RFC 7677 §3's example exchange, byte for byte.

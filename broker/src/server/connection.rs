@@ -42,7 +42,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::Limits;
 use crate::broker::{Advertised, Broker};
+use crate::protocol::sasl::{SaslSession, FAILED_LOGIN_DELAY};
 use crate::protocol::{dispatch, Outcome};
+use crate::security::users::Users;
 
 /// Requests of one connection answered concurrently at most; the reader waits beyond that.
 pub const MAX_IN_FLIGHT: usize = 64;
@@ -56,6 +58,9 @@ const CLOSE_GRACE: Duration = Duration::from_secs(5);
 const READ_BUFFER: usize = 4 * 1024;
 /// First allocation for a frame body; it then doubles as bytes arrive, up to the frame length.
 const FIRST_CHUNK: usize = 64 * 1024;
+/// How long a connection whose SASL authentication failed waits for its client to close it
+/// after the failure answer.
+const AUTH_FAILURE_LINGER: Duration = Duration::from_secs(1);
 /// Answers up to this size are gathered into one write when several are ready.
 const COALESCE: usize = 64 * 1024;
 
@@ -133,12 +138,14 @@ impl Activity {
 }
 
 /// Serves one connection until the client leaves, it breaks a rule, or the broker shuts down.
-/// Returns only once the socket is closed.
+/// Returns only once the socket is closed. With `sasl` (a SASL listener's users), the client
+/// must authenticate before anything but ApiVersions.
 pub async fn serve(
     broker: Arc<Broker>,
     socket: TcpStream,
     peer: SocketAddr,
     advertised: Arc<Advertised>,
+    sasl: Option<Arc<Users>>,
     limits: &Limits,
     shutdown: CancellationToken,
 ) {
@@ -167,6 +174,7 @@ pub async fn serve(
         shutdown: &shutdown,
         writer_done: &writer_done,
         tx,
+        sasl: sasl.map(SaslSession::new),
     };
     let end = reader.run().await;
     drop(reader);
@@ -211,6 +219,8 @@ struct Reader<'a> {
     shutdown: &'a CancellationToken,
     writer_done: &'a CancellationToken,
     tx: mpsc::UnboundedSender<Queued>,
+    /// On a SASL listener: the authentication, which must succeed before anything else.
+    sasl: Option<SaslSession>,
 }
 
 /// What bounds a wait: the idle timeout (between requests) or a fixed deadline (within one).
@@ -296,7 +306,23 @@ impl<'a> Reader<'a> {
             _slot: slot,
             _bytes: bytes,
         };
-        let queued: Queued = match dispatch(self.broker, self.peer, self.advertised, frame).await {
+        let unauthenticated = self.sasl.as_mut().filter(|s| s.principal().is_none());
+        let mut auth_failed = false;
+        let outcome = match unauthenticated.and_then(|s| s.handle(frame.clone())) {
+            Some(outcome) => {
+                if self.sasl.as_ref().is_some_and(SaslSession::failed) {
+                    auth_failed = true;
+                    // Slows down password guessing; only this connection waits.
+                    self.broker
+                        .metrics
+                        .error("SaslAuthenticate", "SASL_AUTHENTICATION_FAILED");
+                    tokio::time::sleep(FAILED_LOGIN_DELAY).await;
+                }
+                outcome
+            }
+            None => dispatch(self.broker, self.peer, self.advertised, frame).await,
+        };
+        let queued: Queued = match outcome {
             Outcome::Respond(pending) => {
                 let task = tokio::spawn(pending);
                 Box::pin(async move {
@@ -321,10 +347,24 @@ impl<'a> Reader<'a> {
                 let _ = self
                     .tx
                     .send(Box::pin(std::future::ready(Reply::Close(last))));
+                if auth_failed {
+                    // Some clients (kafka-python) drop an answer that arrives together with the
+                    // connection's end: leave closing to the client, for a while.
+                    self.until_peer_closes(AUTH_FAILURE_LINGER).await;
+                }
                 return Err(End::Protocol(reason));
             }
         };
         self.tx.send(queued).map_err(|_| End::WriterGone)
+    }
+
+    /// Reads and drops whatever the client still sends until it closes, `at_most` long.
+    async fn until_peer_closes(&mut self, at_most: Duration) {
+        let mut scratch = [0u8; 512];
+        let _ = tokio::time::timeout(at_most, async {
+            while matches!(self.read.read(&mut scratch).await, Ok(n) if n > 0) {}
+        })
+        .await;
     }
 
     /// Waits until the next frame's first byte is there (or the connection must end).

@@ -20,13 +20,16 @@ use tokio_util::task::TaskTracker;
 pub use limits::{Limits, Refused};
 
 use crate::broker::{Advertised, Broker};
+use crate::security::users::Users;
 
 /// Accepts connections until `shutdown` is cancelled, then waits (a bounded time) for the
-/// connections to finish their in-flight requests. `limits` is shared by every listener.
+/// connections to finish their in-flight requests. `limits` is shared by every listener; `sasl`
+/// (a SASL_PLAINTEXT listener's users) makes every connection authenticate first.
 pub async fn serve(
     broker: Arc<Broker>,
     listener: TcpListener,
     advertised: Arc<Advertised>,
+    sasl: Option<Arc<Users>>,
     limits: Arc<Limits>,
     shutdown: CancellationToken,
 ) {
@@ -50,8 +53,10 @@ pub async fn serve(
                     let shutdown = shutdown.clone();
                     let advertised = advertised.clone();
                     let limits = limits.clone();
+                    let sasl = sasl.clone();
                     tracker.spawn(async move {
-                        connection::serve(broker, socket, peer, advertised, &limits, shutdown).await;
+                        connection::serve(broker, socket, peer, advertised, sasl, &limits, shutdown)
+                            .await;
                         drop(slot);
                     });
                 }
