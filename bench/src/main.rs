@@ -2,7 +2,8 @@
 //! spirit of `kafka-producer-perf-test` and `kafka-consumer-perf-test`.
 //!
 //! 1. Creates the topic through the AdminClient (an existing topic is reused).
-//! 2. Produces `--num-records` records of `--record-size` bytes with a `ThreadedProducer`, paced
+//! 2. Produces `--num-records` records of `--record-size` bytes with a `ThreadedProducer` (or
+//!    `--producers` of them, each its own client sending its share), paced
 //!    to `--throughput` records/s when set, and records every record's delivery latency
 //!    (`send()` call → delivery report) in an HDR histogram.
 //! 3. Optionally samples the broker's resident memory (`VmRSS`) every 100 ms.
@@ -91,6 +92,11 @@ struct Cli {
     /// commit around every N records, like kafka-producer-perf-test's transactions); 0 = none.
     #[arg(long, default_value_t = 0)]
     transaction_records: u64,
+
+    /// Producers sending at once, each with its own client, connection and (in transactional
+    /// mode) transactional.id, each an even share of --num-records (and of --throughput).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    producers: u64,
 
     /// Consume the produced records back and measure consumer throughput.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
@@ -407,6 +413,18 @@ fn payload_pool(len: usize) -> Vec<u8> {
 
 const POOL_SLACK: usize = 4096;
 
+/// The records producer `index` of `producers` sends: an even share of `0..n`.
+fn share(n: u64, producers: u64, index: u64) -> std::ops::Range<u64> {
+    n * index / producers..n * (index + 1) / producers
+}
+
+/// What one producer thread reports besides its delivery reports.
+#[derive(Default)]
+struct ProducerTotals {
+    queue_full_retries: u64,
+    client_errors: u64,
+}
+
 fn produce(cli: &Cli) -> anyhow::Result<ProduceResult> {
     let deliveries = Arc::new(Deliveries {
         t0: Instant::now(),
@@ -416,64 +434,116 @@ fn produce(cli: &Cli) -> anyhow::Result<ProduceResult> {
         errors: Mutex::new(BTreeMap::new()),
         last_report_ns: AtomicU64::new(0),
     });
-    // librdkafka caps a MessageSet at message.max.bytes too, so raise it to fit batch.size.
-    let message_max_bytes = cli.batch_size.max(1_000_000) + 65_536;
-    let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", &cli.bootstrap_servers)
-        .set("acks", &cli.acks)
-        .set("linger.ms", cli.linger_ms.to_string())
-        .set("batch.size", cli.batch_size.to_string())
-        .set("message.max.bytes", message_max_bytes.to_string())
-        .set("batch.num.messages", "1000000")
-        .set("compression.type", &cli.compression)
-        .set("enable.idempotence", cli.idempotence.to_string())
-        .set(
-            "queue.buffering.max.messages",
-            cli.queue_max_messages.to_string(),
-        )
-        .set(
-            "queue.buffering.max.kbytes",
-            cli.queue_max_kbytes.to_string(),
-        )
-        .set("message.timeout.ms", cli.message_timeout_ms.to_string());
-    if cli.transaction_records > 0 {
-        config
-            .set(
-                "transactional.id",
-                format!("broker-bench-{}", std::process::id()),
-            )
-            // librdkafka requires message.timeout.ms <= transaction.timeout.ms.
-            .set(
-                "transaction.timeout.ms",
-                cli.message_timeout_ms.max(60_000).to_string(),
-            );
-    }
-    apply_props(&mut config, &cli.producer_props)?;
-    let producer: ThreadedProducer<BenchProducerContext> = config
-        .create_with_context(BenchProducerContext {
-            log: LogContext::default(),
-            deliveries: deliveries.clone(),
-        })
-        .context("creating the producer")?;
-
     let pool = payload_pool(cli.record_size + POOL_SLACK);
-    let mut key = vec![0u8; cli.key_size];
+    let producers = cli.producers;
     let n = cli.num_records;
-    let interval_ns = (cli.throughput > 0.0).then(|| 1e9 / cli.throughput);
+    // Every producer is created (and its init_transactions done) before the clock starts.
+    let ready = std::sync::Barrier::new(producers as usize + 1);
+    let (totals, elapsed) = thread::scope(|scope| {
+        let handles: Vec<_> = (0..producers)
+            .map(|index| {
+                let (deliveries, pool, ready) = (deliveries.clone(), &pool, &ready);
+                thread::Builder::new()
+                    .name(format!("producer-{index}"))
+                    .spawn_scoped(scope, move || {
+                        produce_share(
+                            cli,
+                            index,
+                            share(n, producers, index),
+                            &deliveries,
+                            pool,
+                            ready,
+                        )
+                    })
+            })
+            .collect();
+        let handles = handles
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+            .context("starting the producer threads");
+        let handles = match handles {
+            Ok(handles) => handles,
+            Err(e) => {
+                // The threads that did start wait for this barrier; let them run and end.
+                ready.wait();
+                return Err(e);
+            }
+        };
+        ready.wait();
+        let start = Instant::now();
+        let mut totals = ProducerTotals::default();
+        let mut first_error = None;
+        for h in handles {
+            match h.join() {
+                Ok(Ok(t)) => {
+                    totals.queue_full_retries += t.queue_full_retries;
+                    totals.client_errors += t.client_errors;
+                }
+                Ok(Err(e)) => {
+                    first_error.get_or_insert(e);
+                }
+                Err(_) => {
+                    first_error.get_or_insert(anyhow::anyhow!("a producer thread panicked"));
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok((totals, start.elapsed())),
+        }
+    })?;
+    // The polling threads may still be running the last callbacks.
+    let wait_until = Instant::now() + Duration::from_secs(5);
+    while deliveries.delivered.load(Ordering::Relaxed) + deliveries.failed.load(Ordering::Relaxed)
+        < n
+        && Instant::now() < wait_until
+    {
+        thread::sleep(Duration::from_millis(1));
+    }
+    let delivered = deliveries.delivered.load(Ordering::Relaxed);
+    let failed = deliveries.failed.load(Ordering::Relaxed);
+    let errors = deliveries.errors.lock().expect("errors lock").clone();
+    let latency_us = deliveries
+        .latency_us
+        .lock()
+        .expect("histogram lock")
+        .clone();
+    Ok(ProduceResult {
+        elapsed,
+        delivered,
+        failed,
+        errors,
+        queue_full_retries: totals.queue_full_retries,
+        client_errors: totals.client_errors,
+        latency_us,
+    })
+}
+
+/// One producer (its own client, connection and transactional.id): sends records `range`,
+/// waits at `ready` once it is set up, and returns once all of them have a delivery report.
+fn produce_share(
+    cli: &Cli,
+    index: u64,
+    range: std::ops::Range<u64>,
+    deliveries: &Arc<Deliveries>,
+    pool: &[u8],
+    ready: &std::sync::Barrier,
+) -> anyhow::Result<ProducerTotals> {
+    let set_up = new_producer(cli, index, deliveries);
+    // Everyone waits here, failed or not, so that no thread waits for ever.
+    ready.wait();
+    let producer = set_up?;
+    let mut key = vec![0u8; cli.key_size];
+    let interval_ns = (cli.throughput > 0.0).then(|| 1e9 * cli.producers as f64 / cli.throughput);
     let mut queue_full_retries = 0u64;
     let txn_timeout = Duration::from_millis(cli.message_timeout_ms);
     let per_txn = cli.transaction_records;
-    if per_txn > 0 {
-        producer
-            .init_transactions(txn_timeout)
-            .context("init_transactions")?;
-    }
 
     let start = Instant::now();
-    for i in 0..n {
-        if per_txn > 0 && i % per_txn == 0 {
-            if i > 0 {
+    for (k, i) in range.clone().enumerate() {
+        let k = k as u64;
+        if per_txn > 0 && k.is_multiple_of(per_txn) {
+            if k > 0 {
                 wait_delivered(&producer, txn_timeout);
                 producer
                     .commit_transaction(txn_timeout)
@@ -482,8 +552,8 @@ fn produce(cli: &Cli) -> anyhow::Result<ProduceResult> {
             producer.begin_transaction().context("begin_transaction")?;
         }
         if let Some(interval_ns) = interval_ns {
-            // Even pacing: record i is due at start + i * interval.
-            let due = start + Duration::from_nanos((i as f64 * interval_ns) as u64);
+            // Even pacing: this producer's record k is due at start + k * interval.
+            let due = start + Duration::from_nanos((k as f64 * interval_ns) as u64);
             let now = Instant::now();
             if due > now {
                 thread::sleep(due - now);
@@ -515,50 +585,84 @@ fn produce(cli: &Cli) -> anyhow::Result<ProduceResult> {
             }
         }
     }
-    if per_txn > 0 {
+    if per_txn > 0 && !range.is_empty() {
         wait_delivered(&producer, txn_timeout);
         producer
             .commit_transaction(txn_timeout)
             .context("committing the last transaction")?;
     }
-    let enqueued = start.elapsed();
-    eprintln!(
-        "produce: {n} records enqueued in {:.2} s, waiting for delivery reports",
-        enqueued.as_secs_f64()
-    );
+    if index == 0 {
+        eprintln!(
+            "produce: {} records enqueued in {:.2} s by producer 0 of {}, waiting for delivery reports",
+            range.end - range.start,
+            start.elapsed().as_secs_f64(),
+            cli.producers
+        );
+    }
     // flush() returns once every record has a delivery report (delivered, failed or timed out).
     let flush_deadline = Duration::from_millis(cli.message_timeout_ms) + Duration::from_secs(60);
     if let Err(e) = producer.flush(flush_deadline) {
         eprintln!("produce: flush failed: {e}");
     }
-    let elapsed = start.elapsed();
-    // The polling thread may still be running the last callbacks.
-    let wait_until = Instant::now() + Duration::from_secs(5);
-    while deliveries.delivered.load(Ordering::Relaxed) + deliveries.failed.load(Ordering::Relaxed)
-        < n
-        && Instant::now() < wait_until
-    {
-        thread::sleep(Duration::from_millis(1));
-    }
     let client_errors = producer.context().log.client_errors.load(Ordering::Relaxed);
-    drop(producer);
-    let delivered = deliveries.delivered.load(Ordering::Relaxed);
-    let failed = deliveries.failed.load(Ordering::Relaxed);
-    let errors = deliveries.errors.lock().expect("errors lock").clone();
-    let latency_us = deliveries
-        .latency_us
-        .lock()
-        .expect("histogram lock")
-        .clone();
-    Ok(ProduceResult {
-        elapsed,
-        delivered,
-        failed,
-        errors,
+    Ok(ProducerTotals {
         queue_full_retries,
         client_errors,
-        latency_us,
     })
+}
+
+/// Producer `index`'s client, with `init_transactions` done in transactional mode.
+fn new_producer(
+    cli: &Cli,
+    index: u64,
+    deliveries: &Arc<Deliveries>,
+) -> anyhow::Result<ThreadedProducer<BenchProducerContext>> {
+    // librdkafka caps a MessageSet at message.max.bytes too, so raise it to fit batch.size.
+    let message_max_bytes = cli.batch_size.max(1_000_000) + 65_536;
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &cli.bootstrap_servers)
+        .set("acks", &cli.acks)
+        .set("linger.ms", cli.linger_ms.to_string())
+        .set("batch.size", cli.batch_size.to_string())
+        .set("message.max.bytes", message_max_bytes.to_string())
+        .set("batch.num.messages", "1000000")
+        .set("compression.type", &cli.compression)
+        .set("enable.idempotence", cli.idempotence.to_string())
+        .set(
+            "queue.buffering.max.messages",
+            cli.queue_max_messages.to_string(),
+        )
+        .set(
+            "queue.buffering.max.kbytes",
+            cli.queue_max_kbytes.to_string(),
+        )
+        .set("message.timeout.ms", cli.message_timeout_ms.to_string());
+    if cli.transaction_records > 0 {
+        config
+            .set(
+                "transactional.id",
+                format!("broker-bench-{}-{index}", std::process::id()),
+            )
+            // librdkafka requires message.timeout.ms <= transaction.timeout.ms.
+            .set(
+                "transaction.timeout.ms",
+                cli.message_timeout_ms.max(60_000).to_string(),
+            );
+    }
+    apply_props(&mut config, &cli.producer_props)?;
+    let producer: ThreadedProducer<BenchProducerContext> = config
+        .create_with_context(BenchProducerContext {
+            log: LogContext::default(),
+            deliveries: deliveries.clone(),
+        })
+        .context("creating the producer")?;
+    if cli.transaction_records > 0 {
+        producer
+            .init_transactions(Duration::from_millis(cli.message_timeout_ms))
+            .context("init_transactions")?;
+    }
+    Ok(producer)
 }
 
 /// Waits until nothing is in flight. rdkafka's `flush()` (which `commit_transaction()` calls
@@ -845,7 +949,13 @@ fn main() -> anyhow::Result<()> {
     }
     // A transaction adds one commit marker per partition it wrote to (one offset each).
     let markers = if cli.transaction_records > 0 {
-        (n.div_ceil(cli.transaction_records) * after.len() as u64) as i64
+        let transactions: u64 = (0..cli.producers)
+            .map(|i| {
+                let r = share(n, cli.producers, i);
+                (r.end - r.start).div_ceil(cli.transaction_records)
+            })
+            .sum();
+        (transactions * after.len() as u64) as i64
     } else {
         0
     };
@@ -907,11 +1017,12 @@ fn main() -> anyhow::Result<()> {
     writeln!(out, "- Command: `{command_line}`")?;
     writeln!(
         out,
-        "- Parameters: {} records × {} B value{}, {} partition(s), acks={}, linger.ms={}, batch.size={}, compression={}, idempotence={}, records per transaction {}, target rate {}",
+        "- Parameters: {} records × {} B value{}, {} partition(s), {} producer(s), acks={}, linger.ms={}, batch.size={}, compression={}, idempotence={}, records per transaction {}, target rate {}",
         thousands(n),
         cli.record_size,
         if cli.key_size > 0 { format!(" + {} B key", cli.key_size) } else { String::new() },
         after.len(),
+        cli.producers,
         cli.acks,
         cli.linger_ms,
         cli.batch_size,
@@ -1015,6 +1126,7 @@ fn main() -> anyhow::Result<()> {
             "compression": cli.compression,
             "idempotence": cli.idempotence,
             "transaction_records": cli.transaction_records,
+            "producers": cli.producers,
             "throughput_target": cli.throughput,
             "produce": {
                 "seconds": prod_secs,

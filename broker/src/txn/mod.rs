@@ -16,6 +16,19 @@
 //! the topic and finishes what was cut short: a prepared transaction is completed as decided, an
 //! ongoing one is aborted (with the epoch bumped, fencing its producer).
 //!
+//! `Complete*` is the one record nobody waits for: it is appended once the markers are durable,
+//! and the id's next request goes ahead at once, so a producer's next transaction waits for one
+//! fdatasync after EndTxn (the markers'), not two. It becomes durable with the next fdatasync of
+//! `__transaction_state` (typically that next transaction's AddPartitionsToTxn, whose record
+//! follows it in the log), or on its own after [`COMPLETE_FLUSH_DELAY`] if none came. Why a crash
+//! before then is harmless: the restarted coordinator finds `Prepare*` and completes the
+//! transaction again, writing the same markers once more and applying the same offsets. Those
+//! markers close nothing else: a later transaction of the same producer can put records in a
+//! partition only once its AddPartitionsToTxn is durable, and that record comes after
+//! `Complete*` in the log, so then `Complete*` is durable too and nothing is completed again.
+//! (Offsets a plain OffsetCommit stored for the same group in that window would be set back to
+//! the transaction's, as they already could be between the offsets and a durable `Complete*`.)
+//!
 //! Produce checks a transactional batch against the coordinator under the partition lock (see
 //! [`TxnCoordinator::verify_produce`]): only the producer's current epoch, and only partitions
 //! added to its ongoing transaction, so no data can land after a transaction's marker (a
@@ -28,6 +41,7 @@ pub mod record;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::future::join_all;
@@ -47,6 +61,10 @@ use crate::topic::{Partition, TopicError, TopicRegistry};
 
 /// The internal topic holding transaction state.
 pub const TXN_TOPIC: &str = "__transaction_state";
+
+/// How long a `Complete*` record waits for another change of `__transaction_state` to make it
+/// durable before it is flushed on its own (see the module docs).
+pub const COMPLETE_FLUSH_DELAY: Duration = Duration::from_millis(20);
 
 /// A transaction's state (Kafka's `TransactionState`, with its ids and names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -278,9 +296,9 @@ impl TxnCoordinator {
         self.txns.lock().get(id).cloned()
     }
 
-    /// Appends `meta` for `id` to `__transaction_state`, waits until it is durable, then
-    /// publishes it.
-    async fn persist(&self, id: &str, meta: &mut TxnMeta) -> Result<(), ResponseError> {
+    /// Appends `meta` for `id` to `__transaction_state` (not waiting for it to be durable);
+    /// returns the record's offset.
+    fn append_state(&self, id: &str, meta: &mut TxnMeta) -> Result<i64, ResponseError> {
         meta.last_update_ms = crate::now_ms();
         let key = record::encode_key(id);
         let value = record::encode_value(meta);
@@ -290,10 +308,16 @@ impl TxnCoordinator {
             .build()
             .map_err(|e| e.to_string())
             .and_then(|mut batch| self.partition.append(&mut batch).map_err(|e| e.to_string()));
-        if let Err(e) = stored {
+        stored.map(|appended| appended.base_offset).map_err(|e| {
             tracing::error!(transactional_id = id, error = %e, "could not store transaction state");
-            return Err(ResponseError::KafkaStorageError);
-        }
+            ResponseError::KafkaStorageError
+        })
+    }
+
+    /// Appends `meta` for `id` to `__transaction_state`, waits until it is durable, then
+    /// publishes it.
+    async fn persist(&self, id: &str, meta: &mut TxnMeta) -> Result<(), ResponseError> {
+        self.append_state(id, meta)?;
         if let Err(e) = self.flusher.commit(self.partition.clone()).await {
             tracing::error!(transactional_id = id, error = %e, "could not sync transaction state");
             return Err(ResponseError::KafkaStorageError);
@@ -489,9 +513,10 @@ impl TxnCoordinator {
     ///
     /// The answer goes out once the decision (`Prepare*`) is durable, as Kafka's coordinator
     /// answers before its markers are written: from then on the transaction commits (or aborts)
-    /// whatever happens, a restart included. The markers, the group offsets and `Complete*`
-    /// follow in the background, holding the id's lock, so the producer's next request waits
-    /// for them (where Kafka answers CONCURRENT_TRANSACTIONS and the client retries).
+    /// whatever happens, a restart included. The markers (durable), the group offsets and
+    /// `Complete*` (appended, not waited for) follow in the background, holding the id's lock,
+    /// so the producer's next request waits for them (where Kafka answers
+    /// CONCURRENT_TRANSACTIONS and the client retries).
     pub async fn end_txn(
         &self,
         broker: &Arc<Broker>,
@@ -552,8 +577,8 @@ impl TxnCoordinator {
         self.complete(broker, id, meta).await
     }
 
-    /// From `Prepare*`: writes the markers (durably), applies the offsets on commit, and stores
-    /// `Complete*`.
+    /// From `Prepare*`: writes the markers (durably), applies the offsets on commit, and appends
+    /// `Complete*` (made durable later, see the module docs).
     async fn complete(
         &self,
         broker: &Broker,
@@ -606,7 +631,23 @@ impl TxnCoordinator {
             TxnState::CompleteAbort
         };
         meta.offsets.clear();
-        self.persist(id, meta).await
+        // Not waited for (see the module docs): the next record of the log makes it durable, or
+        // the flush below if none comes first.
+        let offset = self.append_state(id, meta)?;
+        self.publish(id, meta);
+        let (partition, flusher) = (self.partition.clone(), self.flusher.clone());
+        let id = id.to_string();
+        tokio::spawn(async move {
+            tokio::time::sleep(COMPLETE_FLUSH_DELAY).await;
+            if partition.high_watermark() > offset {
+                return;
+            }
+            if let Err(e) = flusher.commit(partition).await {
+                tracing::error!(transactional_id = %id, error = %e,
+                    "could not sync a completed transaction's state");
+            }
+        });
+        Ok(())
     }
 
     /// Aborts (fencing their producers) the ongoing transactions older than their timeout, and
@@ -882,6 +923,105 @@ mod tests {
             }
             // After completion nothing more may be written in that transaction.
             assert!(produce(&broker, topic, pid, meta.producer_epoch, 1).is_err());
+        }
+    }
+
+    /// `Complete*` is not waited for: a crash right after a commit completes it again at most,
+    /// and a crash during the producer's next transaction (begun once the markers were durable)
+    /// aborts that one without committing any of its records with the first.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_crash_before_complete_is_durable_commits_nothing_more() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = Config::for_data_dir(dir.path());
+        let broker = Arc::new(
+            Broker::open(config.clone(), advertised())
+                .await
+                .expect("open"),
+        );
+        let mut epochs = Vec::new();
+        for (id, topic) in [("next", "t-next"), ("idle", "t-idle")] {
+            broker
+                .topics
+                .create(topic, 1, 1, TopicConfigs::default())
+                .await
+                .expect("create");
+            let (pid, epoch) = broker
+                .txns
+                .init_producer_id(&broker, id, 60_000, None)
+                .await
+                .expect("init");
+            let partitions = vec![(topic.to_string(), 0)];
+            broker
+                .txns
+                .add_partitions(id, pid, epoch, partitions.clone())
+                .await
+                .expect("add partitions");
+            assert_eq!(produce(&broker, topic, pid, epoch, 0).expect("append"), 0);
+            let partition = broker.topics.get(topic).and_then(|t| t.partition(0));
+            let partition = partition.expect("partition");
+            broker
+                .flusher
+                .commit(partition.clone())
+                .await
+                .expect("sync");
+            broker
+                .txns
+                .end_txn(&broker, id, pid, epoch, true)
+                .await
+                .expect("commit");
+            if id == "next" {
+                // Waits for the markers (offset 1), then begins the next transaction.
+                broker
+                    .txns
+                    .add_partitions(id, pid, epoch, partitions)
+                    .await
+                    .expect("add partitions again");
+                assert_eq!(produce(&broker, topic, pid, epoch, 1).expect("append"), 2);
+                broker
+                    .flusher
+                    .commit(partition.clone())
+                    .await
+                    .expect("sync");
+            } else {
+                // Only the completion (the id's lock), not `Complete*` being durable.
+                let shared = broker.txns.shared(id).expect("txn");
+                drop(shared.lock().await);
+                assert_eq!(
+                    broker.txns.describe(id).map(|m| m.state),
+                    Some(TxnState::CompleteCommit)
+                );
+            }
+            epochs.push((id, topic, epoch));
+        }
+        // No graceful shutdown: only what is durable is there for the next run.
+        drop(broker);
+
+        let broker = Arc::new(Broker::open(config, advertised()).await.expect("reopen"));
+        for (id, topic, epoch) in epochs {
+            let partition = broker.topics.get(topic).and_then(|t| t.partition(0));
+            let partition = partition.expect("partition");
+            assert_eq!(
+                partition.last_stable_offset(),
+                partition.high_watermark(),
+                "{id}"
+            );
+            let read = partition
+                .read_isolated(0, 1 << 20, Isolation::ReadCommitted)
+                .expect("read");
+            let meta = broker.txns.describe(id).expect("state");
+            if id == "next" {
+                // The first transaction's record (offset 0) committed, the second's aborted.
+                assert_eq!(read.aborted.len(), 1);
+                assert_eq!(read.aborted[0].first_offset, 2);
+                assert_eq!(meta.state, TxnState::CompleteAbort);
+                assert_eq!(meta.producer_epoch, epoch + 1);
+            } else {
+                // Committed; its marker written once more if `Complete*` was not durable yet.
+                assert!(read.aborted.is_empty());
+                assert!((2..=3).contains(&partition.high_watermark()));
+                assert_eq!(meta.state, TxnState::CompleteCommit);
+                assert_eq!(meta.producer_epoch, epoch);
+            }
         }
     }
 
