@@ -303,3 +303,253 @@ async fn three_workers_share_connectors_forward_writes_and_fail_over() -> anyhow
     }
     Ok(())
 }
+
+/// One record of the status topic: its key, state, worker id and timestamp (ms).
+#[derive(Debug, Clone)]
+struct StatusRecord {
+    key: String,
+    state: String,
+    worker: String,
+    at_ms: i64,
+}
+
+/// Reads a whole topic (from the beginning to the high watermarks of now): key, value and
+/// timestamp of each record, each partition in order.
+async fn read_topic(bootstrap: &str, topic: &str) -> Vec<(String, Vec<u8>, i64)> {
+    let (bootstrap, topic) = (bootstrap.to_string(), topic.to_string());
+    tokio::task::spawn_blocking(move || {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        use rdkafka::{Message, Offset, TopicPartitionList};
+        let c: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .set("group.id", "topic-reader")
+            .set("enable.auto.commit", "false")
+            .set("log_level", "3")
+            .create()
+            .expect("consumer");
+        let md = c
+            .fetch_metadata(Some(&topic), Duration::from_secs(10))
+            .expect("metadata");
+        let partitions = md.topics()[0].partitions().len();
+        let mut tpl = TopicPartitionList::new();
+        let mut ends = BTreeMap::new();
+        for p in 0..i32::try_from(partitions).expect("partitions") {
+            let (lo, hi) = c
+                .fetch_watermarks(&topic, p, Duration::from_secs(10))
+                .expect("watermarks");
+            if hi > lo {
+                tpl.add_partition_offset(&topic, p, Offset::Beginning)
+                    .expect("partition");
+                ends.insert(p, hi);
+            }
+        }
+        let mut out = Vec::new();
+        if ends.is_empty() {
+            return out;
+        }
+        c.assign(&tpl).expect("assign");
+        let mut done = BTreeSet::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while done.len() < ends.len() && Instant::now() < deadline {
+            if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+                let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
+                let ts = m.timestamp().to_millis().unwrap_or(0);
+                out.push((key, m.payload().unwrap_or_default().to_vec(), ts));
+                if m.offset() + 1 >= ends[&m.partition()] {
+                    done.insert(m.partition());
+                }
+            }
+        }
+        out
+    })
+    .await
+    .expect("reader thread")
+}
+
+async fn status_records(bootstrap: &str) -> Vec<StatusRecord> {
+    read_topic(bootstrap, "connect-status")
+        .await
+        .into_iter()
+        .filter_map(|(key, value, at_ms)| {
+            let v: Value = serde_json::from_slice(&value).ok()?;
+            Some(StatusRecord {
+                key,
+                state: v["state"].as_str()?.to_string(),
+                worker: v["worker_id"].as_str()?.to_string(),
+                at_ms,
+            })
+        })
+        .collect()
+}
+
+/// Waits until every task of `name` runs, as `w` sees it, and `ok` accepts the owners.
+async fn wait_owners_of(
+    w: &ClusterWorker,
+    name: &str,
+    ok: impl Fn(&BTreeMap<(String, u64), String>) -> bool,
+) -> BTreeMap<(String, u64), String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(o) = owners(w, &[name]).await {
+            if ok(&o) {
+                return o;
+            }
+        }
+        assert!(Instant::now() < deadline, "{name}: not settled");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A worker cut off from the group coordinator (its group requests hang; its producer still
+/// works) stops its source task before the session timeout, so the task never runs on two
+/// workers at once although exactly-once source support is off: each line appended once the
+/// other worker runs the task is in the topic exactly once, and the cut-off worker reported the
+/// task stopped before the other reported it running, within two thirds of the session timeout
+/// (plus the stop) of being cut off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_off_worker_stops_its_source_before_another_starts_it() -> anyhow::Result<()> {
+    let broker = test_support::TestBroker::start().await?;
+    let bootstrap = broker.bootstrap();
+    let dir = tempfile::tempdir()?;
+    common::create_topic(&bootstrap, "lines", 1).await;
+    let c1 = config(&bootstrap, dir.path());
+    let c2 = config(&bootstrap, dir.path());
+    let session = Duration::from_millis(u64::try_from(c1.session_timeout_ms)?);
+    let freezes = [c1.freeze_group.clone(), c2.freeze_group.clone()];
+    let w1 = ClusterWorker::start(c1).await?;
+    let w2 = ClusterWorker::start(c2).await?;
+    wait_group(&bootstrap, 2).await;
+
+    // Lines appended every 20 ms, each with the time it was appended.
+    let file = dir.path().join("in.txt");
+    std::fs::write(&file, "")?;
+    let appended: std::sync::Arc<std::sync::Mutex<Vec<Instant>>> = Default::default();
+    let stop_appending: std::sync::Arc<std::sync::atomic::AtomicBool> = Default::default();
+    let appender = {
+        let (file, appended, stop) = (file.clone(), appended.clone(), stop_appending.clone());
+        tokio::spawn(async move {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&file)
+                .expect("open");
+            let mut n = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                f.write_all(format!("line-{n}\n").as_bytes())
+                    .expect("append");
+                appended.lock().expect("lock").push(Instant::now());
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let (code, body) = w1
+        .post(
+            "/connectors",
+            &json!({"name": "src", "config": {
+                "connector.class": "FileStreamSource", "topic": "lines", "file": file,
+                "value.converter": "org.apache.kafka.connect.storage.StringConverter"}}),
+        )
+        .await;
+    assert_eq!(code, 201, "{body}");
+    let running = wait_owners_of(&w1, "src", |o| o.len() == 1).await;
+    let owner = running[&("src".to_string(), 0)].clone();
+    let (cut, other, freeze) = if owner == w1.id {
+        (&w1, &w2, &freezes[0])
+    } else {
+        (&w2, &w1, &freezes[1])
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let cut_at = std::time::SystemTime::now();
+    let cut_instant = Instant::now();
+    freeze.store(true, std::sync::atomic::Ordering::Relaxed);
+    let other_id = other.id.clone();
+    let taken = wait_owners_of(other, "src", |o| o.values().all(|id| *id == other_id)).await;
+    assert_eq!(taken.len(), 1);
+    let moved_at = Instant::now();
+    let took = moved_at - cut_instant;
+    tracing::info!(?took, "the source task runs on the other worker");
+    assert!(took < session + Duration::from_secs(5), "took {took:?}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop_appending.store(true, std::sync::atomic::Ordering::Relaxed);
+    appender.await?;
+    let appended = appended.lock().expect("lock").clone();
+
+    // Every line is in the topic; none appended once the other worker ran the task twice.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let counts = loop {
+        let mut counts = vec![0usize; appended.len()];
+        for (_, value, _) in read_topic(&bootstrap, "lines").await {
+            let v = String::from_utf8_lossy(&value).into_owned();
+            if let Some(n) = v
+                .strip_prefix("line-")
+                .and_then(|n| n.parse::<usize>().ok())
+            {
+                if n < counts.len() {
+                    counts[n] += 1;
+                }
+            }
+        }
+        if counts.iter().all(|c| *c > 0) {
+            break counts;
+        }
+        assert!(Instant::now() < deadline, "lines missing from the topic");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let replayed = counts.iter().filter(|c| **c > 1).count();
+    tracing::info!(lines = counts.len(), replayed, "lines in the topic");
+    for (n, at) in appended.iter().enumerate() {
+        if *at >= moved_at {
+            assert_eq!(
+                counts[n],
+                1,
+                "line-{n}, appended {:?} after the task moved, is in the topic {} times",
+                *at - moved_at,
+                counts[n]
+            );
+        }
+    }
+
+    // The cut-off worker reported the task stopped, before the other reported it running.
+    let records = status_records(&bootstrap).await;
+    let cut_ms = i64::try_from(cut_at.duration_since(std::time::UNIX_EPOCH)?.as_millis())?;
+    let stopped = records
+        .iter()
+        .find(|r| {
+            r.key == "status-task-src-0"
+                && r.worker == cut.id
+                && r.state == "UNASSIGNED"
+                && r.at_ms >= cut_ms
+        })
+        .unwrap_or_else(|| panic!("no stop reported by the cut-off worker: {records:?}"));
+    let started = records
+        .iter()
+        .find(|r| {
+            r.key == "status-task-src-0"
+                && r.worker == other.id
+                && r.state == "RUNNING"
+                && r.at_ms >= cut_ms
+        })
+        .unwrap_or_else(|| panic!("no start reported by the other worker: {records:?}"));
+    assert!(
+        stopped.at_ms <= started.at_ms,
+        "stopped at {} ms, started elsewhere at {} ms",
+        stopped.at_ms,
+        started.at_ms
+    );
+    let stop_after = stopped.at_ms - cut_ms;
+    tracing::info!(
+        stop_after,
+        started_after = started.at_ms - cut_ms,
+        "ms after the cut"
+    );
+    let bound = i64::try_from((session * 2 / 3).as_millis())? + 1_000;
+    assert!(stop_after <= bound, "stopped {stop_after} ms after the cut");
+
+    freeze.store(false, std::sync::atomic::Ordering::Relaxed);
+    for w in [w1, w2] {
+        w.stop().await;
+    }
+    Ok(())
+}
