@@ -382,6 +382,161 @@ async fn status_records(bootstrap: &str) -> Vec<StatusRecord> {
         .collect()
 }
 
+/// Whether `key` was reported RESTARTING by `worker` (more than `before` times), then RUNNING
+/// by it after the last of those.
+fn restarted_by(records: &[StatusRecord], key: &str, worker: &str, before: usize) -> bool {
+    let mine: Vec<&StatusRecord> = records
+        .iter()
+        .filter(|r| r.key == key && r.worker == worker)
+        .collect();
+    let restarting: Vec<usize> = mine
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.state == "RESTARTING")
+        .map(|(i, _)| i)
+        .collect();
+    restarting.len() > before
+        && restarting
+            .last()
+            .is_some_and(|&i| mine[i + 1..].iter().any(|r| r.state == "RUNNING"))
+}
+
+fn restarting_count(records: &[StatusRecord], key: &str, worker: &str) -> usize {
+    records
+        .iter()
+        .filter(|r| r.key == key && r.worker == worker && r.state == "RESTARTING")
+        .count()
+}
+
+/// KIP-745 restarts sent to a worker that does not run the task: the leader writes a restart
+/// request to the config topic, and the worker running each task restarts it (RESTARTING, then
+/// RUNNING, both reported by that worker); tasks stay where they ran, as in Kafka.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarts_are_carried_out_by_the_worker_running_the_task() -> anyhow::Result<()> {
+    let broker = test_support::TestBroker::start().await?;
+    let bootstrap = broker.bootstrap();
+    let dir = tempfile::tempdir()?;
+    common::create_topic(&bootstrap, "t-r", 3).await;
+    let w1 = ClusterWorker::start(config(&bootstrap, dir.path())).await?;
+    let w2 = ClusterWorker::start(config(&bootstrap, dir.path())).await?;
+    let w3 = ClusterWorker::start(config(&bootstrap, dir.path())).await?;
+    let workers = [&w1, &w2, &w3];
+    wait_group(&bootstrap, 3).await;
+    let (code, body) = w1
+        .post(
+            "/connectors",
+            &json!({"name": "r", "config": {
+                "connector.class": "FileStreamSink", "tasks.max": "3",
+                "value.converter": "org.apache.kafka.connect.storage.StringConverter",
+                "topics": "t-r", "file": dir.path().join("r.txt")}}),
+        )
+        .await;
+    assert_eq!(code, 201, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let before = loop {
+        if let Some(o) = owners(&w1, &["r"]).await {
+            if o.len() == 3 {
+                break o;
+            }
+        }
+        assert!(Instant::now() < deadline, "r not running");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let not_running = |task: u64| {
+        let owner = &before[&("r".to_string(), task)];
+        *workers
+            .iter()
+            .find(|w| w.id != *owner)
+            .expect("another worker")
+    };
+
+    // Connector and tasks, through a worker that does not run task 0.
+    let (code, body) = not_running(0)
+        .post(
+            "/connectors/r/restart?includeTasks=true&onlyFailed=false",
+            &Value::Null,
+        )
+        .await;
+    assert_eq!(code, 202, "{body}");
+    assert_eq!(body["connector"]["state"], "RESTARTING", "{body}");
+    let tasks = body["tasks"].as_array().cloned().unwrap_or_default();
+    assert_eq!(tasks.len(), 3, "{body}");
+    assert!(tasks.iter().all(|t| t["state"] == "RESTARTING"), "{body}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let records = status_records(&bootstrap).await;
+        if before.iter().all(|((_, id), owner)| {
+            restarted_by(&records, &format!("status-task-r-{id}"), owner, 0)
+        }) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not every task restarted by its worker: {records:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let after = wait_owners_of(&w2, "r", |o| o.len() == 3).await;
+    assert_eq!(after, before, "a restart moved tasks");
+
+    // One task, through a worker that does not run it.
+    let owner1 = before[&("r".to_string(), 1)].clone();
+    let key = "status-task-r-1";
+    let n = restarting_count(&status_records(&bootstrap).await, key, &owner1);
+    let (code, body) = not_running(1)
+        .post("/connectors/r/tasks/1/restart", &Value::Null)
+        .await;
+    assert_eq!(code, 204, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let records = status_records(&bootstrap).await;
+        if restarted_by(&records, key, &owner1, n) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "task 1 not restarted by {owner1}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let after = wait_owners_of(&w3, "r", |o| o.len() == 3).await;
+    assert_eq!(after, before, "a task restart moved tasks");
+
+    // Only failed ones, none failed: nothing restarts.
+    let (code, body) = not_running(2)
+        .post(
+            "/connectors/r/restart?includeTasks=true&onlyFailed=true",
+            &Value::Null,
+        )
+        .await;
+    assert_eq!(code, 202, "{body}");
+    assert_eq!(body["connector"]["state"], "RUNNING", "{body}");
+    assert!(
+        body["tasks"]
+            .as_array()
+            .is_some_and(|t| t.iter().all(|t| t["state"] == "RUNNING")),
+        "{body}"
+    );
+    // The plain restart (the connector's instance only) answers 204 wherever it is sent.
+    assert_eq!(
+        not_running(0)
+            .post("/connectors/r/restart", &Value::Null)
+            .await
+            .0,
+        204
+    );
+    assert_eq!(
+        w2.post("/connectors/r/tasks/7/restart", &Value::Null)
+            .await
+            .0,
+        404
+    );
+    for w in [w1, w2, w3] {
+        w.stop().await;
+    }
+    Ok(())
+}
+
 /// Waits until every task of `name` runs, as `w` sees it, and `ok` accepts the owners.
 async fn wait_owners_of(
     w: &ClusterWorker,
