@@ -247,16 +247,20 @@ impl Herder {
             if r.task.is_some_and(|t| t != id) || !self.owns(name, id) {
                 continue;
             }
-            let key = task_key(name, id);
-            if r.only_failed && self.state_of(&key) != failed {
+            if r.only_failed && self.state_of(&task_key(name, id)) != failed {
                 continue;
             }
-            let generation = self.generation.fetch_add(1, Ordering::SeqCst);
-            self.ctx
-                .status
-                .set(&key, State::Restarting, None, generation);
-            self.restart_task_locked(name, rt, id).await;
+            self.restart_owned_task(name, rt, id).await;
         }
+    }
+
+    /// Restarts a task this worker owns, reported RESTARTING first.
+    async fn restart_owned_task(&self, name: &str, rt: &mut ConnectorRuntime, id: usize) {
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst);
+        self.ctx
+            .status
+            .set(&task_key(name, id), State::Restarting, None, generation);
+        self.restart_task_locked(name, rt, id).await;
     }
 
     /// Restarts the connector's own instance (Kafka's plain `POST /connectors/{name}/restart`):
@@ -993,7 +997,7 @@ impl Herder {
                 return Err(ConnectError::TaskNotFound(format!("{name}-{id}")));
             }
             if self.owns(name, id) {
-                self.restart_task_locked(name, rt, id).await;
+                self.restart_owned_task(name, rt, id).await;
                 return Ok(());
             }
         }
