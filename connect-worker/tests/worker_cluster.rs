@@ -708,3 +708,59 @@ async fn a_cut_off_worker_stops_its_source_before_another_starts_it() -> anyhow:
     }
     Ok(())
 }
+
+/// A worker killed and another started at once: the survivors' JoinGroup waits for the killed
+/// worker's session to expire (longer than the two thirds of it after which a member that
+/// hears nothing stops its tasks), yet they keep their tasks running: they heartbeat on a
+/// second connection meanwhile. No task that stayed reports any status after the kill.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_rebalance_does_not_stop_the_survivors_tasks() -> anyhow::Result<()> {
+    let broker = test_support::TestBroker::start().await?;
+    let bootstrap = broker.bootstrap();
+    let dir = tempfile::tempdir()?;
+    common::create_topic(&bootstrap, "t-k", 3).await;
+    let w1 = ClusterWorker::start(config(&bootstrap, dir.path())).await?;
+    let w2 = ClusterWorker::start(config(&bootstrap, dir.path())).await?;
+    let w3 = ClusterWorker::start(config(&bootstrap, dir.path())).await?;
+    wait_group(&bootstrap, 3).await;
+    let (code, body) = w1
+        .post(
+            "/connectors",
+            &json!({"name": "k", "config": {
+                "connector.class": "FileStreamSink", "tasks.max": "3",
+                "value.converter": "org.apache.kafka.connect.storage.StringConverter",
+                "topics": "t-k", "file": dir.path().join("k.txt")}}),
+        )
+        .await;
+    assert_eq!(code, 201, "{body}");
+    let before = wait_owners_of(&w1, "k", |o| {
+        o.len() == 3 && o.values().collect::<BTreeSet<_>>().len() == 3
+    })
+    .await;
+    let killed = w3.id.clone();
+    let killed_ms = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis(),
+    )?;
+    w3.kill();
+    let w4 = ClusterWorker::start(config(&bootstrap, dir.path())).await?;
+    wait_owners_of(&w1, "k", |o| o.values().all(|id| *id != killed)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let records = status_records(&bootstrap).await;
+    for ((_, id), owner) in before.iter().filter(|(_, o)| **o != killed) {
+        let key = format!("status-task-k-{id}");
+        let after: Vec<&StatusRecord> = records
+            .iter()
+            .filter(|r| r.key == key && r.at_ms >= killed_ms)
+            .collect();
+        assert!(
+            after.is_empty(),
+            "task {id} of {owner} changed state during the rebalance: {after:?}"
+        );
+    }
+    for w in [w1, w2, w4] {
+        w.stop().await;
+    }
+    Ok(())
+}

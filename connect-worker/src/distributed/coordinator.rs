@@ -21,7 +21,9 @@
 //! request it received from it; so a member whose last answered request was sent at `t` stops
 //! everything at `t + session.timeout.ms × 2/3` ([`CoordinatorConfig::lost_after`]) unless
 //! another answer arrived, leaving a third of the session timeout for its tasks to stop before
-//! the coordinator can evict it and the leader hand its work to another worker.
+//! the coordinator can evict it and the leader hand its work to another worker. While a round
+//! runs (a JoinGroup may wait for other members well beyond the session timeout) the member
+//! heartbeats on a second connection, whose answers count as well.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,7 +35,7 @@ use tokio::time::Instant;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::assignor::{self, LeaderState, Work};
-use super::client::{codes, GroupError, GroupMember};
+use super::client::{codes, GroupError, GroupMember, SideChannel};
 use super::protocol::{self, ConnectProtocol, WorkerState};
 
 /// The config snapshot the leader assigns from: the config topic offset it was read to and
@@ -81,6 +83,47 @@ impl CoordinatorConfig {
     async fn unfrozen(&self) {
         while self.freeze.load(Ordering::Relaxed) {
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Returns when the session may have expired while a round runs: keeps heartbeating on a
+/// side channel (the round's JoinGroup may wait for other members far longer than the session
+/// timeout, during which the coordinator keeps this member), each answer that shows the
+/// coordinator counted the heartbeat moving `last_ok` on; never returns when nothing runs.
+async fn keep_alive(
+    config: &CoordinatorConfig,
+    mut side: Option<SideChannel>,
+    last_ok: &parking_lot::Mutex<Instant>,
+    running: &BTreeSet<Work>,
+) {
+    if running.is_empty() {
+        std::future::pending::<()>().await;
+    }
+    let limit = config.lost_after();
+    loop {
+        let expiry = *last_ok.lock() + limit;
+        tokio::select! {
+            _ = tokio::time::sleep_until(expiry) => return,
+            _ = tokio::time::sleep(config.heartbeat_every()) => {}
+        }
+        let Some(channel) = side.as_mut() else {
+            continue;
+        };
+        if config.freeze.load(Ordering::Relaxed) {
+            continue;
+        }
+        let sent = Instant::now();
+        let expiry = *last_ok.lock() + limit;
+        match tokio::time::timeout_at(expiry, channel.heartbeat()).await {
+            Err(_) => return,
+            Ok(Ok(())) => *last_ok.lock() = sent,
+            Ok(Err(e)) if e.code() == Some(codes::REBALANCE_IN_PROGRESS) => {
+                *last_ok.lock() = sent;
+            }
+            // Another generation by now (the round is ending) or the channel broke: the
+            // round's own answers count from here.
+            Ok(Err(_)) => side = None,
         }
     }
 }
@@ -160,9 +203,15 @@ pub async fn run(
             // config change that moves no work, such as a pause, does not).
             let round_work = snapshot.borrow().work.clone();
             let sent = Instant::now();
+            let side = if running.is_empty() || member.member_id().is_empty() {
+                None
+            } else {
+                member.side_channel().await.ok()
+            };
+            let alive = parking_lot::Mutex::new(last_ok);
             let result = tokio::select! {
                 r = round(&config, &mut member, &mut leader_state, &snapshot, &running) => r,
-                _ = session_expiry(last_ok, limit, &running) => {
+                _ = keep_alive(&config, side, &alive, &running) => {
                     if !stop_all_lost(&events, &mut running, limit).await {
                         return;
                     }
@@ -173,13 +222,14 @@ pub async fn run(
                     return;
                 }
             };
+            last_ok = alive.into_inner();
             let (gen, a) = match result {
                 Ok(x) => {
-                    last_ok = sent;
+                    last_ok = last_ok.max(sent);
                     x
                 }
                 Err(e) if rejoin_now(&e) => {
-                    last_ok = sent;
+                    last_ok = last_ok.max(sent);
                     continue;
                 }
                 Err(e) => {
@@ -193,6 +243,37 @@ pub async fn run(
                     continue 'connect;
                 }
             };
+            // When the coordinator last counted this member is unknown after a round whose
+            // JoinGroup waited long (it restarts the session when the join completes): one
+            // heartbeat answered now says. REBALANCE_IN_PROGRESS counts too; the heartbeat loop
+            // rejoins after the assignment is applied.
+            let sent = Instant::now();
+            let beat = tokio::select! {
+                r = async {
+                    config.unfrozen().await;
+                    member.heartbeat().await
+                } => r,
+                _ = session_expiry(last_ok, limit, &running) => {
+                    if !stop_all_lost(&events, &mut running, limit).await {
+                        return;
+                    }
+                    continue 'connect;
+                }
+            };
+            match beat {
+                Ok(()) => last_ok = sent,
+                Err(e) if rejoin_now(&e) => last_ok = sent,
+                Err(e) => {
+                    tracing::warn!(error = %e, "heartbeat after a rebalance failed");
+                    if !running.is_empty()
+                        && !apply(&events, -1, "", -1, BTreeSet::new(), running.clone()).await
+                    {
+                        return;
+                    }
+                    running.clear();
+                    continue 'connect;
+                }
+            }
             if a.error == protocol::CONFIG_MISMATCH {
                 // The leader could not read the configs some member has: try again shortly.
                 tokio::time::sleep(Duration::from_millis(100)).await;
