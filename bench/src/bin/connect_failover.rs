@@ -587,7 +587,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let dir = dir.canonicalize()?;
     let kafka = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let bootstrap = kafka.local_addr()?.to_string();
-    let mut config = broker::Config::for_data_dir(&dir.join("broker"));
+    let mut config = broker::Config::for_data_dir(dir.join("broker"));
     config.group_min_session_timeout_ms = 1_000;
     let listeners = broker::Listeners {
         kafka,
