@@ -25,7 +25,7 @@ use crate::converters;
 use crate::distributed::assignor::Work;
 use crate::distributed::coordinator::AssignmentEvent;
 use crate::error::{chain, ConnectError, Result};
-use crate::storage::{ConfigStore, ConfigView, StoredConnector, TargetState};
+use crate::storage::{ConfigStore, ConfigView, RestartRequest, StoredConnector, TargetState};
 use crate::worker::sink_runner::SinkRun;
 use crate::worker::source_runner::SourceRun;
 use crate::worker::status::{connector_key, task_key};
@@ -60,6 +60,8 @@ pub struct Herder {
     leader_url: Mutex<Option<String>>,
     /// This worker's advertised REST URL.
     url: String,
+    /// The offset of the newest restart request acted on.
+    restarts_seen: Mutex<i64>,
 }
 
 /// The result of validating a config: the plugin and every problem found.
@@ -80,6 +82,7 @@ impl Herder {
             assigned: Mutex::new(BTreeSet::new()),
             leader_url: Mutex::new(None),
             url: url.to_string(),
+            restarts_seen: Mutex::new(-1),
         }
     }
 
@@ -158,6 +161,7 @@ impl Herder {
             "assignment applied"
         );
         let _ = ev.applied.send(());
+        self.process_restarts(&view).await;
     }
 
     /// Starts the tasks of `rt` this worker owns and does not run (only `only`, if given).
@@ -181,6 +185,121 @@ impl Herder {
     pub async fn apply_view(&self, view: ConfigView) {
         let mut all = self.connectors.lock().await;
         self.reconcile(&mut all, &view);
+        drop(all);
+        self.process_restarts(&view).await;
+    }
+
+    /// Acts on the restart requests of `view` not yet seen (KIP-745, as Kafka's
+    /// `DistributedHerder::processRestartRequests`): the leader, which runs the connectors'
+    /// own instances here, restarts the connector; every worker restarts the tasks it owns
+    /// that the request names, each reported RESTARTING first. Each worker decides from the
+    /// statuses it knows when it reads the request, as Kafka's do.
+    async fn process_restarts(&self, view: &ConfigView) {
+        let fresh: Vec<RestartRequest> = {
+            let mut seen = self.restarts_seen.lock();
+            let fresh = view
+                .restarts
+                .iter()
+                .filter(|r| r.offset > *seen)
+                .cloned()
+                .collect();
+            if let Some(last) = view.restarts.last() {
+                *seen = (*seen).max(last.offset);
+            }
+            fresh
+        };
+        for r in fresh {
+            tracing::info!(connector = %r.connector, task = ?r.task, include_tasks = r.include_tasks, only_failed = r.only_failed, "restart request");
+            self.act_on_restart(&r).await;
+        }
+    }
+
+    /// The state `key` has as this worker knows it (another worker's from the status topic).
+    fn state_of(&self, key: &str) -> String {
+        self.ctx.status.to_json(key, None)["state"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    async fn act_on_restart(&self, r: &RestartRequest) {
+        let name = r.connector.as_str();
+        let failed = State::Failed.as_str();
+        if r.task.is_none()
+            && self.forward_to().is_none()
+            && (!r.only_failed || self.state_of(&connector_key(name)) == failed)
+        {
+            if let Err(e) = self.restart_connector_instance(name).await {
+                tracing::warn!(connector = %name, error = %e, "restarting the connector");
+            }
+        }
+        if !r.include_tasks {
+            return;
+        }
+        let mut all = self.connectors.lock().await;
+        let Ok(rt) = runtime_mut(&mut all, name) else {
+            return;
+        };
+        if rt.target == TargetState::Stopped {
+            return;
+        }
+        for id in 0..rt.task_configs.len() {
+            if r.task.is_some_and(|t| t != id) || !self.owns(name, id) {
+                continue;
+            }
+            if r.only_failed && self.state_of(&task_key(name, id)) != failed {
+                continue;
+            }
+            self.restart_owned_task(name, rt, id).await;
+        }
+    }
+
+    /// Restarts a task this worker owns, reported RESTARTING first.
+    async fn restart_owned_task(&self, name: &str, rt: &mut ConnectorRuntime, id: usize) {
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst);
+        self.ctx
+            .status
+            .set(&task_key(name, id), State::Restarting, None, generation);
+        self.restart_task_locked(name, rt, id).await;
+    }
+
+    /// Restarts the connector's own instance (Kafka's plain `POST /connectors/{name}/restart`):
+    /// its task configs are computed again; its tasks restart only if those changed (or the
+    /// connector failed and had none).
+    async fn restart_connector_instance(&self, name: &str) -> Result<()> {
+        let (config, plugin, target) = self.snapshot(name).await?;
+        if target == TargetState::Stopped {
+            return Ok(());
+        }
+        let g = self.generation.fetch_add(1, Ordering::SeqCst);
+        self.ctx
+            .status
+            .set(&connector_key(name), State::Restarting, None, g);
+        let tasks = self.plan_tasks(&config, &plugin).await;
+        let mut all = self.connectors.lock().await;
+        let rt = runtime_mut(&mut all, name)?;
+        if rt.config != config || rt.target == TargetState::Stopped {
+            // Changed meanwhile: whoever changed it started it anew.
+            return Ok(());
+        }
+        match &tasks {
+            Ok(t) if *t == rt.task_configs && !t.is_empty() => {
+                let g = self.generation.fetch_add(1, Ordering::SeqCst);
+                let state = if rt.target == TargetState::Paused {
+                    State::Paused
+                } else {
+                    State::Running
+                };
+                self.ctx.status.set(&connector_key(name), state, None, g);
+            }
+            _ => {
+                self.stop_tasks(name, rt).await;
+                self.start_connector(name, rt, true, Some((config, tasks)))
+                    .await;
+            }
+        }
+        tracing::info!(connector = %name, "connector restarted");
+        Ok(())
     }
 
     fn reconcile_skip(&self, view: &ConfigView) -> bool {
@@ -834,65 +953,55 @@ impl Herder {
         Ok(())
     }
 
-    /// `POST /connectors/{name}/restart`. Returns the status after the restart was initiated.
+    /// `POST /connectors/{name}/restart` (KIP-745). Without `include_tasks` and `only_failed`
+    /// the connector's instance is restarted here, at once (the leader runs it). Otherwise a
+    /// restart request is written to the config topic for every worker to act on (the owner of
+    /// each task restarts it, where it runs now) and the answer is the connector's status with
+    /// RESTARTING for what the request will restart, as Kafka's leader answers.
     pub async fn restart(
         &self,
         name: &str,
         include_tasks: bool,
         only_failed: bool,
     ) -> Result<Json> {
-        // Planned outside the lock in case the connector is restarted whole (a failed one
-        // typically is, and its database may still be down).
-        let whole = |rt: &ConnectorRuntime| {
-            let connector_failed = self
-                .ctx
-                .status
-                .get(&connector_key(name))
-                .is_some_and(|s| s.state == State::Failed);
-            connector_failed
-                || rt.task_configs.is_empty()
-                || (!only_failed && !include_tasks) && rt.tasks.iter().all(Option::is_none)
-        };
-        let planned = {
-            let mut all = self.connectors.lock().await;
-            let rt = runtime_mut(&mut all, name)?;
-            whole(rt).then(|| (rt.config.clone(), rt.plugin.clone()))
-        };
-        let plan = match planned {
-            Some((config, plugin)) => {
-                let tasks = self.plan_tasks(&config, &plugin).await;
-                Some((config, tasks))
-            }
-            None => None,
-        };
-        let mut all = self.connectors.lock().await;
-        let rt = runtime_mut(&mut all, name)?;
-        if whole(rt) {
-            self.stop_tasks(name, rt).await;
-            self.start_connector(name, rt, true, plan).await;
-        } else if include_tasks {
-            for id in 0..rt.task_configs.len() {
-                let failed = self
-                    .ctx
-                    .status
-                    .get(&task_key(name, id))
-                    .is_some_and(|s| s.state == State::Failed);
-                if only_failed && !failed {
-                    continue;
+        if !include_tasks && !only_failed {
+            self.restart_connector_instance(name).await?;
+            return self.status(name).await;
+        }
+        let mut status = self.status(name).await?;
+        self.store
+            .put_restart(name, include_tasks, only_failed)
+            .await?;
+        let failed = State::Failed.as_str();
+        let restarting = State::Restarting.as_str();
+        if !only_failed || status["connector"]["state"] == failed {
+            status["connector"]["state"] = restarting.into();
+        }
+        if include_tasks {
+            for t in status["tasks"].as_array_mut().into_iter().flatten() {
+                if !only_failed || t["state"] == failed {
+                    t["state"] = restarting.into();
                 }
-                self.restart_task_locked(name, rt, id).await;
             }
         }
-        Ok(self.status_json(name, rt))
+        Ok(status)
     }
 
+    /// `POST /connectors/{name}/tasks/{id}/restart`: restarted here if this worker runs it,
+    /// else a restart request for its owner is written to the config topic.
     pub async fn restart_task(&self, name: &str, id: usize) -> Result<()> {
-        let mut all = self.connectors.lock().await;
-        let rt = runtime_mut(&mut all, name)?;
-        if id >= rt.task_configs.len() || rt.target == TargetState::Stopped {
-            return Err(ConnectError::TaskNotFound(format!("{name}-{id}")));
+        {
+            let mut all = self.connectors.lock().await;
+            let rt = runtime_mut(&mut all, name)?;
+            if id >= rt.task_configs.len() || rt.target == TargetState::Stopped {
+                return Err(ConnectError::TaskNotFound(format!("{name}-{id}")));
+            }
+            if self.owns(name, id) {
+                self.restart_owned_task(name, rt, id).await;
+                return Ok(());
+            }
         }
-        self.restart_task_locked(name, rt, id).await;
+        self.store.put_task_restart(name, id).await?;
         Ok(())
     }
 

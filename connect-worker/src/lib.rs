@@ -157,6 +157,10 @@ pub struct Config {
     /// on a rebalance round (Kafka's `worker.sync.timeout.ms`).
     #[arg(long, env = "CONNECT_WORKER_SYNC_TIMEOUT_MS", default_value_t = 3_000)]
     pub worker_sync_timeout_ms: u64,
+    /// Test hook, not a flag: while set, the worker's requests to the group coordinator hang
+    /// as over a frozen connection (its producers and consumers are unaffected).
+    #[arg(skip)]
+    pub freeze_group: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Config {
@@ -183,6 +187,7 @@ impl Config {
             heartbeat_interval_ms: 3_000,
             rebalance_timeout_ms: 60_000,
             worker_sync_timeout_ms: 3_000,
+            freeze_group: Default::default(),
         }
     }
 }
@@ -272,6 +277,7 @@ pub async fn run(
             heartbeat_interval_ms: config.heartbeat_interval_ms,
             max_delay_ms: config.scheduled_rebalance_max_delay_ms,
             worker_sync_timeout_ms: config.worker_sync_timeout_ms,
+            freeze: config.freeze_group.clone(),
         },
         herder.clone(),
         view,

@@ -319,6 +319,7 @@ mod coordinated {
             heartbeat_interval_ms: 200,
             max_delay_ms: 0,
             worker_sync_timeout_ms: 1_000,
+            freeze: Default::default(),
         };
         let (events, mut rx) = mpsc::channel::<coordinator::AssignmentEvent>(4);
         let (stop, stopped) = watch::channel(false);

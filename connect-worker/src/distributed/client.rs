@@ -266,6 +266,17 @@ impl GroupMember {
         Ok(resp.assignment)
     }
 
+    /// A second connection to the coordinator, to heartbeat on while this member waits in a
+    /// JoinGroup or SyncGroup on its own.
+    pub async fn side_channel(&self) -> Result<SideChannel, GroupError> {
+        Ok(SideChannel {
+            conn: Connection::connect(&self.conn.addr, self.conn.timeout).await?,
+            group_id: self.group_id.clone(),
+            member_id: self.member_id.clone(),
+            generation_id: self.generation_id,
+        })
+    }
+
     /// Heartbeat; REBALANCE_IN_PROGRESS (the caller must rejoin) comes back as its error code.
     pub async fn heartbeat(&mut self) -> Result<(), GroupError> {
         let req = HeartbeatRequest::default()
@@ -295,6 +306,30 @@ impl GroupMember {
         self.member_id.clear();
         self.generation_id = -1;
         check(ApiKey::LeaveGroup, resp.error_code, None)
+    }
+}
+
+/// Heartbeats of a member on a connection of their own, as the member was when it was opened
+/// (the coordinator answers REBALANCE_IN_PROGRESS while a rebalance waits for members, and
+/// counts the heartbeat).
+pub struct SideChannel {
+    conn: Connection,
+    group_id: String,
+    member_id: String,
+    generation_id: i32,
+}
+
+impl SideChannel {
+    pub async fn heartbeat(&mut self) -> Result<(), GroupError> {
+        let req = HeartbeatRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(self.group_id.clone())))
+            .with_generation_id(self.generation_id)
+            .with_member_id(StrBytes::from_string(self.member_id.clone()));
+        let resp = self
+            .conn
+            .call(ApiKey::Heartbeat, req, HEARTBEAT_VERSION, None)
+            .await?;
+        check(ApiKey::Heartbeat, resp.error_code, None)
     }
 }
 

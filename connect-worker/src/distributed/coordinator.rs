@@ -13,14 +13,29 @@
 //! still running elsewhere. A member that loses the group (session expired, coordinator
 //! unreachable) revokes everything it runs before it joins again, as Kafka's worker does when
 //! its generation is reset: another worker may already run it.
+//!
+//! A member cut off from the coordinator without an error (a frozen connection: requests
+//! neither answered nor refused) must not keep running its tasks once the group may have given
+//! them to another worker, or with exactly-once source support off a source task would run on
+//! two workers at once. The coordinator evicts a member `session.timeout.ms` after the last
+//! request it received from it; so a member whose last answered request was sent at `t` stops
+//! everything at `t + session.timeout.ms × 2/3` ([`CoordinatorConfig::lost_after`]) unless
+//! another answer arrived, leaving a third of the session timeout for its tasks to stop before
+//! the coordinator can evict it and the leader hand its work to another worker. While a round
+//! runs (a JoinGroup may wait for other members well beyond the session timeout) the member
+//! heartbeats on a second connection, whose answers count as well.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::assignor::{self, LeaderState, Work};
-use super::client::{codes, GroupError, GroupMember};
+use super::client::{codes, GroupError, GroupMember, SideChannel};
 use super::protocol::{self, ConnectProtocol, WorkerState};
 
 /// The config snapshot the leader assigns from: the config topic offset it was read to and
@@ -46,6 +61,79 @@ pub struct CoordinatorConfig {
     /// the offset an assignment names (and a leader to the members' newest) before it gives
     /// up on the round and rejoins.
     pub worker_sync_timeout_ms: u64,
+    /// Test hook: while set, every request to the group coordinator hangs, as over a frozen
+    /// connection (the worker's other Kafka clients are unaffected).
+    pub freeze: Arc<AtomicBool>,
+}
+
+impl CoordinatorConfig {
+    /// How long after sending its last answered request a member stops all its tasks: two
+    /// thirds of the session timeout.
+    pub fn lost_after(&self) -> Duration {
+        Duration::from_millis(u64::try_from(self.session_timeout_ms).unwrap_or(0) * 2 / 3)
+    }
+
+    /// The time between heartbeats: `heartbeat.interval.ms`, but at most half of
+    /// [`Self::lost_after`], so one heartbeat late does not stop the tasks.
+    fn heartbeat_every(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_interval_ms).min(self.lost_after() / 2)
+    }
+
+    /// Waits while the test hook freezes the group connection.
+    async fn unfrozen(&self) {
+        while self.freeze.load(Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Returns when the session may have expired while a round runs: keeps heartbeating on a
+/// side channel (the round's JoinGroup may wait for other members far longer than the session
+/// timeout, during which the coordinator keeps this member), each answer that shows the
+/// coordinator counted the heartbeat moving `last_ok` on; never returns when nothing runs.
+async fn keep_alive(
+    config: &CoordinatorConfig,
+    mut side: Option<SideChannel>,
+    last_ok: &parking_lot::Mutex<Instant>,
+    running: &BTreeSet<Work>,
+) {
+    if running.is_empty() {
+        std::future::pending::<()>().await;
+    }
+    let limit = config.lost_after();
+    loop {
+        let expiry = *last_ok.lock() + limit;
+        tokio::select! {
+            _ = tokio::time::sleep_until(expiry) => return,
+            _ = tokio::time::sleep(config.heartbeat_every()) => {}
+        }
+        let Some(channel) = side.as_mut() else {
+            continue;
+        };
+        if config.freeze.load(Ordering::Relaxed) {
+            continue;
+        }
+        let sent = Instant::now();
+        let expiry = *last_ok.lock() + limit;
+        match tokio::time::timeout_at(expiry, channel.heartbeat()).await {
+            Err(_) => return,
+            Ok(Ok(())) => *last_ok.lock() = sent,
+            Ok(Err(e)) if e.code() == Some(codes::REBALANCE_IN_PROGRESS) => {
+                *last_ok.lock() = sent;
+            }
+            // Another generation by now (the round is ending) or the channel broke: the
+            // round's own answers count from here.
+            Ok(Err(_)) => side = None,
+        }
+    }
+}
+
+/// Sleeps until `last_ok + limit` when something runs (else forever).
+async fn session_expiry(last_ok: Instant, limit: Duration, running: &BTreeSet<Work>) {
+    if running.is_empty() {
+        std::future::pending::<()>().await;
+    }
+    tokio::time::sleep_until(last_ok + limit).await;
 }
 
 /// One assignment for the herder to apply.
@@ -76,6 +164,10 @@ pub async fn run(
         if *shutdown.borrow() {
             return;
         }
+        tokio::select! {
+            _ = config.unfrozen() => {}
+            _ = shutdown.changed() => return,
+        }
         let mut member = match GroupMember::connect(
             &config.bootstrap,
             &config.group_id,
@@ -102,21 +194,44 @@ pub async fn run(
             return;
         }
         running.clear();
+        let limit = config.lost_after();
+        // When the last answered request to the coordinator was sent.
+        let mut last_ok = Instant::now();
 
         loop {
             // The work the round assigns from: only a change of it calls for a new round (a
             // config change that moves no work, such as a pause, does not).
             let round_work = snapshot.borrow().work.clone();
+            let sent = Instant::now();
+            let side = if running.is_empty() || member.member_id().is_empty() {
+                None
+            } else {
+                member.side_channel().await.ok()
+            };
+            let alive = parking_lot::Mutex::new(last_ok);
             let result = tokio::select! {
                 r = round(&config, &mut member, &mut leader_state, &snapshot, &running) => r,
+                _ = keep_alive(&config, side, &alive, &running) => {
+                    if !stop_all_lost(&events, &mut running, limit).await {
+                        return;
+                    }
+                    continue 'connect;
+                }
                 _ = shutdown.changed() => {
                     let _ = member.leave().await;
                     return;
                 }
             };
+            last_ok = alive.into_inner();
             let (gen, a) = match result {
-                Ok(x) => x,
-                Err(e) if rejoin_now(&e) => continue,
+                Ok(x) => {
+                    last_ok = last_ok.max(sent);
+                    x
+                }
+                Err(e) if rejoin_now(&e) => {
+                    last_ok = last_ok.max(sent);
+                    continue;
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "group membership lost");
                     if !running.is_empty()
@@ -128,6 +243,37 @@ pub async fn run(
                     continue 'connect;
                 }
             };
+            // When the coordinator last counted this member is unknown after a round whose
+            // JoinGroup waited long (it restarts the session when the join completes): one
+            // heartbeat answered now says. REBALANCE_IN_PROGRESS counts too; the heartbeat loop
+            // rejoins after the assignment is applied.
+            let sent = Instant::now();
+            let beat = tokio::select! {
+                r = async {
+                    config.unfrozen().await;
+                    member.heartbeat().await
+                } => r,
+                _ = session_expiry(last_ok, limit, &running) => {
+                    if !stop_all_lost(&events, &mut running, limit).await {
+                        return;
+                    }
+                    continue 'connect;
+                }
+            };
+            match beat {
+                Ok(()) => last_ok = sent,
+                Err(e) if rejoin_now(&e) => last_ok = sent,
+                Err(e) => {
+                    tracing::warn!(error = %e, "heartbeat after a rebalance failed");
+                    if !running.is_empty()
+                        && !apply(&events, -1, "", -1, BTreeSet::new(), running.clone()).await
+                    {
+                        return;
+                    }
+                    running.clear();
+                    continue 'connect;
+                }
+            }
             if a.error == protocol::CONFIG_MISMATCH {
                 // The leader could not read the configs some member has: try again shortly.
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -157,7 +303,8 @@ pub async fn run(
                 if !apply_heartbeating(
                     &events,
                     &mut member,
-                    config.heartbeat_interval_ms,
+                    &config,
+                    &mut last_ok,
                     AssignmentParts {
                         generation_id: gen,
                         leader_url: &a.leader_url,
@@ -196,7 +343,7 @@ pub async fn run(
                     .map(|d| d.saturating_duration_since(tokio::time::Instant::now()))
                     .unwrap_or(Duration::MAX);
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(config.heartbeat_interval_ms)) => {}
+                    _ = tokio::time::sleep(config.heartbeat_every()) => {}
                     _ = tokio::time::sleep(until_due), if deadline.is_some() => break,
                     r = snapshot.changed() => {
                         if r.is_err() {
@@ -213,9 +360,25 @@ pub async fn run(
                         return;
                     }
                 }
-                match member.heartbeat().await {
-                    Ok(()) => {}
-                    Err(e) if rejoin_now(&e) => break,
+                let sent = Instant::now();
+                let beat = tokio::select! {
+                    r = async {
+                        config.unfrozen().await;
+                        member.heartbeat().await
+                    } => r,
+                    _ = session_expiry(last_ok, limit, &running) => {
+                        if !stop_all_lost(&events, &mut running, limit).await {
+                            return;
+                        }
+                        continue 'connect;
+                    }
+                };
+                match beat {
+                    Ok(()) => last_ok = sent,
+                    Err(e) if rejoin_now(&e) => {
+                        last_ok = sent;
+                        break;
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "heartbeat failed");
                         if !running.is_empty()
@@ -230,6 +393,23 @@ pub async fn run(
             }
         }
     }
+}
+
+/// Stops everything this member runs because its session may have expired; false when the
+/// herder is gone.
+async fn stop_all_lost(
+    events: &mpsc::Sender<AssignmentEvent>,
+    running: &mut BTreeSet<Work>,
+    limit: Duration,
+) -> bool {
+    tracing::warn!(
+        ?limit,
+        tasks = running.len(),
+        "no answer from the group coordinator within two thirds of the session timeout: the \
+         session may expire and the group give this worker's work to another; stopping all tasks"
+    );
+    let all = std::mem::take(running);
+    apply(events, -1, "", -1, BTreeSet::new(), all).await
 }
 
 /// Waits until the snapshot is read to `offset`, at most `timeout_ms`.
@@ -264,7 +444,8 @@ struct AssignmentParts<'a> {
 async fn apply_heartbeating(
     events: &mpsc::Sender<AssignmentEvent>,
     member: &mut GroupMember,
-    heartbeat_interval_ms: u64,
+    config: &CoordinatorConfig,
+    last_ok: &mut Instant,
     parts: AssignmentParts<'_>,
 ) -> bool {
     let (tx, mut rx) = oneshot::channel();
@@ -282,9 +463,14 @@ async fn apply_heartbeating(
     loop {
         tokio::select! {
             r = &mut rx => return r.is_ok(),
-            _ = tokio::time::sleep(Duration::from_millis(heartbeat_interval_ms)) => {
-                if let Err(e) = member.heartbeat().await {
-                    tracing::debug!(error = %e, "heartbeat while applying an assignment");
+            _ = tokio::time::sleep(config.heartbeat_every()) => {
+                if config.freeze.load(Ordering::Relaxed) {
+                    continue;
+                }
+                let sent = Instant::now();
+                match member.heartbeat().await {
+                    Ok(()) => *last_ok = sent,
+                    Err(e) => tracing::debug!(error = %e, "heartbeat while applying an assignment"),
                 }
             }
         }
@@ -320,6 +506,7 @@ async fn round(
     snapshot: &watch::Receiver<Snapshot>,
     running: &BTreeSet<Work>,
 ) -> Result<(i32, protocol::Assignment), GroupError> {
+    config.unfrozen().await;
     let mut snap = snapshot.borrow().clone();
     let me = WorkerState {
         url: config.url.clone(),

@@ -1,7 +1,10 @@
 //! The config topic (`connect-configs`), in Kafka Connect's record format:
 //! `connector-<name>` → `{"properties":{...}}` (null when deleted),
 //! `target-state-<name>` → `{"state":"STARTED|PAUSED|STOPPED"}`,
-//! `task-<name>-<n>` → `{"properties":{...}}` and `commit-<name>` → `{"tasks":N}`.
+//! `task-<name>-<n>` → `{"properties":{...}}` and `commit-<name>` → `{"tasks":N}`; restart
+//! requests (KIP-745) as `restart-connector-<name>` → `{"include-tasks":B,"only-failed":B}`, and
+//! ours of one task as `restart-task-<name>-<n>` → `{}` (Kafka forwards a task restart to its
+//! owner over REST instead; its workers log and skip this key).
 //!
 //! Every worker of a group follows the topic ([`ConfigStore::tail`]); task configs take effect
 //! at their commit record, so an update is seen whole or not at all.
@@ -63,7 +66,28 @@ pub struct ConfigView {
     pub offset: i64,
     /// Connectors in creation order.
     pub connectors: Vec<(String, StoredConnector)>,
+    /// The newest restart requests read since this worker started following the topic (older
+    /// ones, replayed at start-up, were acted on by the workers of their time), oldest first.
+    pub restarts: Vec<RestartRequest>,
 }
+
+/// A restart request record (`POST /connectors/{name}/restart` with query parameters, or
+/// `POST /connectors/{name}/tasks/{id}/restart`), written by the leader; every worker reads it
+/// and restarts what it runs of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestartRequest {
+    /// The record's offset: each request is acted on once.
+    pub offset: i64,
+    pub connector: String,
+    /// `Some(id)`: only that task (and not the connector).
+    pub task: Option<usize>,
+    pub include_tasks: bool,
+    pub only_failed: bool,
+}
+
+/// Restart requests kept in the view (a worker applying views one at a time never falls this
+/// far behind).
+const RESTARTS_KEPT: usize = 256;
 
 /// The topic's records folded into connectors, one record at a time.
 #[derive(Debug, Default)]
@@ -74,13 +98,24 @@ struct ConfigState {
     /// Task configs as written, applied at their connector's commit record.
     pending: BTreeMap<String, BTreeMap<usize, Config>>,
     tasks: BTreeMap<String, Vec<Config>>,
+    restarts: std::collections::VecDeque<RestartRequest>,
 }
 
 impl ConfigState {
-    fn apply(&mut self, key: &[u8], value: Option<&[u8]>) {
+    /// Folds one record in; `live` (read after start-up) restart requests are kept, at `offset`.
+    fn apply(&mut self, key: &[u8], value: Option<&[u8]>, live: Option<i64>) {
         let key = String::from_utf8_lossy(key).into_owned();
         let value: Option<Json> = value.and_then(|v| serde_json::from_slice(v).ok());
-        if let Some(name) = key.strip_prefix("connector-") {
+        if let Some(rest) = key.strip_prefix("restart-") {
+            if let (Some(offset), Some(v)) = (live, value.as_ref()) {
+                if let Some(req) = restart_request(offset, rest, v) {
+                    if self.restarts.len() == RESTARTS_KEPT {
+                        self.restarts.pop_front();
+                    }
+                    self.restarts.push_back(req);
+                }
+            }
+        } else if let Some(name) = key.strip_prefix("connector-") {
             match value.as_ref().and_then(props) {
                 Some(c) => {
                     if !self.order.iter().any(|n| n == name) {
@@ -169,7 +204,8 @@ fn tail_loop(
         loop {
             match consumer.poll(wait) {
                 Some(Ok(m)) => {
-                    state.apply(m.key().unwrap_or_default(), m.payload());
+                    let live = (m.offset() >= end).then_some(m.offset());
+                    state.apply(m.key().unwrap_or_default(), m.payload(), live);
                     next = m.offset() + 1;
                     read_any = true;
                     wait = std::time::Duration::ZERO;
@@ -197,9 +233,32 @@ fn tail_loop(
             tx.send_replace(ConfigView {
                 offset,
                 connectors: state.connectors(),
+                restarts: state.restarts.iter().cloned().collect(),
             });
         }
     }
+}
+
+/// A restart request from the rest of its key (after `restart-`) and its value.
+fn restart_request(offset: i64, key: &str, v: &Json) -> Option<RestartRequest> {
+    let flag = |k: &str| v.get(k).and_then(Json::as_bool).unwrap_or(false);
+    if let Some(name) = key.strip_prefix("connector-") {
+        return Some(RestartRequest {
+            offset,
+            connector: name.to_string(),
+            task: None,
+            include_tasks: flag("include-tasks"),
+            only_failed: flag("only-failed"),
+        });
+    }
+    let (name, id) = key.strip_prefix("task-")?.rsplit_once('-')?;
+    Some(RestartRequest {
+        offset,
+        connector: name.to_string(),
+        task: Some(id.parse().ok()?),
+        include_tasks: true,
+        only_failed: false,
+    })
 }
 
 fn props(v: &Json) -> Option<Config> {
@@ -236,7 +295,7 @@ impl ConfigStore {
         let records = tokio::task::spawn_blocking(move || kafka::read_to_end(&b, &t)).await??;
         let mut state = ConfigState::default();
         for (key, value) in records {
-            state.apply(&key, value.as_deref());
+            state.apply(&key, value.as_deref(), None);
         }
         Ok(state.connectors())
     }
@@ -256,7 +315,7 @@ impl ConfigStore {
         let end = ends.get(&0).copied().unwrap_or(0);
         let (tx, mut rx) = watch::channel(ConfigView {
             offset: -1,
-            connectors: Vec::new(),
+            ..ConfigView::default()
         });
         let topic = self.topic.clone();
         std::thread::Builder::new()
@@ -326,6 +385,26 @@ impl ConfigStore {
             Some(json!({"tasks": tasks.len()})),
         )
         .await
+    }
+
+    /// A restart request of the connector (KIP-745's record) for every worker to act on.
+    pub async fn put_restart(
+        &self,
+        name: &str,
+        include_tasks: bool,
+        only_failed: bool,
+    ) -> Result<(), StorageError> {
+        self.put(
+            &format!("restart-connector-{name}"),
+            Some(json!({"include-tasks": include_tasks, "only-failed": only_failed})),
+        )
+        .await
+    }
+
+    /// A restart request of one task, for its owner to act on.
+    pub async fn put_task_restart(&self, name: &str, id: usize) -> Result<(), StorageError> {
+        self.put(&format!("restart-task-{name}-{id}"), Some(json!({})))
+            .await
     }
 
     pub async fn delete_connector(

@@ -12,7 +12,7 @@ pub mod kafka;
 pub mod offset_topic;
 pub mod status_topic;
 
-pub use config_topic::{ConfigStore, ConfigView, StoredConnector, TargetState};
+pub use config_topic::{ConfigStore, ConfigView, RestartRequest, StoredConnector, TargetState};
 pub use offset_topic::OffsetStore;
 pub use status_topic::StatusStore;
 
