@@ -599,17 +599,18 @@ impl JdbcSinkTask {
             .map_err(classify)?;
         let columns = self.load_columns(OFFSETS_TABLE).await?.unwrap_or_default();
         if !columns.contains("target_table") {
-            if let Err(e) = sqlx::query(OFFSETS_ADD_TARGET_TABLE)
-                .execute(&self.pool)
-                .await
-            {
-                // Another task (or the services' migration) may have added it meanwhile.
-                if !e.to_string().contains("Duplicate column") {
-                    return Err(classify(e));
-                }
-            }
+            self.add_column(OFFSETS_ADD_TARGET_TABLE).await?;
         }
         Ok(())
+    }
+
+    /// Runs an `ALTER TABLE ... ADD COLUMN`; a column that exists by now is no error (another
+    /// task, or the services' migration, may have added it meanwhile).
+    async fn add_column(&self, ddl: &str) -> Result<(), WriteError> {
+        match sqlx::query(ddl).execute(&self.pool).await {
+            Err(e) if !e.to_string().contains("Duplicate column") => Err(classify(e)),
+            _ => Ok(()),
+        }
     }
 
     async fn load_columns(&self, table: &str) -> Result<Option<HashSet<String>>, WriteError> {
@@ -718,12 +719,7 @@ impl JdbcSinkTask {
                     quote(n)
                 );
                 tracing::info!(table = %row.table, column = %n, "adding column");
-                if let Err(e) = sqlx::query(&ddl).execute(&self.pool).await {
-                    // Another task may have added it meanwhile.
-                    if !e.to_string().contains("Duplicate column") {
-                        return Err(classify(e));
-                    }
-                }
+                self.add_column(&ddl).await?;
                 have.insert(n.to_lowercase());
             }
         }
