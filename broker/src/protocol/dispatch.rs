@@ -12,7 +12,6 @@
 //! connection, so a client that disconnects during a long poll frees everything at once.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -22,6 +21,7 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 
 use super::frame::{encode_response, error_frame};
+use super::Session;
 use super::{legacy, versions};
 use crate::api;
 use crate::broker::{Advertised, Broker};
@@ -92,12 +92,7 @@ where
 /// Handles one request frame (without its length prefix), counting it in the broker's metrics:
 /// requests per API and version, the time until each response is ready, and errors (requests
 /// that close their connection).
-pub async fn dispatch(
-    broker: &Arc<Broker>,
-    peer: SocketAddr,
-    advertised: &Advertised,
-    frame: Bytes,
-) -> Outcome {
+pub async fn dispatch(broker: &Arc<Broker>, session: &Session, frame: Bytes) -> Outcome {
     let started = std::time::Instant::now();
     let api = frame
         .get(..4)
@@ -108,7 +103,7 @@ pub async fn dispatch(
             )
         })
         .and_then(|(key, version)| Some((key?, version)));
-    let outcome = handle_frame(broker, peer, advertised, frame).await;
+    let outcome = handle_frame(broker, session, frame).await;
     let Some((key, version)) = api else {
         broker.metrics.error("unknown", "UNKNOWN_API_KEY");
         return outcome;
@@ -156,12 +151,9 @@ fn api_name(key: ApiKey) -> &'static str {
         .map_or("unknown", String::as_str)
 }
 
-async fn handle_frame(
-    broker: &Arc<Broker>,
-    peer: SocketAddr,
-    advertised: &Advertised,
-    mut frame: Bytes,
-) -> Outcome {
+async fn handle_frame(broker: &Arc<Broker>, session: &Session, mut frame: Bytes) -> Outcome {
+    let advertised: &Advertised = &session.advertised;
+    let peer = session.peer;
     let Some(prefix) = frame.get(..8) else {
         return Outcome::Close {
             last: None,

@@ -19,6 +19,7 @@ use proptest::prelude::*;
 
 use super::dispatch::{dispatch, Outcome};
 use super::versions::SUPPORTED;
+use super::Session;
 use crate::broker::{Advertised, Broker};
 use crate::config::Config;
 use crate::log::batch::builder::{BatchBuilder, Record};
@@ -70,7 +71,8 @@ impl Harness {
             .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
         let peer = SocketAddr::from(([127, 0, 0, 1], 40000));
         self.runtime.block_on(async {
-            let outcome = dispatch(&self.broker, peer, &self.advertised, Bytes::from(frame)).await;
+            let session = Session::plaintext(peer, Arc::new(self.advertised.clone()));
+            let outcome = dispatch(&self.broker, &session, Bytes::from(frame)).await;
             match outcome {
                 Outcome::Respond(pending) => {
                     // Must finish: it makes appended records durable and visible.
@@ -449,12 +451,13 @@ fn every_seed_request_is_answered() {
 fn every_legacy_seed_request_gets_an_answer() {
     let h = Harness::new();
     let peer = SocketAddr::from(([127, 0, 0, 1], 40000));
+    let session = Session::plaintext(peer, Arc::new(h.advertised.clone()));
     for &(key, min, max) in SUPPORTED {
         for version in (min..=max).filter(|&v| super::legacy::is_legacy(key, v)) {
             let f = frame(key, version, 9);
             assert!(body_len(key, version) > 0, "{key:?} v{version} has no seed");
             let answer = h.runtime.block_on(async {
-                match dispatch(&h.broker, peer, &h.advertised, Bytes::from(f)).await {
+                match dispatch(&h.broker, &session, Bytes::from(f)).await {
                     Outcome::Respond(p) | Outcome::Wait(p) => {
                         tokio::time::timeout(Duration::from_secs(10), p).await
                     }

@@ -5,6 +5,7 @@
 //! wire and it.
 
 pub mod plain;
+pub mod principal;
 pub mod scram;
 pub mod users;
 

@@ -43,8 +43,10 @@ use tokio_util::sync::CancellationToken;
 use super::Limits;
 use crate::broker::{Advertised, Broker};
 use crate::protocol::sasl::{SaslSession, FAILED_LOGIN_DELAY};
-use crate::protocol::{dispatch, Outcome};
+use crate::protocol::{dispatch, Outcome, Session};
+use crate::security::principal::KafkaPrincipal;
 use crate::security::users::Users;
+use crate::security::SecurityProtocol;
 
 /// Requests of one connection answered concurrently at most; the reader waits beyond that.
 pub const MAX_IN_FLIGHT: usize = 64;
@@ -163,8 +165,6 @@ pub async fn serve(
     ));
     let mut reader = Reader {
         broker: &broker,
-        peer,
-        advertised: &advertised,
         read: BufReader::with_capacity(READ_BUFFER, read),
         budget: limits.budget().cloned(),
         in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
@@ -174,6 +174,16 @@ pub async fn serve(
         shutdown: &shutdown,
         writer_done: &writer_done,
         tx,
+        session: Session {
+            peer,
+            advertised,
+            principal: KafkaPrincipal::anonymous(),
+            protocol: if sasl.is_some() {
+                SecurityProtocol::SaslPlaintext
+            } else {
+                SecurityProtocol::Plaintext
+            },
+        },
         sasl: sasl.map(SaslSession::new),
     };
     let end = reader.run().await;
@@ -208,8 +218,6 @@ pub async fn serve(
 
 struct Reader<'a> {
     broker: &'a Arc<Broker>,
-    peer: SocketAddr,
-    advertised: &'a Advertised,
     read: BufReader<OwnedReadHalf>,
     budget: Option<Arc<Semaphore>>,
     in_flight: Arc<Semaphore>,
@@ -219,6 +227,8 @@ struct Reader<'a> {
     shutdown: &'a CancellationToken,
     writer_done: &'a CancellationToken,
     tx: mpsc::UnboundedSender<Queued>,
+    /// Who is connected, from where, on which listener: handed to every request.
+    session: Session,
     /// On a SASL listener: the authentication, which must succeed before anything else.
     sasl: Option<SaslSession>,
 }
@@ -310,6 +320,10 @@ impl<'a> Reader<'a> {
         let mut auth_failed = false;
         let outcome = match unauthenticated.and_then(|s| s.handle(frame.clone())) {
             Some(outcome) => {
+                if let Some(user) = self.sasl.as_ref().and_then(SaslSession::principal) {
+                    // As Kafka's default principal builder: a SASL login names the principal.
+                    self.session.principal = KafkaPrincipal::user(user);
+                }
                 if self.sasl.as_ref().is_some_and(SaslSession::failed) {
                     auth_failed = true;
                     // Slows down password guessing; only this connection waits.
@@ -320,8 +334,9 @@ impl<'a> Reader<'a> {
                 }
                 outcome
             }
-            None => dispatch(self.broker, self.peer, self.advertised, frame).await,
+            None => dispatch(self.broker, &self.session, frame).await,
         };
+
         let queued: Queued = match outcome {
             Outcome::Respond(pending) => {
                 let task = tokio::spawn(pending);
