@@ -44,10 +44,10 @@ RUN find . -path ./vendor -prune -o \( -name '*.rs' -o -name '*.sql' -o -name Ca
       /target/release/order-service /target/release/user-service /target/release/console /out/
 
 FROM ${BASE_IMAGE}
-# The binaries link only libc, libgcc and zlib; curl is for the compose healthchecks.
+# The binaries link only libc, libgcc, zlib and OpenSSL (librdkafka's SSL and SCRAM); curl is for the compose healthchecks.
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      ca-certificates zlib1g curl \
+      ca-certificates zlib1g libssl3 curl \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 datasync \
  && useradd --system --uid 10001 --gid datasync --home-dir /var/lib/datasync --shell /usr/sbin/nologin datasync \

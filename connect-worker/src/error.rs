@@ -114,6 +114,15 @@ pub enum WorkerError {
     /// The REST listener's address could not be read.
     #[error(transparent)]
     Listener(std::io::Error),
+    /// The Kafka security settings are invalid, or the broker refused them.
+    #[error(transparent)]
+    KafkaSecurity(#[from] kafka_client_config::SecurityConfigError),
+    /// The REST API's TLS settings cannot be used.
+    #[error(transparent)]
+    RestTls(#[from] crate::rest::tls::TlsError),
+    /// The REST API's basic-auth users file cannot be used.
+    #[error(transparent)]
+    RestUsers(#[from] crate::rest::basic_auth::UsersFileError),
     #[error("creating internal topic {topic} on {bootstrap}")]
     InternalTopic {
         topic: String,

@@ -161,6 +161,35 @@ pub struct Config {
     /// as over a frozen connection (its producers and consumers are unaffected).
     #[arg(skip)]
     pub freeze_group: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Serve the REST API over HTTPS with this PEM certificate chain (Kafka Connect's
+    /// `listeners=https://...` with `listeners.https.ssl.*`); needs the key too.
+    #[arg(long, env = "CONNECT_REST_SSL_CERTIFICATE_LOCATION")]
+    pub rest_ssl_certificate_location: Option<PathBuf>,
+    /// The PEM private key of `--rest-ssl-certificate-location`.
+    #[arg(long, env = "CONNECT_REST_SSL_KEY_LOCATION")]
+    pub rest_ssl_key_location: Option<PathBuf>,
+    /// PEM CA certificates: client certificates are checked against them, and a follower
+    /// trusts them when forwarding to the leader over HTTPS.
+    #[arg(long, env = "CONNECT_REST_SSL_CA_LOCATION")]
+    pub rest_ssl_ca_location: Option<PathBuf>,
+    /// Client certificates (Kafka's `listeners.https.ssl.client.authentication`): `none`,
+    /// `requested` or `required`.
+    #[arg(
+        long,
+        env = "CONNECT_REST_SSL_CLIENT_AUTH",
+        value_enum,
+        default_value = "none"
+    )]
+    pub rest_ssl_client_auth: rest::tls::ClientAuth,
+    /// Require HTTP basic authentication against this file of `user: password` lines (Kafka
+    /// Connect's `BasicAuthSecurityRestExtension` with JAAS `PropertyFileLoginModule`).
+    #[arg(long, env = "CONNECT_REST_BASIC_AUTH_USERS_FILE")]
+    pub rest_basic_auth_users_file: Option<PathBuf>,
+    /// How the worker's Kafka clients authenticate (`--kafka-security-protocol`, SASL, SSL,
+    /// `--kafka-property`): its internal producer, consumers and admin client and its tasks'
+    /// clients (a connector's allowed `*.override.*` settings come after these).
+    #[command(flatten)]
+    pub kafka: kafka_client_config::KafkaSecurityArgs,
 }
 
 impl Config {
@@ -188,6 +217,12 @@ impl Config {
             rebalance_timeout_ms: 60_000,
             worker_sync_timeout_ms: 3_000,
             freeze_group: Default::default(),
+            rest_ssl_certificate_location: None,
+            rest_ssl_key_location: None,
+            rest_ssl_ca_location: None,
+            rest_ssl_client_auth: rest::tls::ClientAuth::None,
+            rest_basic_auth_users_file: None,
+            kafka: Default::default(),
         }
     }
 }
@@ -200,7 +235,36 @@ pub async fn run(
 ) -> Result<(), WorkerError> {
     let addr = listener.local_addr().map_err(WorkerError::Listener)?;
     let worker_id = config.worker_id.clone().unwrap_or_else(|| addr.to_string());
-    let bootstrap = config.bootstrap_servers.clone();
+    // The REST security settings first: a bad file stops the worker before it joins anything.
+    let rest_tls = rest::tls::RestTls::from_flags(
+        config.rest_ssl_certificate_location.as_deref(),
+        config.rest_ssl_key_location.as_deref(),
+        config.rest_ssl_ca_location.as_deref(),
+        config.rest_ssl_client_auth,
+    )?;
+    let tls_config = rest_tls
+        .as_ref()
+        .map(rest::tls::RestTls::server_config)
+        .transpose()?;
+    let security = rest::RestSecurity {
+        basic_auth: config
+            .rest_basic_auth_users_file
+            .as_deref()
+            .map(rest::basic_auth::BasicAuth::load)
+            .transpose()?,
+        forward_client: rest::tls::forward_client(rest_tls.as_ref())?,
+    };
+    let bootstrap = config.kafka.connection(&config.bootstrap_servers)?;
+    if !bootstrap.properties.is_empty() {
+        // librdkafka retries a refused login forever: fail clearly instead.
+        match bootstrap.check(std::time::Duration::from_secs(10)).await {
+            Ok(()) => {}
+            Err(e @ kafka_client_config::SecurityConfigError::Unreachable { .. }) => {
+                tracing::warn!(error = %e, "Kafka not reachable yet");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
     // An empty CONNECT_ALLOWED_PATHS (or a trailing comma) allows nothing more.
     let allowed_dirs: Vec<PathBuf> = config
         .allowed_paths
@@ -218,7 +282,7 @@ pub async fn run(
             .await
             .map_err(|source| WorkerError::InternalTopic {
                 topic: topic.clone(),
-                bootstrap: bootstrap.clone(),
+                bootstrap: bootstrap.bootstrap.clone(),
                 source,
             })?;
     }
@@ -263,13 +327,13 @@ pub async fn run(
     let url = config
         .rest_advertised_url
         .clone()
-        .unwrap_or_else(|| advertised_url(addr));
+        .unwrap_or_else(|| advertised_url(addr, rest_tls.is_some()));
     let herder = Arc::new(Herder::new(ctx, store, &url));
     let stored = view.borrow().connectors.clone();
     herder.resume_stored(stored).await;
     let group = distributed::start(
         distributed::coordinator::CoordinatorConfig {
-            bootstrap: bootstrap.clone(),
+            bootstrap: bootstrap.bootstrap.clone(),
             group_id: config.group_id.clone(),
             url: url.clone(),
             session_timeout_ms: config.session_timeout_ms,
@@ -285,32 +349,50 @@ pub async fn run(
     if let Some(dir) = &config.connectors_dir {
         create_from_dir(&herder, dir).await?;
     }
-    let app = rest::router(herder.clone());
+    let app = rest::router_with(herder.clone(), security);
+    let scheme = if tls_config.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     tracing::info!(
         worker_id,
         url,
         group = config.group_id,
-        "listening on http://{addr}"
+        "listening on {scheme}://{addr}"
     );
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(WorkerError::Serve);
+    let served = match tls_config {
+        Some(tls) => {
+            let listener =
+                rest::tls::TlsListener::new(listener, tls).map_err(WorkerError::Listener)?;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
+    .map_err(WorkerError::Serve);
     group.stop(&herder).await;
     served
 }
 
-/// `http://<addr>`, with this host's name in place of an unspecified address (`0.0.0.0`).
-fn advertised_url(addr: std::net::SocketAddr) -> String {
+/// `http://<addr>` (`https://` with TLS), with this host's name in place of an unspecified
+/// address (`0.0.0.0`).
+fn advertised_url(addr: std::net::SocketAddr, tls: bool) -> String {
+    let scheme = if tls { "https" } else { "http" };
     if addr.ip().is_unspecified() {
         let host = std::fs::read_to_string("/etc/hostname")
             .ok()
             .map(|h| h.trim().to_string())
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "localhost".into());
-        format!("http://{host}:{}", addr.port())
+        format!("{scheme}://{host}:{}", addr.port())
     } else {
-        format!("http://{addr}")
+        format!("{scheme}://{addr}")
     }
 }
 

@@ -15,7 +15,8 @@
 //! dead entries, so their memory does not grow with every instance that ever ran.
 //!
 //! Only the Kafka protocol is used (rdkafka), so this works against Apache Kafka as well as
-//! datasync's broker. Nothing here blocks start-up: the heartbeat and reader tasks retry in the
+//! datasync's broker; every client is made from one [`KafkaConnection`] (bootstrap servers and
+//! the security settings of `kafka-client-config`). Nothing here blocks start-up: the heartbeat and reader tasks retry in the
 //! background while the broker is unreachable.
 
 use std::collections::HashMap;
@@ -28,9 +29,11 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
+
+pub use kafka_client_config::KafkaConnection;
 
 /// Default name of the registry topic.
 pub const DEFAULT_TOPIC: &str = "datasync-registry";
@@ -73,10 +76,8 @@ fn now_ms() -> i64 {
 }
 
 /// Creates the compacted registry topic unless it exists.
-pub async fn ensure_topic(bootstrap: &str, topic: &str) -> Result<(), Error> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()?;
+pub async fn ensure_topic(kafka: &KafkaConnection, topic: &str) -> Result<(), Error> {
+    let admin: AdminClient<DefaultClientContext> = kafka.client_config().create()?;
     // Replication -1: the cluster's default.replication.factor (KIP-464), so on a real cluster
     // the registry is replicated like any other topic; datasync's broker has one copy.
     let new = NewTopic::new(topic, 1, TopicReplication::Fixed(-1))
@@ -122,13 +123,13 @@ pub struct Heartbeat {
 impl Heartbeat {
     /// Starts sending heartbeats for `registration` under key `instance_id`.
     pub fn start(
-        bootstrap: &str,
+        kafka: &KafkaConnection,
         topic: &str,
         instance_id: &str,
         registration: Registration,
     ) -> Result<Heartbeat, Error> {
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap)
+        let producer: FutureProducer = kafka
+            .client_config()
             .set("acks", "all")
             .set(
                 "message.timeout.ms",
@@ -141,7 +142,7 @@ impl Heartbeat {
         let task = {
             let producer = producer.clone();
             let topic = topic.to_string();
-            let bootstrap = bootstrap.to_string();
+            let kafka = kafka.clone();
             let key = instance_id.to_string();
             tokio::spawn(async move {
                 let mut topic_ready = false;
@@ -150,7 +151,7 @@ impl Heartbeat {
                 loop {
                     ticker.tick().await;
                     if !topic_ready {
-                        match ensure_topic(&bootstrap, &topic).await {
+                        match ensure_topic(&kafka, &topic).await {
                             Ok(()) => topic_ready = true,
                             Err(e) => {
                                 tracing::warn!(error = %e, %topic, "registry topic not ready");
@@ -227,11 +228,11 @@ pub struct Registry {
 
 impl Registry {
     /// Starts reading `topic` from the beginning.
-    pub fn start(bootstrap: &str, topic: &str) -> Result<Registry, Error> {
+    pub fn start(kafka: &KafkaConnection, topic: &str) -> Result<Registry, Error> {
         // librdkafka wants a group id even for assign(); it never joins or commits with it.
         let group = format!("{topic}-reader-{}-{}", std::process::id(), now_ms());
-        let consumer: StreamConsumer = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap)
+        let consumer: StreamConsumer = kafka
+            .client_config()
             .set("group.id", &group)
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "false")
@@ -241,8 +242,8 @@ impl Registry {
         let task = {
             let table = table.clone();
             let topic = topic.to_string();
-            let bootstrap = bootstrap.to_string();
-            tokio::spawn(async move { consume(consumer, bootstrap, topic, table).await })
+            let kafka = kafka.clone();
+            tokio::spawn(async move { consume(consumer, kafka, topic, table).await })
         };
         Ok(Registry {
             table,
@@ -267,11 +268,11 @@ impl Registry {
     }
 }
 
-async fn consume(consumer: StreamConsumer, bootstrap: String, topic: String, table: Table) {
+async fn consume(consumer: StreamConsumer, kafka: KafkaConnection, topic: String, table: Table) {
     // Assign every partition of the topic from the beginning, once the topic exists.
     loop {
         let assigned = async {
-            ensure_topic(&bootstrap, &topic).await?;
+            ensure_topic(&kafka, &topic).await?;
             let md = consumer
                 .client()
                 .fetch_metadata(Some(&topic), Duration::from_secs(2))?;

@@ -31,10 +31,10 @@ async fn tombstone_removes_at_once_and_silence_removes_after_three_intervals() -
         .try_init();
     let broker = TestBroker::start().await?;
     let topic = format!("registry-{}", uuid::Uuid::new_v4().simple());
-    let a = Heartbeat::start(&broker.bootstrap(), &topic, "a", reg("http://a"))?;
-    let b = Heartbeat::start(&broker.bootstrap(), &topic, "b", reg("http://b"))?;
+    let a = Heartbeat::start(&broker.bootstrap().into(), &topic, "a", reg("http://a"))?;
+    let b = Heartbeat::start(&broker.bootstrap().into(), &topic, "b", reg("http://b"))?;
     let other = Heartbeat::start(
-        &broker.bootstrap(),
+        &broker.bootstrap().into(),
         &topic,
         "c",
         Registration {
@@ -42,7 +42,7 @@ async fn tombstone_removes_at_once_and_silence_removes_after_three_intervals() -
             ..reg("http://c")
         },
     )?;
-    let registry = Registry::start(&broker.bootstrap(), &topic)?;
+    let registry = Registry::start(&broker.bootstrap().into(), &topic)?;
     wait_for("a and b", Duration::from_secs(15), || {
         registry.live("svc").len() == 2
     })
@@ -53,7 +53,7 @@ async fn tombstone_removes_at_once_and_silence_removes_after_three_intervals() -
     assert_eq!(registry.live("other").len(), 1);
 
     // A late reader sees the same, reading from the beginning.
-    let late = Registry::start(&broker.bootstrap(), &topic)?;
+    let late = Registry::start(&broker.bootstrap().into(), &topic)?;
     wait_for("late reader", Duration::from_secs(15), || {
         late.live("svc").len() == 2
     })
@@ -90,7 +90,7 @@ async fn the_registry_topic_compacts_and_expires() -> anyhow::Result<()> {
     use rdkafka::ClientConfig;
     let broker = TestBroker::start().await?;
     let topic = format!("registry-{}", uuid::Uuid::new_v4().simple());
-    discovery::ensure_topic(&broker.bootstrap(), &topic).await?;
+    discovery::ensure_topic(&broker.bootstrap().into(), &topic).await?;
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", broker.bootstrap())
         .create()?;

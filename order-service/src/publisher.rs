@@ -12,13 +12,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use kafka_client_config::KafkaConnection;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::Producer;
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::ClientConfig;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
@@ -105,8 +105,9 @@ pub struct OrderPublisher {
 impl OrderPublisher {
     /// Starts the publisher thread (its transactional producer initialises in the background).
     pub fn new(settings: Settings) -> Result<Self, PublisherError> {
-        let metadata: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &settings.bootstrap)
+        let metadata: BaseConsumer = settings
+            .kafka
+            .client_config()
             .set("isolation.level", "read_committed")
             .set("socket.keepalive.enable", "true")
             .create()?;
@@ -218,10 +219,12 @@ impl OrderPublisher {
 }
 
 /// Creates the orders topic unless it exists (with `partitions` partitions).
-pub async fn ensure_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<(), KafkaError> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()?;
+pub async fn ensure_topic(
+    kafka: &KafkaConnection,
+    topic: &str,
+    partitions: i32,
+) -> Result<(), KafkaError> {
+    let admin: AdminClient<DefaultClientContext> = kafka.client_config().create()?;
     // Replication -1: the cluster's default.replication.factor (KIP-464), so that acks=all
     // means every in-sync replica on a real cluster, not a single copy.
     let new = NewTopic::new(topic, partitions.max(1), TopicReplication::Fixed(-1));

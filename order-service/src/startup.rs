@@ -60,6 +60,7 @@ pub async fn run(
         addr,
         pool,
         db_timeout,
+        kafka,
     } = start(&config.common, &listener).await?;
 
     let publish_timeout = Duration::from_millis(config.publish_timeout_ms);
@@ -69,7 +70,7 @@ pub async fn run(
         .unwrap_or_else(|| format!("{SERVICE_NAME}-{}", uuid::Uuid::new_v4()));
     let publisher = Arc::new(
         OrderPublisher::new(Settings {
-            bootstrap: config.common.bootstrap_servers.clone(),
+            kafka: kafka.clone(),
             topic: config.orders_topic.clone(),
             transactional_id,
             timeout: publish_timeout,
@@ -81,13 +82,13 @@ pub async fn run(
     );
     {
         // Best effort: a broker with auto-create (or an operator) may provide it as well.
-        let (bootstrap, topic, n) = (
-            config.common.bootstrap_servers.clone(),
+        let (kafka, topic, n) = (
+            kafka.clone(),
             config.orders_topic.clone(),
             config.orders_partitions,
         );
         tokio::spawn(async move {
-            if let Err(e) = publisher::ensure_topic(&bootstrap, &topic, n).await {
+            if let Err(e) = publisher::ensure_topic(&kafka, &topic, n).await {
                 tracing::warn!(error = %e, %topic, "could not create the orders topic");
             }
         });
@@ -97,7 +98,7 @@ pub async fn run(
         instance_id,
         url,
         heartbeat,
-    } = register(&config.common, SERVICE_NAME, addr)?;
+    } = register(&config.common, &kafka, SERVICE_NAME, addr)?;
 
     let metrics = Metrics::new(Some(pool.clone()));
     let order_metrics = OrderMetrics::new(&metrics);

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::publisher::Position;
@@ -40,7 +40,8 @@ use crate::publisher::Position;
 /// How the publisher thread's producer is configured.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub bootstrap: String,
+    /// Bootstrap servers and security settings.
+    pub kafka: kafka_client_config::KafkaConnection,
     pub topic: String,
     pub transactional_id: String,
     /// `message.timeout.ms`, and the bound of each blocking transactional call.
@@ -242,8 +243,8 @@ impl Publisher {
         let s = &self.settings;
         let message_timeout = s.timeout.as_millis().max(1);
         let txn_timeout = s.transaction_timeout.as_millis().max(message_timeout);
-        ClientConfig::new()
-            .set("bootstrap.servers", &s.bootstrap)
+        s.kafka
+            .client_config()
             .set("transactional.id", &s.transactional_id)
             .set("acks", "all")
             .set("enable.idempotence", "true")
@@ -409,8 +410,10 @@ impl Publisher {
     /// Whether the (decided) transaction holding the record at `at` committed: a read_committed
     /// consumer returns that record, or skips past it.
     fn committed(&self, at: Position) -> Result<bool, String> {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.settings.bootstrap)
+        let consumer: BaseConsumer = self
+            .settings
+            .kafka
+            .client_config()
             .set("isolation.level", "read_committed")
             .set("enable.partition.eof", "true")
             .set("enable.auto.commit", "false")

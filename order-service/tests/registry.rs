@@ -47,7 +47,7 @@ async fn registry_drops_a_killed_instance() -> anyhow::Result<()> {
     let health = reqwest::get(format!("{url}/order-service/health_check")).await?;
     assert_eq!(health.status(), 200);
 
-    let registry = Registry::start(&broker.bootstrap(), discovery::DEFAULT_TOPIC)?;
+    let registry = Registry::start(&broker.bootstrap().into(), discovery::DEFAULT_TOPIC)?;
     let deadline = Instant::now() + Duration::from_secs(15);
     while !registry.live("order-service").iter().any(|i| i.url == url) {
         assert!(Instant::now() < deadline, "{url} never registered");

@@ -4,6 +4,7 @@
 //! binary runs from a shell, a compose file or a test (`Config::parse_from`).
 
 use clap::Args;
+use kafka_client_config::{KafkaConnection, KafkaSecurityArgs, SecurityConfigError};
 
 #[derive(Clone, Args)]
 pub struct CommonConfig {
@@ -45,6 +46,18 @@ pub struct CommonConfig {
     /// Registry key of this instance; default: a random UUID.
     #[arg(long, env = "INSTANCE_ID")]
     pub instance_id: Option<String>,
+    /// How every Kafka client of the service authenticates (`--kafka-security-protocol`, SASL,
+    /// SSL, `--kafka-property`).
+    #[command(flatten)]
+    pub kafka: KafkaSecurityArgs,
+}
+
+impl CommonConfig {
+    /// The bootstrap servers with the security settings, what the service's clients are made
+    /// from.
+    pub fn kafka_connection(&self) -> Result<KafkaConnection, SecurityConfigError> {
+        self.kafka.connection(&self.bootstrap_servers)
+    }
 }
 
 /// By hand, so that logging a configuration with `{:?}` does not show the database password.
@@ -62,6 +75,7 @@ impl std::fmt::Debug for CommonConfig {
             .field("registry_topic", &self.registry_topic)
             .field("heartbeat_ms", &self.heartbeat_ms)
             .field("instance_id", &self.instance_id)
+            .field("kafka", &self.kafka)
             .finish()
     }
 }
@@ -129,6 +143,7 @@ mod tests {
         );
         assert_eq!(c.heartbeat_ms, 2000);
         assert_eq!(c.instance_id, None);
+        assert!(c.kafka_connection().unwrap().properties.is_empty());
     }
 
     /// The services' deployments (compose file, scripts) set these.
@@ -152,6 +167,15 @@ mod tests {
                 "REGISTRY_TOPIC",
                 "HEARTBEAT_MS",
                 "INSTANCE_ID",
+                "KAFKA_SECURITY_PROTOCOL",
+                "KAFKA_SASL_MECHANISM",
+                "KAFKA_SASL_USERNAME",
+                "KAFKA_SASL_PASSWORD",
+                "KAFKA_SASL_PASSWORD_FILE",
+                "KAFKA_SSL_CA_LOCATION",
+                "KAFKA_SSL_CERTIFICATE_LOCATION",
+                "KAFKA_SSL_KEY_LOCATION",
+                "KAFKA_PROPERTIES",
             ]
         );
     }

@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use axum::Router;
-use discovery::{Heartbeat, Registration};
+use discovery::{Heartbeat, KafkaConnection, Registration};
 use sqlx::MySqlPool;
 use tokio::net::TcpListener;
 
@@ -26,6 +26,9 @@ pub enum StartupError {
     Migrations(#[from] schema::MigrationError),
     #[error("creating the registry heartbeat")]
     Heartbeat(#[source] discovery::Error),
+    /// The Kafka security settings are invalid, or the broker refused them.
+    #[error(transparent)]
+    Kafka(#[from] kafka_client_config::SecurityConfigError),
 }
 
 /// What [`start`] sets up.
@@ -36,12 +39,30 @@ pub struct Started {
     pub pool: MySqlPool,
     /// Upper bound of one database round trip (`--db-timeout-ms`).
     pub db_timeout: Duration,
+    /// The bootstrap servers and security settings every Kafka client of the service uses.
+    pub kafka: KafkaConnection,
 }
 
-/// Reads the listener's address, creates the pool and applies the migrations (retrying for up
-/// to `--startup-timeout-secs` while the database is unreachable).
+/// Reads the listener's address, checks the Kafka security settings, creates the pool and
+/// applies the migrations (retrying for up to `--startup-timeout-secs` while the database is
+/// unreachable).
+///
+/// With security settings, one login to the broker first: librdkafka retries a refused login
+/// forever in the background, so a wrong password would otherwise look like a hang. An
+/// unreachable broker is only a warning (the clients retry in the background, as without
+/// security); a refused login or TLS handshake stops start-up.
 pub async fn start(config: &CommonConfig, listener: &TcpListener) -> Result<Started, StartupError> {
     let addr = listener.local_addr()?;
+    let kafka = config.kafka_connection()?;
+    if !kafka.properties.is_empty() {
+        match kafka.check(Duration::from_secs(10)).await {
+            Ok(()) => {}
+            Err(e @ kafka_client_config::SecurityConfigError::Unreachable { .. }) => {
+                tracing::warn!(error = %e, "Kafka not reachable yet; its clients keep retrying");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
     let db_timeout = Duration::from_millis(config.db_timeout_ms);
     let pool = schema::pool(&config.database_url, config.db_max_connections, db_timeout)
         .map_err(StartupError::DatabaseUrl)?;
@@ -50,6 +71,7 @@ pub async fn start(config: &CommonConfig, listener: &TcpListener) -> Result<Star
         addr,
         pool,
         db_timeout,
+        kafka,
     })
 }
 
@@ -68,6 +90,7 @@ pub struct Registered {
 /// bound port.
 pub fn register(
     config: &CommonConfig,
+    kafka: &KafkaConnection,
     service: &str,
     addr: SocketAddr,
 ) -> Result<Registered, StartupError> {
@@ -84,7 +107,7 @@ pub fn register(
         .clone()
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let heartbeat = Heartbeat::start(
-        &config.bootstrap_servers,
+        kafka,
         &config.registry_topic,
         &instance_id,
         Registration {

@@ -63,18 +63,16 @@ pub async fn run(
         addr,
         pool,
         db_timeout,
+        kafka,
     } = start(&config.common, &listener).await?;
 
-    let registry = Registry::start(
-        &config.common.bootstrap_servers,
-        &config.common.registry_topic,
-    )
-    .map_err(StartupError::RegistryReader)?;
+    let registry = Registry::start(&kafka, &config.common.registry_topic)
+        .map_err(StartupError::RegistryReader)?;
     let Registered {
         instance_id,
         url,
         heartbeat,
-    } = register(&config.common, SERVICE_NAME, addr)?;
+    } = register(&config.common, &kafka, SERVICE_NAME, addr)?;
 
     let state = AppState {
         metrics: service_common::metrics::Metrics::new(Some(pool.clone())),

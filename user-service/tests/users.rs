@@ -290,7 +290,7 @@ async fn counting_order_service(
 
 fn heartbeat(bootstrap: &str, id: &str, url: &str) -> anyhow::Result<discovery::Heartbeat> {
     Ok(discovery::Heartbeat::start(
-        bootstrap,
+        &bootstrap.into(),
         discovery::DEFAULT_TOPIC,
         id,
         discovery::Registration {
@@ -323,7 +323,8 @@ async fn orders_come_round_robin_from_live_instances_skipping_a_crashed_one() ->
         format!("http://{}", l.local_addr()?)
     };
     let dead = heartbeat(&bootstrap, "c-dead", &dead_url)?;
-    let registry = discovery::Registry::start(&bootstrap, discovery::DEFAULT_TOPIC)?;
+    let registry =
+        discovery::Registry::start(&bootstrap.as_str().into(), discovery::DEFAULT_TOPIC)?;
     let deadline = Instant::now() + Duration::from_secs(15);
     while registry.live("order-service").is_empty() {
         anyhow::ensure!(

@@ -3,6 +3,12 @@
 //! URL and answers with the leader's answer. A forwarded request carries
 //! [`FORWARDED_HEADER`] and is never forwarded again (a worker that thinks another one leads
 //! handles it itself rather than bounce it around during a rebalance).
+//!
+//! With basic authentication the follower has already checked the caller's credentials; it
+//! forwards the caller's own `Authorization` header (as Kafka Connect's `RestClient` does), so
+//! the leader checks them too and a follower never lends its own identity to a request. Over
+//! HTTPS the forwarding client trusts the REST CA and presents the worker's certificate
+//! ([`super::tls::forward_client`]).
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
@@ -24,7 +30,11 @@ fn is_write(req: &Request) -> bool {
     ) && (req.uri().path() == "/connectors" || req.uri().path().starts_with("/connectors/"))
 }
 
-pub async fn to_leader(State(h): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn to_leader(
+    State((h, client)): State<(AppState, reqwest::Client)>,
+    req: Request,
+    next: Next,
+) -> Response {
     if !is_write(&req) || req.headers().contains_key(FORWARDED_HEADER) {
         return next.run(req).await;
     }
@@ -39,6 +49,7 @@ pub async fn to_leader(State(h): State<AppState>, req: Request, next: Next) -> R
     let url = format!("{}{path}", leader.trim_end_matches('/'));
     let method = req.method().clone();
     let content_type = req.headers().get(header::CONTENT_TYPE).cloned();
+    let authorization = req.headers().get(header::AUTHORIZATION).cloned();
     let body = match axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES).await {
         Ok(b) => b,
         Err(_) => {
@@ -49,13 +60,16 @@ pub async fn to_leader(State(h): State<AppState>, req: Request, next: Next) -> R
         }
     };
     tracing::debug!(%method, url, "forwarding a write to the leader");
-    let mut out = reqwest::Client::new()
+    let mut out = client
         .request(method, &url)
         .timeout(FORWARD_TIMEOUT)
         .header(FORWARDED_HEADER, h.url())
         .body(body);
     if let Some(ct) = content_type {
         out = out.header(header::CONTENT_TYPE, ct);
+    }
+    if let Some(auth) = authorization {
+        out = out.header(header::AUTHORIZATION, auth);
     }
     let answer = match out.send().await {
         Ok(a) => a,

@@ -5,11 +5,16 @@
 //!
 //! Every worker of a group serves the API: reads answer from any worker, writes are forwarded
 //! to the group's leader ([`forward`]).
+//!
+//! Securing it, as Kafka Connect does: HTTPS ([`tls`], `listeners=https://...`) and HTTP basic
+//! authentication against a users file ([`basic_auth`], `BasicAuthSecurityRestExtension`).
 
+pub mod basic_auth;
 mod body;
 mod connectors;
 mod forward;
 mod plugins;
+pub mod tls;
 
 use std::sync::Arc;
 
@@ -28,8 +33,22 @@ pub type AppState = Arc<Herder>;
 /// takes records up to its `max.message.bytes`, 1 MiB by default).
 pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 
+/// How the API is secured beyond what the listener does (TLS).
+#[derive(Clone, Debug, Default)]
+pub struct RestSecurity {
+    /// Basic authentication of every request; `None`: open.
+    pub basic_auth: Option<basic_auth::BasicAuth>,
+    /// The client writes are forwarded to the leader with (trusting the REST CA with TLS).
+    pub forward_client: reqwest::Client,
+}
+
 pub fn router(herder: Arc<Herder>) -> Router {
-    Router::new()
+    router_with(herder, RestSecurity::default())
+}
+
+/// [`router`] with authentication and the forwarding client of `security`.
+pub fn router_with(herder: Arc<Herder>, security: RestSecurity) -> Router {
+    let router = Router::new()
         .route("/", get(root))
         .route(
             "/connectors",
@@ -70,12 +89,17 @@ pub fn router(herder: Arc<Herder>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(
-            herder.clone(),
+            (herder.clone(), security.forward_client),
             forward::to_leader,
         ))
         .layer(middleware::from_fn(json_errors))
-        .layer(middleware::from_fn(valid_path))
-        .with_state(herder)
+        .layer(middleware::from_fn(valid_path));
+    // Outermost: no request reaches anything (not even a 404) unauthenticated.
+    let router = match security.basic_auth {
+        Some(auth) => router.layer(middleware::from_fn_with_state(auth, basic_auth::require)),
+        None => router,
+    };
+    router.with_state(herder)
 }
 
 /// Refuses a path whose percent-encoding is broken (`%` not followed by two hex digits) or

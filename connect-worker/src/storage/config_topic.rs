@@ -289,9 +289,9 @@ impl ConfigStore {
     /// Replays the topic: the connectors that exist now, in creation order.
     pub async fn load(
         &self,
-        bootstrap: &str,
+        bootstrap: &kafka::KafkaConnection,
     ) -> Result<Vec<(String, StoredConnector)>, StorageError> {
-        let (b, t) = (bootstrap.to_string(), self.topic.clone());
+        let (b, t) = (bootstrap.clone(), self.topic.clone());
         let records = tokio::task::spawn_blocking(move || kafka::read_to_end(&b, &t)).await??;
         let mut state = ConfigState::default();
         for (key, value) in records {
@@ -306,10 +306,10 @@ impl ConfigStore {
     /// `KafkaConfigBackingStore` does).
     pub async fn tail(
         &self,
-        bootstrap: &str,
+        bootstrap: &kafka::KafkaConnection,
         stop: tokio_util::sync::CancellationToken,
     ) -> Result<watch::Receiver<ConfigView>, StorageError> {
-        let (b, t) = (bootstrap.to_string(), self.topic.clone());
+        let (b, t) = (bootstrap.clone(), self.topic.clone());
         let (consumer, ends) =
             tokio::task::spawn_blocking(move || kafka::tail_consumer(&b, &t)).await??;
         let end = ends.get(&0).copied().unwrap_or(0);

@@ -13,20 +13,22 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::TopicPartitionList;
 
 use super::StorageError;
+pub use kafka_client_config::KafkaConnection;
 
 /// A record's (key, value) as read back.
 pub type KeyValue = (Vec<u8>, Option<Vec<u8>>);
 
-pub fn client_config(bootstrap: &str) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", bootstrap);
+/// The worker's settings for every client it makes: the bootstrap servers, the security
+/// settings (`--kafka-*`, see `kafka-client-config`) and quiet logging.
+pub fn client_config(bootstrap: &KafkaConnection) -> ClientConfig {
+    let mut c = bootstrap.client_config();
     c.set("log_level", "3");
     c
 }
 
 /// Creates each missing topic (compacted if asked) and waits until its metadata is visible.
 pub async fn ensure_topic(
-    bootstrap: &str,
+    bootstrap: &KafkaConnection,
     topic: &str,
     partitions: i32,
     compact: bool,
@@ -49,7 +51,7 @@ pub async fn ensure_topic(
             }
         }
     }
-    let bootstrap = bootstrap.to_string();
+    let bootstrap = bootstrap.clone();
     let topic = topic.to_string();
     tokio::task::spawn_blocking(move || {
         partitions_of(&bootstrap, &topic, Duration::from_secs(15)).map(|_| ())
@@ -59,7 +61,7 @@ pub async fn ensure_topic(
 
 /// The partitions of `topic`, waiting up to `within` for it to exist.
 pub fn partitions_of(
-    bootstrap: &str,
+    bootstrap: &KafkaConnection,
     topic: &str,
     within: Duration,
 ) -> Result<Vec<i32>, StorageError> {
@@ -88,7 +90,10 @@ pub fn partitions_of(
 /// of a partition is reached once the consumer's position is at its high watermark (commit and
 /// abort markers and aborted records are never returned, so the last record read can lie
 /// before it), which waits for a transaction still open at the start to be decided.
-pub fn read_to_end(bootstrap: &str, topic: &str) -> Result<Vec<KeyValue>, StorageError> {
+pub fn read_to_end(
+    bootstrap: &KafkaConnection,
+    topic: &str,
+) -> Result<Vec<KeyValue>, StorageError> {
     let parts = partitions_of(bootstrap, topic, Duration::from_secs(15))?;
     let consumer: BaseConsumer = client_config(bootstrap)
         .set("group.id", "connect-worker-reader")
@@ -150,13 +155,13 @@ pub fn read_to_end(bootstrap: &str, topic: &str) -> Result<Vec<KeyValue>, Storag
     Ok(out)
 }
 
-pub fn producer(bootstrap: &str) -> Result<FutureProducer, StorageError> {
+pub fn producer(bootstrap: &KafkaConnection) -> Result<FutureProducer, StorageError> {
     producer_with(bootstrap, [])
 }
 
 /// [`producer`] with client settings overridden (a connector's allowed `producer.override.*`).
 pub fn producer_with<'a>(
-    bootstrap: &str,
+    bootstrap: &KafkaConnection,
     overrides: impl IntoIterator<Item = (&'a str, &'a str)>,
 ) -> Result<FutureProducer, StorageError> {
     let mut config = client_config(bootstrap);
@@ -225,7 +230,7 @@ pub async fn send_at(
 /// A consumer that follows `topic` from its beginning, partitions assigned (no group), and
 /// the end offset of each partition now: what a tail must read before its view is current.
 pub fn tail_consumer(
-    bootstrap: &str,
+    bootstrap: &KafkaConnection,
     topic: &str,
 ) -> Result<(BaseConsumer, std::collections::HashMap<i32, i64>), StorageError> {
     let parts = partitions_of(bootstrap, topic, Duration::from_secs(15))?;

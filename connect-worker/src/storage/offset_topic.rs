@@ -23,7 +23,7 @@ pub struct OffsetStore {
 
 impl OffsetStore {
     pub async fn load(
-        bootstrap: &str,
+        bootstrap: &kafka::KafkaConnection,
         topic: &str,
         producer: FutureProducer,
     ) -> Result<Self, StorageError> {
@@ -38,10 +38,10 @@ impl OffsetStore {
     /// Every connector's committed offsets in `topic` (read_committed: offsets an exactly-once
     /// source wrote in a transaction count only once it committed).
     async fn read(
-        bootstrap: &str,
+        bootstrap: &kafka::KafkaConnection,
         topic: &str,
     ) -> Result<BTreeMap<String, BTreeMap<String, Json>>, StorageError> {
-        let (b, t) = (bootstrap.to_string(), topic.to_string());
+        let (b, t) = (bootstrap.clone(), topic.to_string());
         let records = tokio::task::spawn_blocking(move || kafka::read_to_end(&b, &t)).await??;
         let mut offsets: BTreeMap<String, BTreeMap<String, Json>> = BTreeMap::new();
         for (key, value) in records {
@@ -72,7 +72,11 @@ impl OffsetStore {
     /// Replaces what is remembered of `connector` with what the topic holds: an exactly-once
     /// source task does this once its producer has settled the last transaction of the task's
     /// previous incarnation, whose commit this worker may never have seen.
-    pub async fn reload(&self, bootstrap: &str, connector: &str) -> Result<(), StorageError> {
+    pub async fn reload(
+        &self,
+        bootstrap: &kafka::KafkaConnection,
+        connector: &str,
+    ) -> Result<(), StorageError> {
         let mut read = Self::read(bootstrap, &self.topic).await?;
         let mine = read.remove(connector).unwrap_or_default();
         self.offsets.lock().insert(connector.to_string(), mine);

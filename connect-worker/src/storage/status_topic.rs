@@ -106,10 +106,10 @@ impl StatusStore {
     /// Follows the topic on a thread of its own until `stop` is cancelled.
     pub async fn tail(
         &self,
-        bootstrap: &str,
+        bootstrap: &kafka::KafkaConnection,
         stop: tokio_util::sync::CancellationToken,
     ) -> Result<(), StorageError> {
-        let (b, t) = (bootstrap.to_string(), self.topic.clone());
+        let (b, t) = (bootstrap.clone(), self.topic.clone());
         let (consumer, _) =
             tokio::task::spawn_blocking(move || kafka::tail_consumer(&b, &t)).await??;
         let seen = self.seen.clone();

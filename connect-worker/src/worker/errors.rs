@@ -26,7 +26,7 @@ pub struct ErrorPolicy {
     log: bool,
     dlq: Option<String>,
     context_headers: bool,
-    bootstrap: String,
+    bootstrap: kafka::KafkaConnection,
     producer: Option<FutureProducer>,
     dlq_ready: bool,
     metrics: crate::metrics::ConnectMetrics,
@@ -37,7 +37,7 @@ impl ErrorPolicy {
         connector: &str,
         task: usize,
         config: &Config,
-        bootstrap: &str,
+        bootstrap: &kafka::KafkaConnection,
         metrics: crate::metrics::ConnectMetrics,
     ) -> Self {
         ErrorPolicy {
@@ -54,7 +54,7 @@ impl ErrorPolicy {
             )
             .filter(|t| !t.is_empty()),
             context_headers: config.bool_or("errors.deadletterqueue.context.headers.enable", true),
-            bootstrap: bootstrap.to_string(),
+            bootstrap: bootstrap.clone(),
             producer: None,
             dlq_ready: false,
             metrics,

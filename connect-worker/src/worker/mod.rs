@@ -19,7 +19,7 @@ pub use status::{State, StatusBoard};
 
 /// What every task runner shares.
 pub struct WorkerContext {
-    pub bootstrap: String,
+    pub bootstrap: crate::storage::kafka::KafkaConnection,
     pub worker_id: String,
     pub status: Arc<StatusBoard>,
     pub offsets: Arc<OffsetStore>,

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
@@ -27,7 +26,7 @@ use crate::connectors::config_def::ConfigExt;
 use crate::connectors::{ConnectorError, SinkError, SinkRecord, SinkTask, TopicPartition};
 use crate::converters::{self, Converter};
 use crate::error::chain;
-use crate::storage::TargetState;
+use crate::storage::{kafka, TargetState};
 
 /// Records per put when nothing says otherwise (the JDBC sink's `batch.size` default).
 const DEFAULT_BATCH: usize = 3000;
@@ -212,9 +211,10 @@ impl SinkRun {
     }
 
     fn consumer(&self, context: SinkContext) -> Result<BaseConsumer<SinkContext>, String> {
-        let mut cfg = ClientConfig::new();
-        cfg.set("bootstrap.servers", &self.common.ctx.bootstrap)
-            .set("group.id", format!("connect-{}", self.common.connector))
+        // The worker's own settings (bootstrap servers, security) first; the connector's
+        // allowed consumer.override.* after them.
+        let mut cfg = kafka::client_config(&self.common.ctx.bootstrap);
+        cfg.set("group.id", format!("connect-{}", self.common.connector))
             .set(
                 "client.id",
                 format!(

@@ -1,0 +1,122 @@
+//! The registry's clients through `kafka-client-config`'s flags against a broker whose listener
+//! requires SASL: with SCRAM-SHA-512 and the right password a heartbeat is produced and read
+//! back; with a wrong one the start-up check fails at once with an authentication error
+//! instead of librdkafka retrying forever.
+
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use discovery::{Heartbeat, KafkaConnection, Registration, Registry};
+use kafka_client_config::{KafkaSecurityArgs, SecurityConfigError};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    kafka: KafkaSecurityArgs,
+}
+
+/// An in-process broker whose only Kafka listener for clients is SASL_PLAINTEXT (alice's
+/// password: alice-secret); its address.
+async fn sasl_broker(
+    dir: &std::path::Path,
+) -> anyhow::Result<(String, tokio::sync::oneshot::Sender<()>)> {
+    let users = dir.join("users.txt");
+    std::fs::write(&users, "alice=alice-secret\n")?;
+    let mut config = broker::Config::for_data_dir(dir.join("data"));
+    config.sasl_users_file = Some(users);
+    let plain = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let sasl = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = sasl.local_addr()?;
+    let listeners = broker::Listeners {
+        kafka: plain,
+        extra: Vec::new(),
+        sasl: vec![(
+            sasl,
+            broker::Advertised {
+                host: "127.0.0.1".into(),
+                port: i32::from(addr.port()),
+            },
+        )],
+        http: None,
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = broker::run_with(config, listeners, async {
+            let _ = stopped.await;
+        })
+        .await;
+    });
+    Ok((addr.to_string(), stop))
+}
+
+fn connection(bootstrap: &str, password: &str) -> anyhow::Result<KafkaConnection> {
+    let cli = Cli::try_parse_from([
+        "x",
+        "--kafka-security-protocol",
+        "SASL_PLAINTEXT",
+        "--kafka-sasl-mechanism",
+        "SCRAM-SHA-512",
+        "--kafka-sasl-username",
+        "alice",
+        "--kafka-sasl-password",
+        password,
+    ])?;
+    Ok(cli.kafka.connection(bootstrap)?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scram_sha_512_produces_and_consumes_and_a_wrong_password_fails_fast() -> anyhow::Result<()>
+{
+    let dir = tempfile::tempdir()?;
+    let (bootstrap, _stop) = sasl_broker(dir.path()).await?;
+
+    let good = connection(&bootstrap, "alice-secret")?;
+    good.check(Duration::from_secs(20)).await?;
+    let topic = format!("registry-{}", uuid::Uuid::new_v4().simple());
+    let _heartbeat = Heartbeat::start(
+        &good,
+        &topic,
+        "sasl-instance",
+        Registration {
+            service: "svc".into(),
+            url: "http://svc".into(),
+            heartbeat_ms: 200,
+        },
+    )?;
+    let registry = Registry::start(&good, &topic)?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while registry.live("svc").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the heartbeat was not read back over SCRAM-SHA-512"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(registry.live("svc")[0].url, "http://svc");
+
+    let bad = connection(&bootstrap, "wrong")?;
+    let started = Instant::now();
+    let err = bad
+        .check(Duration::from_secs(20))
+        .await
+        .expect_err("a wrong password is refused");
+    assert!(
+        matches!(err, SecurityConfigError::Authentication { .. }),
+        "{err:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("authenticating") && text.contains(&bootstrap),
+        "{text}"
+    );
+
+    // Without SASL settings the SASL listener does not serve the client either.
+    let plain: KafkaConnection = bootstrap.as_str().into();
+    assert!(plain.check(Duration::from_secs(3)).await.is_err());
+    Ok(())
+}
