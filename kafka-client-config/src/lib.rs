@@ -373,6 +373,8 @@ impl KafkaConnection {
         loop {
             let step = Duration::from_millis(500).min(timeout);
             let result = client.fetch_metadata(None, step);
+            // Errors reach the context only while the client is polled.
+            let _ = consumer.poll(Duration::ZERO);
             if let Some(detail) = context.authentication_failure() {
                 return Err(SecurityConfigError::Authentication {
                     bootstrap: self.bootstrap.clone(),
