@@ -117,6 +117,9 @@ pub enum WorkerError {
     /// The Kafka security settings are invalid, or the broker refused them.
     #[error(transparent)]
     KafkaSecurity(#[from] kafka_client_config::SecurityConfigError),
+    /// The Kafka security settings do not suit the group membership client.
+    #[error(transparent)]
+    GroupSecurity(#[from] crate::distributed::sasl::SaslSettingsError),
     /// The REST API's TLS settings cannot be used.
     #[error(transparent)]
     RestTls(#[from] crate::rest::tls::TlsError),

@@ -286,6 +286,8 @@ pub async fn run(
                 source,
             })?;
     }
+    // The group membership client is not librdkafka: it takes the SASL settings of its own.
+    let group_login = distributed::sasl::SaslLogin::from_properties(&bootstrap.properties)?;
     let producer = kafka::producer(&bootstrap)?;
     let offsets =
         Arc::new(OffsetStore::load(&bootstrap, &config.offset_topic, producer.clone()).await?);
@@ -334,6 +336,7 @@ pub async fn run(
     let group = distributed::start(
         distributed::coordinator::CoordinatorConfig {
             bootstrap: bootstrap.bootstrap.clone(),
+            sasl: group_login,
             group_id: config.group_id.clone(),
             url: url.clone(),
             session_timeout_ms: config.session_timeout_ms,

@@ -16,19 +16,22 @@ use kafka_protocol::messages::leave_group_request::MemberIdentity;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
     ApiKey, FindCoordinatorRequest, GroupId, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest,
-    RequestHeader, ResponseHeader, SyncGroupRequest,
+    RequestHeader, ResponseHeader, SaslAuthenticateRequest, SaslHandshakeRequest, SyncGroupRequest,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::protocol::PROTOCOL_TYPE;
+use super::sasl::{Conversation, SaslLogin};
 
 const FIND_COORDINATOR_VERSION: i16 = 2;
 const JOIN_GROUP_VERSION: i16 = 5;
 const SYNC_GROUP_VERSION: i16 = 3;
 const HEARTBEAT_VERSION: i16 = 3;
 const LEAVE_GROUP_VERSION: i16 = 3;
+const SASL_HANDSHAKE_VERSION: i16 = 1;
+const SASL_AUTHENTICATE_VERSION: i16 = 1;
 /// Largest response frame accepted; a JoinGroup answer carries every member's metadata.
 const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 
@@ -68,6 +71,12 @@ pub enum GroupError {
     },
     #[error("encoding {api:?}: {detail}")]
     Encode { api: ApiKey, detail: String },
+    #[error("SASL {mechanism} login to {addr} failed: {detail}")]
+    Sasl {
+        addr: String,
+        mechanism: &'static str,
+        detail: String,
+    },
     #[error("the coordinator chose protocol {0:?}, which this worker did not offer")]
     UnknownProtocol(String),
 }
@@ -122,13 +131,33 @@ impl GroupMember {
         rebalance_timeout_ms: i32,
         request_timeout: Duration,
     ) -> Result<Self, GroupError> {
+        Self::connect_as(
+            bootstrap,
+            None,
+            group_id,
+            session_timeout_ms,
+            rebalance_timeout_ms,
+            request_timeout,
+        )
+        .await
+    }
+
+    /// [`connect`](Self::connect), every connection logging in with `sasl` first.
+    pub async fn connect_as(
+        bootstrap: &str,
+        sasl: Option<&SaslLogin>,
+        group_id: &str,
+        session_timeout_ms: i32,
+        rebalance_timeout_ms: i32,
+        request_timeout: Duration,
+    ) -> Result<Self, GroupError> {
         let mut last_err = None;
         for addr in bootstrap
             .split(',')
             .map(str::trim)
             .filter(|a| !a.is_empty())
         {
-            match Connection::connect(addr, request_timeout).await {
+            match Connection::connect(addr, request_timeout, sasl).await {
                 Ok(mut conn) => {
                     let req = FindCoordinatorRequest::default()
                         .with_key(StrBytes::from_string(group_id.to_string()))
@@ -142,7 +171,7 @@ impl GroupMember {
                         resp.error_message.as_ref(),
                     )?;
                     let coordinator = format!("{}:{}", resp.host.as_str(), resp.port);
-                    let conn = Connection::connect(&coordinator, request_timeout).await?;
+                    let conn = Connection::connect(&coordinator, request_timeout, sasl).await?;
                     return Ok(GroupMember {
                         conn,
                         group_id: group_id.to_string(),
@@ -270,7 +299,8 @@ impl GroupMember {
     /// JoinGroup or SyncGroup on its own.
     pub async fn side_channel(&self) -> Result<SideChannel, GroupError> {
         Ok(SideChannel {
-            conn: Connection::connect(&self.conn.addr, self.conn.timeout).await?,
+            conn: Connection::connect(&self.conn.addr, self.conn.timeout, self.conn.sasl.as_ref())
+                .await?,
             group_id: self.group_id.clone(),
             member_id: self.member_id.clone(),
             generation_id: self.generation_id,
@@ -350,12 +380,18 @@ struct Connection {
     addr: String,
     stream: TcpStream,
     timeout: Duration,
+    /// The login of every connection (this one's is done), kept for side channels.
+    sasl: Option<SaslLogin>,
     next_correlation_id: i32,
     broken: bool,
 }
 
 impl Connection {
-    async fn connect(addr: &str, timeout: Duration) -> Result<Self, GroupError> {
+    async fn connect(
+        addr: &str,
+        timeout: Duration,
+        sasl: Option<&SaslLogin>,
+    ) -> Result<Self, GroupError> {
         let connect_err = |source| GroupError::Connect {
             addr: addr.to_string(),
             source,
@@ -371,13 +407,71 @@ impl Connection {
             }
         };
         let _ = stream.set_nodelay(true);
-        Ok(Connection {
+        let mut conn = Connection {
             addr: addr.to_string(),
             stream,
             timeout,
+            sasl: sasl.cloned(),
             next_correlation_id: 0,
             broken: false,
-        })
+        };
+        if let Some(login) = sasl {
+            conn.login(login).await?;
+        }
+        Ok(conn)
+    }
+
+    /// SaslHandshake, then SaslAuthenticate rounds until the mechanism is done (KIP-152).
+    async fn login(&mut self, login: &SaslLogin) -> Result<(), GroupError> {
+        let mechanism = login.mechanism.name();
+        let fail = |addr: &str, detail: String| GroupError::Sasl {
+            addr: addr.to_string(),
+            mechanism,
+            detail,
+        };
+        let resp = self
+            .call(
+                ApiKey::SaslHandshake,
+                SaslHandshakeRequest::default()
+                    .with_mechanism(StrBytes::from_static_str(mechanism)),
+                SASL_HANDSHAKE_VERSION,
+                None,
+            )
+            .await?;
+        if resp.error_code != 0 {
+            let offered: Vec<&str> = resp.mechanisms.iter().map(|m| m.as_str()).collect();
+            return Err(fail(
+                &self.addr,
+                format!(
+                    "the broker does not offer it (error code {}; it offers {offered:?})",
+                    resp.error_code
+                ),
+            ));
+        }
+        let (mut conversation, mut message) = Conversation::first(login);
+        loop {
+            let resp = self
+                .call(
+                    ApiKey::SaslAuthenticate,
+                    SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(message)),
+                    SASL_AUTHENTICATE_VERSION,
+                    None,
+                )
+                .await?;
+            if resp.error_code != 0 {
+                return Err(fail(
+                    &self.addr,
+                    resp.error_message
+                        .map(|m| m.to_string())
+                        .unwrap_or_else(|| format!("error code {}", resp.error_code)),
+                ));
+            }
+            match conversation.next(&resp.auth_bytes) {
+                Ok(Some(next)) => message = next,
+                Ok(None) => return Ok(()),
+                Err(detail) => return Err(fail(&self.addr, detail)),
+            }
+        }
     }
 
     /// Sends `req` at `version` and reads its answer within `wait` (default: the connection's

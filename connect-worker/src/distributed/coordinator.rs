@@ -49,6 +49,8 @@ pub struct Snapshot {
 #[derive(Debug, Clone)]
 pub struct CoordinatorConfig {
     pub bootstrap: String,
+    /// The SASL login of every connection to the coordinator (`None`: PLAINTEXT).
+    pub sasl: Option<super::sasl::SaslLogin>,
     pub group_id: String,
     /// This worker's advertised REST URL.
     pub url: String,
@@ -168,8 +170,9 @@ pub async fn run(
             _ = config.unfrozen() => {}
             _ = shutdown.changed() => return,
         }
-        let mut member = match GroupMember::connect(
+        let mut member = match GroupMember::connect_as(
             &config.bootstrap,
+            config.sasl.as_ref(),
             &config.group_id,
             config.session_timeout_ms,
             config.rebalance_timeout_ms,

@@ -13,6 +13,8 @@
 //!
 //! - [`client`]: group membership over the Kafka protocol (librdkafka runs only `consumer`
 //!   groups).
+//! - [`sasl`]: the SASL login (PLAIN, SCRAM) of those connections, with the worker's
+//!   `--kafka-sasl-*` settings.
 //! - [`coordinator`]: a worker's membership loop, handing each assignment to the herder.
 //! - [`group`]: what connects the two in a running worker: config changes to the coordinator,
 //!   assignments to the herder.
@@ -22,5 +24,6 @@ pub mod client;
 pub mod coordinator;
 pub mod group;
 pub mod protocol;
+pub mod sasl;
 
 pub use group::start;
