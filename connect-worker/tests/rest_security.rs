@@ -289,6 +289,40 @@ async fn https_with_basic_auth_refuses_bad_credentials_and_plain_http() -> anyho
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn required_client_certificates_refuse_clients_without_one() -> anyhow::Result<()> {
+    let broker = TestBroker::start().await?;
+    let dir = tempfile::tempdir()?;
+    let certs = make_certs(dir.path())?;
+    let mut config = secure_config(&broker.bootstrap(), dir.path(), &certs);
+    config.rest_ssl_client_auth = connect_worker::rest::tls::ClientAuth::Required;
+    // A client certificate of the test CA (the worker's own serves as one).
+    let mut pem = std::fs::read(&certs.cert)?;
+    pem.extend(std::fs::read(&certs.key)?);
+    let with_cert = reqwest::Client::builder()
+        .use_rustls_tls()
+        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(&certs.ca)?)?)
+        .identity(reqwest::Identity::from_pem(&pem)?)
+        .build()?;
+    let worker = SecureWorker::start(config, &with_cert).await?;
+    let (status, _, _) = answer(
+        with_cert
+            .get(format!("{}/", worker.base))
+            .basic_auth("admin", Some("admin-secret")),
+    )
+    .await?;
+    assert_eq!(status, 200);
+    let without = https_client(&certs.ca)?;
+    assert!(without
+        .get(format!("{}/", worker.base))
+        .basic_auth("admin", Some("admin-secret"))
+        .send()
+        .await
+        .is_err());
+    worker.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_security_settings_stop_the_worker_with_a_clear_error() -> anyhow::Result<()> {
     let broker = TestBroker::start().await?;
     let dir = tempfile::tempdir()?;
