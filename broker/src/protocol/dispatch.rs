@@ -154,6 +154,7 @@ fn api_name(key: ApiKey) -> &'static str {
 async fn handle_frame(broker: &Arc<Broker>, session: &Session, mut frame: Bytes) -> Outcome {
     let advertised: &Advertised = &session.advertised;
     let peer = session.peer;
+    let who = crate::authorizer::Requester::from(session);
     let Some(prefix) = frame.get(..8) else {
         return Outcome::Close {
             last: None,
@@ -196,7 +197,7 @@ async fn handle_frame(broker: &Arc<Broker>, session: &Session, mut frame: Bytes)
         }
     };
     if legacy::is_legacy(api_key, version) {
-        return legacy::handle(broker, api_key, version, correlation_id, frame).await;
+        return legacy::handle(broker, session, api_key, version, correlation_id, frame).await;
     }
     let request = match RequestKind::decode(api_key, &mut frame, version) {
         Ok(request) => request,
@@ -215,20 +216,24 @@ async fn handle_frame(broker: &Arc<Broker>, session: &Session, mut frame: Bytes)
         RequestKind::Metadata(req) => ready(
             c,
             version,
-            api::metadata::handle(broker, advertised, req, version).await,
+            api::metadata::handle(broker, who, advertised, req, version).await,
         ),
         RequestKind::Produce(req) => {
-            deferred(c, version, api::produce::handle(broker, req, version))
+            deferred(c, version, api::produce::handle(broker, who, req, version))
         }
         RequestKind::Fetch(req) => {
             let broker = broker.clone();
+            let session = session.clone();
             waiting(c, version, async move {
-                Some(api::fetch::handle(&broker, req, version).await)
+                let who = crate::authorizer::Requester::from(&session);
+                Some(api::fetch::handle(&broker, who, req, version).await)
             })
         }
-        RequestKind::ListOffsets(req) => {
-            ready(c, version, api::list_offsets::handle(broker, req, version))
-        }
+        RequestKind::ListOffsets(req) => ready(
+            c,
+            version,
+            api::list_offsets::handle(broker, who, req, version),
+        ),
         RequestKind::CreateTopics(req) => {
             ready(c, version, api::topics::create(broker, req, version).await)
         }
@@ -311,6 +316,13 @@ async fn handle_frame(broker: &Arc<Broker>, session: &Session, mut frame: Bytes)
         }
         RequestKind::DescribeCluster(req) => {
             ready(c, version, api::cluster::describe(broker, advertised, req))
+        }
+        RequestKind::CreateAcls(req) => {
+            ready(c, version, api::acls::create(broker, who, req).await)
+        }
+        RequestKind::DescribeAcls(req) => ready(c, version, api::acls::describe(broker, who, req)),
+        RequestKind::DeleteAcls(req) => {
+            ready(c, version, api::acls::delete(broker, who, req).await)
         }
         // On a PLAINTEXT listener, or once authenticated (no re-authentication yet), as Kafka's
         // KafkaApis answers them.
