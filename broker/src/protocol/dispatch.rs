@@ -283,7 +283,7 @@ async fn handle_frame(broker: &Arc<Broker>, session: &Session, mut frame: Bytes)
         RequestKind::FindCoordinator(req) => ready(
             c,
             version,
-            api::groups::find_coordinator(advertised, broker, req, version),
+            api::groups::find_coordinator(advertised, broker, who, req, version),
         ),
         RequestKind::JoinGroup(req) => {
             let client = api::groups::Client {
@@ -294,22 +294,36 @@ async fn handle_frame(broker: &Arc<Broker>, session: &Session, mut frame: Bytes)
                     .unwrap_or_default(),
                 host: format!("/{}", peer.ip()),
             };
-            waiting(c, version, api::groups::join(broker, req, version, client))
+            waiting(
+                c,
+                version,
+                api::groups::join(broker, who, req, version, client),
+            )
         }
-        RequestKind::SyncGroup(req) => waiting(c, version, api::groups::sync(broker, req, version)),
-        RequestKind::Heartbeat(req) => ready(c, version, api::groups::heartbeat(broker, req)),
-        RequestKind::LeaveGroup(req) => ready(c, version, api::groups::leave(broker, req, version)),
+        RequestKind::SyncGroup(req) => {
+            waiting(c, version, api::groups::sync(broker, who, req, version))
+        }
+        RequestKind::Heartbeat(req) => ready(c, version, api::groups::heartbeat(broker, who, req)),
+        RequestKind::LeaveGroup(req) => {
+            ready(c, version, api::groups::leave(broker, who, req, version))
+        }
         RequestKind::DescribeGroups(req) => {
-            ready(c, version, api::groups::describe(broker, req, version))
+            ready(c, version, api::groups::describe(broker, who, req, version))
         }
-        RequestKind::ListGroups(req) => ready(c, version, api::groups::list(broker, req, version)),
-        RequestKind::DeleteGroups(req) => ready(c, version, api::groups::delete(broker, req).await),
-        RequestKind::OffsetCommit(req) => deferred(c, version, api::offsets::commit(broker, req)),
+        RequestKind::ListGroups(req) => {
+            ready(c, version, api::groups::list(broker, who, req, version))
+        }
+        RequestKind::DeleteGroups(req) => {
+            ready(c, version, api::groups::delete(broker, who, req).await)
+        }
+        RequestKind::OffsetCommit(req) => {
+            deferred(c, version, api::offsets::commit(broker, who, req))
+        }
         RequestKind::OffsetFetch(req) => {
-            ready(c, version, api::offsets::fetch(broker, req, version))
+            ready(c, version, api::offsets::fetch(broker, who, req, version))
         }
         RequestKind::OffsetDelete(req) => {
-            ready(c, version, api::offsets::delete(broker, req).await)
+            ready(c, version, api::offsets::delete(broker, who, req).await)
         }
         RequestKind::DescribeLogDirs(req) => {
             ready(c, version, api::log_dirs::describe(broker, req))

@@ -146,7 +146,7 @@ async fn translate(
         }
         ApiKey::OffsetCommit => {
             let req = offset_commit_v0_v1(body, version)?;
-            let response = api::offsets::commit(broker, req);
+            let response = api::offsets::commit(broker, who, req);
             deferred(c, version, async move {
                 let response: OffsetCommitResponse = response.await?;
                 // v0 and v1 answer in v2's layout.
@@ -156,7 +156,7 @@ async fn translate(
         ApiKey::OffsetFetch => {
             // v0 is v1's layout (v0 read ZooKeeper, which no Kafka 3.9 cluster in KRaft has).
             let req = OffsetFetchRequest::decode(&mut body.clone(), 1)?;
-            let response = api::offsets::fetch(broker, req, 1);
+            let response = api::offsets::fetch(broker, who, req, 1);
             ready(c, version, OldBody(encode_with(&response, 1)))
         }
         ApiKey::CreateTopics => {
