@@ -262,24 +262,28 @@ async fn handle_frame(broker: &Arc<Broker>, session: &Session, mut frame: Bytes)
         RequestKind::InitProducerId(req) => deferred(
             c,
             version,
-            api::init_producer_id::handle(broker, req, version),
+            api::init_producer_id::handle(broker, who, req, version),
         ),
-        RequestKind::AddPartitionsToTxn(req) => {
-            deferred(c, version, api::txn::add_partitions(broker, req, version))
-        }
+        RequestKind::AddPartitionsToTxn(req) => deferred(
+            c,
+            version,
+            api::txn::add_partitions(broker, who, req, version),
+        ),
         RequestKind::AddOffsetsToTxn(req) => {
-            deferred(c, version, api::txn::add_offsets(broker, req, version))
+            deferred(c, version, api::txn::add_offsets(broker, who, req, version))
         }
         RequestKind::TxnOffsetCommit(req) => deferred(
             c,
             version,
-            api::txn::txn_offset_commit(broker, req, version),
+            api::txn::txn_offset_commit(broker, who, req, version),
         ),
-        RequestKind::EndTxn(req) => deferred(c, version, api::txn::end_txn(broker, req, version)),
-        RequestKind::DescribeTransactions(req) => {
-            ready(c, version, api::txn::describe(broker, req))
+        RequestKind::EndTxn(req) => {
+            deferred(c, version, api::txn::end_txn(broker, who, req, version))
         }
-        RequestKind::ListTransactions(req) => ready(c, version, api::txn::list(broker, req)),
+        RequestKind::DescribeTransactions(req) => {
+            ready(c, version, api::txn::describe(broker, who, req))
+        }
+        RequestKind::ListTransactions(req) => ready(c, version, api::txn::list(broker, who, req)),
         RequestKind::FindCoordinator(req) => ready(
             c,
             version,
