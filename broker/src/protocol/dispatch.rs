@@ -234,19 +234,23 @@ async fn handle_frame(broker: &Arc<Broker>, session: &Session, mut frame: Bytes)
             version,
             api::list_offsets::handle(broker, who, req, version),
         ),
-        RequestKind::CreateTopics(req) => {
-            ready(c, version, api::topics::create(broker, req, version).await)
-        }
-        RequestKind::DeleteTopics(req) => {
-            ready(c, version, api::topics::delete(broker, req, version).await)
-        }
+        RequestKind::CreateTopics(req) => ready(
+            c,
+            version,
+            api::topics::create(broker, who, req, version).await,
+        ),
+        RequestKind::DeleteTopics(req) => ready(
+            c,
+            version,
+            api::topics::delete(broker, who, req, version).await,
+        ),
         RequestKind::CreatePartitions(req) => ready(
             c,
             version,
-            api::topics::create_partitions(broker, req).await,
+            api::topics::create_partitions(broker, who, req).await,
         ),
         RequestKind::DeleteRecords(req) => {
-            ready(c, version, api::delete_records::handle(broker, req))
+            ready(c, version, api::delete_records::handle(broker, who, req))
         }
         RequestKind::DescribeConfigs(req) => {
             ready(c, version, api::configs::describe(broker, req, version))

@@ -166,7 +166,7 @@ async fn translate(
                 v2.put_i8(0);
             }
             let req = CreateTopicsRequest::decode(&mut v2.freeze(), 2)?;
-            let response = api::topics::create(broker, req, 2).await;
+            let response = api::topics::create(broker, who, req, 2).await;
             ready(
                 c,
                 version,
@@ -175,7 +175,7 @@ async fn translate(
         }
         ApiKey::DeleteTopics => {
             let req = DeleteTopicsRequest::decode(&mut body.clone(), 1)?;
-            let response = api::topics::delete(broker, req, 1).await;
+            let response = api::topics::delete(broker, who, req, 1).await;
             ready(c, version, OldBody(delete_topics_response(&response)))
         }
         ApiKey::DescribeConfigs => {
