@@ -252,16 +252,20 @@ async fn handle_frame(broker: &Arc<Broker>, session: &Session, mut frame: Bytes)
         RequestKind::DeleteRecords(req) => {
             ready(c, version, api::delete_records::handle(broker, who, req))
         }
-        RequestKind::DescribeConfigs(req) => {
-            ready(c, version, api::configs::describe(broker, req, version))
-        }
-        RequestKind::AlterConfigs(req) => {
-            ready(c, version, api::configs::alter_legacy(broker, req).await)
-        }
+        RequestKind::DescribeConfigs(req) => ready(
+            c,
+            version,
+            api::configs::describe(broker, who, req, version),
+        ),
+        RequestKind::AlterConfigs(req) => ready(
+            c,
+            version,
+            api::configs::alter_legacy(broker, who, req).await,
+        ),
         RequestKind::IncrementalAlterConfigs(req) => ready(
             c,
             version,
-            api::configs::incremental_alter(broker, req).await,
+            api::configs::incremental_alter(broker, who, req).await,
         ),
         RequestKind::InitProducerId(req) => deferred(
             c,
@@ -334,11 +338,13 @@ async fn handle_frame(broker: &Arc<Broker>, session: &Session, mut frame: Bytes)
             ready(c, version, api::offsets::delete(broker, who, req).await)
         }
         RequestKind::DescribeLogDirs(req) => {
-            ready(c, version, api::log_dirs::describe(broker, req))
+            ready(c, version, api::log_dirs::describe(broker, who, req))
         }
-        RequestKind::DescribeCluster(req) => {
-            ready(c, version, api::cluster::describe(broker, advertised, req))
-        }
+        RequestKind::DescribeCluster(req) => ready(
+            c,
+            version,
+            api::cluster::describe(broker, advertised, who, req),
+        ),
         RequestKind::CreateAcls(req) => {
             ready(c, version, api::acls::create(broker, who, req).await)
         }

@@ -183,7 +183,7 @@ async fn translate(
             let mut v1 = BytesMut::from(&body[..]);
             v1.put_i8(0);
             let req = DescribeConfigsRequest::decode(&mut v1.freeze(), 1)?;
-            let response = api::configs::describe(broker, req, 1);
+            let response = api::configs::describe(broker, who, req, 1);
             ready(c, version, OldBody(describe_configs_response(&response)))
         }
         other => anyhow::bail!("{other:?} has no legacy versions"),
