@@ -231,7 +231,7 @@ async fn filters_any_and_match() {
     f.resource_name = Some("orders".into());
     f.pattern_type = Match;
     assert_eq!(a.describe(&f).len(), 3);
-    f.pattern_type = Any;
+    f.pattern_type = PatternType::Any;
     assert_eq!(a.describe(&f).len(), 1);
     f.pattern_type = Prefixed;
     assert_eq!(a.describe(&f).len(), 0);
