@@ -59,3 +59,183 @@ fn acls_are_enforced_for_python_clients_and_survive_kill_9() -> anyhow::Result<(
     assert_eq!(out?.trim(), "OK after-restart");
     Ok(())
 }
+
+/// `broker acls <args...> --bootstrap-server <broker>`: (exit code, stdout, stderr).
+fn acls_cli(broker: &BrokerProcess, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = common::output_with_timeout(
+        std::process::Command::new(env!("CARGO_BIN_EXE_broker"))
+            .arg("acls")
+            .args(args)
+            .arg("--bootstrap-server")
+            .arg(broker.bootstrap())
+            .env_remove("KAFKA_BOOTSTRAP_SERVERS"),
+        None,
+        std::time::Duration::from_secs(60),
+    )
+    .expect("broker acls runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn acls_ok(broker: &BrokerProcess, args: &[&str]) -> String {
+    let (code, out, err) = acls_cli(broker, args);
+    assert_eq!(
+        code,
+        Some(0),
+        "broker acls {args:?}: {err}\n{}",
+        broker.logs()
+    );
+    out
+}
+
+#[test]
+fn broker_acls_cli_adds_lists_and_removes() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    // The CLI connects over PLAINTEXT as User:ANONYMOUS, made a super user here.
+    let broker = BrokerProcess::start(
+        &dir.path().join("data"),
+        &["--super-users", "User:ANONYMOUS"],
+    )?;
+    let out = acls_ok(
+        &broker,
+        &[
+            "--add",
+            "--allow-principal",
+            "User:alice",
+            "--operation",
+            "Read",
+            "--operation",
+            "write",
+            "--topic",
+            "orders-",
+            "--resource-pattern-type",
+            "prefixed",
+        ],
+    );
+    assert!(
+        out.contains("operation=READ, permissionType=ALLOW"),
+        "{out}"
+    );
+    acls_ok(
+        &broker,
+        &[
+            "--add",
+            "--deny-principal",
+            "User:bob",
+            "--operation",
+            "All",
+            "--group",
+            "g1",
+        ],
+    );
+    acls_ok(
+        &broker,
+        &[
+            "--add",
+            "--allow-principal",
+            "User:alice",
+            "--operation",
+            "Describe",
+            "--cluster",
+        ],
+    );
+
+    let all = acls_ok(&broker, &["--list"]);
+    assert_eq!(all.matches("(principal=").count(), 4, "{all}");
+    assert!(
+        all.contains(
+            "Current ACLs for resource `ResourcePattern(resourceType=TOPIC, name=orders-, patternType=PREFIXED)`:"
+        ),
+        "{all}"
+    );
+    assert!(
+        all.contains("(principal=User:bob, host=*, operation=ALL, permissionType=DENY)"),
+        "{all}"
+    );
+    // MATCH: the ACLs that apply to topic orders-eu.
+    let matching = acls_ok(
+        &broker,
+        &[
+            "--list",
+            "--topic",
+            "orders-eu",
+            "--resource-pattern-type",
+            "match",
+        ],
+    );
+    assert_eq!(
+        matching.matches("(principal=User:alice").count(),
+        2,
+        "{matching}"
+    );
+    let alices = acls_ok(&broker, &["--list", "--principal", "User:alice"]);
+    assert_eq!(alices.matches("(principal=").count(), 3, "{alices}");
+
+    let removed = acls_ok(
+        &broker,
+        &["--remove", "--deny-principal", "User:bob", "--group", "g1"],
+    );
+    assert!(removed.starts_with("Removed 1 ACLs:"), "{removed}");
+    let all = acls_ok(&broker, &["--list"]);
+    assert_eq!(all.matches("(principal=").count(), 3, "{all}");
+    assert!(!all.contains("User:bob"), "{all}");
+
+    // Bad flags fail before connecting, with exit code 1.
+    let (code, _, err) = acls_cli(
+        &broker,
+        &[
+            "--add",
+            "--allow-principal",
+            "User:a",
+            "--operation",
+            "Fly",
+            "--topic",
+            "t",
+        ],
+    );
+    assert_eq!(code, Some(1));
+    assert!(err.contains("Fly"), "{err}");
+    let (code, _, err) = acls_cli(
+        &broker,
+        &[
+            "--add",
+            "--allow-principal",
+            "alice",
+            "--operation",
+            "Read",
+            "--topic",
+            "t",
+        ],
+    );
+    assert_eq!(code, Some(1));
+    assert!(err.contains("principal"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn a_plaintext_broker_denies_anonymous_once_an_acl_exists() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let broker = BrokerProcess::start(&dir.path().join("data"), &[])?;
+    // No ACLs and no authenticating listener: everything is allowed, as before ACLs existed.
+    acls_ok(
+        &broker,
+        &[
+            "--add",
+            "--allow-principal",
+            "User:alice",
+            "--operation",
+            "Read",
+            "--topic",
+            "t",
+        ],
+    );
+    // Now the authorizer is on and User:ANONYMOUS has no ACL: listing needs DESCRIBE on the
+    // cluster.
+    let (code, _, err) = acls_cli(&broker, &["--list"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("CLUSTER_AUTHORIZATION_FAILED"), "{err}");
+    Ok(())
+}
