@@ -239,3 +239,44 @@ fn a_plaintext_broker_denies_anonymous_once_an_acl_exists() -> anyhow::Result<()
     assert!(err.contains("CLUSTER_AUTHORIZATION_FAILED"), "{err}");
     Ok(())
 }
+
+#[tokio::test]
+async fn clients_can_neither_produce_to_nor_delete_the_acl_topic() -> anyhow::Result<()> {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::error::RDKafkaErrorCode;
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    use rdkafka::ClientConfig;
+    use std::time::Duration;
+
+    const ACLS: &str = "__datasync_acls";
+    let dir = tempfile::tempdir()?;
+    // No ACLs and PLAINTEXT only: the authorizer allows everything, the protections remain.
+    let broker = BrokerProcess::start(&dir.path().join("data"), &[])?;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .create()?;
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let deleted = admin.delete_topics(&[ACLS], &opts).await?;
+    assert_eq!(
+        deleted,
+        vec![Err((ACLS.to_string(), RDKafkaErrorCode::InvalidTopic))]
+    );
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("message.timeout.ms", "10000")
+        .create()?;
+    let sent = producer
+        .send(
+            FutureRecord::to(ACLS).key("k").payload("forged ACL"),
+            Duration::from_secs(10),
+        )
+        .await;
+    let (err, _) = sent.expect_err("producing to the ACL topic must fail");
+    assert_eq!(
+        err.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::InvalidTopic),
+        "{err}"
+    );
+    Ok(())
+}

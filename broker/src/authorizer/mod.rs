@@ -106,7 +106,7 @@ impl Authorizer {
 
     pub fn is_super_user(&self, principal: &KafkaPrincipal) -> bool {
         let name = principal.to_string();
-        self.super_users.iter().any(|s| *s == name)
+        self.super_users.contains(&name)
     }
 
     /// Whether `who` may do `op` on `resource`.
