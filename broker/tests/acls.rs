@@ -43,6 +43,7 @@ fn acls_are_enforced_for_python_clients_and_survive_kill_9() -> anyhow::Result<(
         "OK deny-wins",
         "OK transactional-id",
         "OK admin-client",
+        "OK transaction-allowed",
     ] {
         assert!(out.contains(step), "{step} missing from {out}");
     }
