@@ -281,3 +281,40 @@ async fn clients_can_neither_produce_to_nor_delete_the_acl_topic() -> anyhow::Re
     );
     Ok(())
 }
+
+#[test]
+fn legacy_request_versions_are_authorized_too() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let broker = BrokerProcess::start(&dir.path().join("data"), &[])?;
+    let topic = unique_topic("acl-legacy");
+    let created = common::run_command(
+        std::process::Command::new(env!("CARGO_BIN_EXE_broker"))
+            .args(["topics", "create", "--topic", &topic, "--bootstrap-server"])
+            .arg(broker.bootstrap()),
+        None,
+        std::time::Duration::from_secs(60),
+    );
+    assert!(created.is_ok(), "{created:?}");
+    // User:ANONYMOUS may describe the topic, nothing more; the ACL turns the authorizer on.
+    acls_ok(
+        &broker,
+        &[
+            "--add",
+            "--allow-principal",
+            "User:ANONYMOUS",
+            "--operation",
+            "Describe",
+            "--topic",
+            &topic,
+        ],
+    );
+    let out = run_python(
+        &python_script("acl_legacy.py"),
+        &[&broker.bootstrap(), &topic],
+    );
+    if out.is_err() {
+        eprintln!("broker output:\n{}", broker.logs());
+    }
+    assert_eq!(out?.trim(), "OK");
+    Ok(())
+}
