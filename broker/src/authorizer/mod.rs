@@ -126,13 +126,20 @@ impl Authorizer {
             }
             match acl.permission {
                 Permission::Deny if acl.operation == op || acl.operation == Operation::All => {
-                    return false
+                    tracing::debug!(%principal, %host, operation = %op, acl = %acl, "authorization denied by a DENY ACL");
+                    return false;
                 }
                 Permission::Allow if acl.operation.implies(op) => allowed = true,
                 _ => {}
             }
         }
-        allowed || (!covered && self.allow_if_no_acl)
+        let allowed = allowed || (!covered && self.allow_if_no_acl);
+        if !allowed {
+            // Kafka's authorizer logs denials (at INFO in kafka.authorizer.logger); here at
+            // debug, as a refused client already sees the error.
+            tracing::debug!(%principal, %host, operation = %op, resource_type = %resource.resource_type, resource = %resource.name, "authorization denied");
+        }
+        allowed
     }
 
     /// [`Authorizer::authorize`] for many resources of one type at once: the names allowed.
