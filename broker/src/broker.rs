@@ -39,6 +39,8 @@ pub struct Broker {
     /// Cancelled when the broker starts shutting down: waits that would outlive it (a long-poll
     /// Fetch) answer at once instead.
     pub stopping: CancellationToken,
+    /// ACLs and the rules that check every request against them.
+    pub authorizer: crate::authorizer::Authorizer,
     /// Event counters and latency histograms (see [`crate::metrics`]).
     pub metrics: crate::metrics::Metrics,
 }
@@ -59,6 +61,13 @@ impl Broker {
         let txns =
             TxnCoordinator::open(&topics, flusher.clone(), config.transaction_max_timeout_ms)
                 .await?;
+        let authorizer = crate::authorizer::Authorizer::open(
+            &topics,
+            flusher.clone(),
+            config.super_users.as_ref().map_or(&[][..], |s| &s.0[..]),
+            config.allow_everyone_if_no_acl_found,
+        )
+        .await?;
         let group_configs = GroupConfigStore::open(&config.data_dir)?;
         let groups = GroupCoordinator::new(GroupConfig {
             min_session_timeout: Duration::from_millis(config.group_min_session_timeout_ms),
@@ -77,6 +86,7 @@ impl Broker {
             txns,
             advertised,
             stopping: CancellationToken::new(),
+            authorizer,
             metrics,
         };
         // Transactions a crash left unfinished are finished before any client is served.

@@ -34,6 +34,14 @@ fn legacy_max_request_bytes() -> u32 {
         .unwrap_or(DEFAULT_MAX_REQUEST_BYTES)
 }
 
+/// `--super-users`, parsed: principals as `User:name`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SuperUsers(pub Vec<String>);
+
+fn parse_super_users(spec: &str) -> Result<SuperUsers, String> {
+    crate::authorizer::parse_super_users(spec).map(SuperUsers)
+}
+
 /// Flags of the broker server.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
@@ -59,6 +67,17 @@ pub struct Config {
     /// `user_NAME="PASSWORD"` entries of Kafka's PLAIN JAAS file.
     #[arg(long, env = "BROKER_SASL_USERS_FILE")]
     pub sasl_users_file: Option<PathBuf>,
+
+    /// Principals that may do anything, whatever the ACLs say, separated by semicolons
+    /// (Kafka's `super.users`): `User:admin;User:CN=broker,O=datasync`.
+    #[arg(long, env = "BROKER_SUPER_USERS", value_parser = parse_super_users)]
+    pub super_users: Option<SuperUsers>,
+
+    /// Allow a request when no ACL covers its resource at all (Kafka's
+    /// `allow.everyone.if.no.acl.found`). Without it, once authorization is on (an
+    /// authenticating listener or any ACL exists), such requests are refused.
+    #[arg(long, env = "BROKER_ALLOW_EVERYONE_IF_NO_ACL_FOUND")]
+    pub allow_everyone_if_no_acl_found: bool,
 
     /// Address of the HTTP listener serving `/metrics` (Prometheus), `/healthz` and `/readyz`
     /// (Redpanda's admin port by default). `off` serves none.
@@ -230,6 +249,8 @@ impl Config {
             advertised_listener: None,
             extra_listener: None,
             sasl_users_file: None,
+            super_users: None,
+            allow_everyone_if_no_acl_found: false,
             http_listen: "off".into(),
             data_dir: data_dir.into(),
             default_partitions: 1,

@@ -6,6 +6,7 @@
 //! tests start the real broker in-process on port 0.
 
 pub mod api;
+pub mod authorizer;
 pub mod broker;
 pub mod cli;
 pub mod client;
@@ -192,6 +193,9 @@ pub async fn run_with(
     let bound = listener.local_addr()?;
     let advertised = advertised(&config, bound)?;
     let broker = Arc::new(Broker::open(config, advertised).await?);
+    if !sasl.is_empty() {
+        broker.authorizer.secure();
+    }
     tracing::info!(
         advertised = %format!("{}:{}", broker.advertised.host, broker.advertised.port),
         data_dir = %broker.config.data_dir.display(),

@@ -7,6 +7,7 @@ use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 
 use super::{code, str_bytes};
+use crate::authorizer::{Operation, Requester, Resource};
 use crate::broker::{Advertised, Broker};
 
 /// Endpoint type 1 is "brokers"; 2 ("controllers") is for KRaft controllers, which we are not.
@@ -15,8 +16,17 @@ const BROKERS: i8 = 1;
 pub fn describe(
     broker: &Arc<Broker>,
     advertised: &Advertised,
+    who: Requester<'_>,
     req: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
+    // DESCRIBE on the cluster, as Kafka checks it.
+    if !broker
+        .authorizer
+        .authorize(who, Operation::Describe, &Resource::cluster())
+    {
+        return DescribeClusterResponse::default()
+            .with_error_code(code(ResponseError::ClusterAuthorizationFailed));
+    }
     let mut resp = DescribeClusterResponse::default()
         .with_cluster_id(str_bytes(broker.topics.cluster_id()))
         .with_controller_id(BrokerId(broker.node_id()))

@@ -31,6 +31,7 @@ use kafka_protocol::messages::{
 
 use super::topics::{DEFAULT_CONFIG, DYNAMIC_TOPIC_CONFIG};
 use super::{code, str_bytes};
+use crate::authorizer::{Operation, Requester, Resource};
 use crate::broker::Broker;
 use crate::group::configs::{self as group_config, GroupConfigError, GROUP_DEFS};
 use crate::topic::config::{self, ConfigType, DEFS};
@@ -40,6 +41,32 @@ const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
 const GROUP: i8 = 32;
 const STATIC_BROKER_CONFIG: i8 = 4;
+
+/// The error when `who` may not do `op` (DESCRIBE_CONFIGS, ALTER_CONFIGS) on the configs of
+/// a resource: the topic's, the group's, or the cluster's for a broker (as Kafka checks them).
+fn config_refusal(
+    broker: &Broker,
+    who: Requester<'_>,
+    op: Operation,
+    resource_type: i8,
+    name: &str,
+) -> Option<ResponseError> {
+    let (resource, error) = match resource_type {
+        TOPIC => (
+            Resource::topic(name),
+            ResponseError::TopicAuthorizationFailed,
+        ),
+        GROUP => (
+            Resource::group(name),
+            ResponseError::GroupAuthorizationFailed,
+        ),
+        _ => (
+            Resource::cluster(),
+            ResponseError::ClusterAuthorizationFailed,
+        ),
+    };
+    (!broker.authorizer.authorize(who, op, &resource)).then_some(error)
+}
 const GROUP_CONFIG: i8 = 8;
 
 /// Why an alteration of one resource is refused.
@@ -69,6 +96,7 @@ impl ConfigError {
 
 pub fn describe(
     broker: &Arc<Broker>,
+    who: Requester<'_>,
     req: DescribeConfigsRequest,
     version: i16,
 ) -> DescribeConfigsResponse {
@@ -79,6 +107,16 @@ pub fn describe(
             let mut out = DescribeConfigsResult::default()
                 .with_resource_type(res.resource_type)
                 .with_resource_name(res.resource_name.clone());
+            if let Some(error) = config_refusal(
+                broker,
+                who,
+                Operation::DescribeConfigs,
+                res.resource_type,
+                res.resource_name.as_str(),
+            ) {
+                out.error_code = code(error);
+                return out;
+            }
             let wanted = |name: &str| {
                 res.configuration_keys
                     .as_ref()
@@ -311,6 +349,7 @@ fn broker_configs(broker: &Broker) -> Vec<(&'static str, String, ConfigType)> {
 
 pub async fn incremental_alter(
     broker: &Arc<Broker>,
+    who: Requester<'_>,
     req: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
     let twice = named_twice(
@@ -333,6 +372,11 @@ pub async fn incremental_alter(
             })
             .collect();
         let key = (res.resource_type, res.resource_name.as_str());
+        if let Some(error) = config_refusal(broker, who, Operation::AlterConfigs, key.0, key.1) {
+            out.error_code = code(error);
+            responses.push(out);
+            continue;
+        }
         let result = if twice.contains(&key) {
             Err(ConfigError::InvalidRequest(
                 "Each resource must appear at most once.".into(),
@@ -352,7 +396,11 @@ pub async fn incremental_alter(
 /// The legacy AlterConfigs: each resource's configs are replaced by those given (a config not
 /// named goes back to its default). Deprecated in Kafka, but what librdkafka's `AlterConfigs`
 /// and older tools send.
-pub async fn alter_legacy(broker: &Arc<Broker>, req: AlterConfigsRequest) -> AlterConfigsResponse {
+pub async fn alter_legacy(
+    broker: &Arc<Broker>,
+    who: Requester<'_>,
+    req: AlterConfigsRequest,
+) -> AlterConfigsResponse {
     use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse as Out;
     let twice = named_twice(
         req.resources
@@ -374,6 +422,11 @@ pub async fn alter_legacy(broker: &Arc<Broker>, req: AlterConfigsRequest) -> Alt
             })
             .collect();
         let key = (res.resource_type, res.resource_name.as_str());
+        if let Some(error) = config_refusal(broker, who, Operation::AlterConfigs, key.0, key.1) {
+            out.error_code = code(error);
+            responses.push(out);
+            continue;
+        }
         let result = if twice.contains(&key) {
             Err(ConfigError::InvalidRequest(
                 "Each resource must appear at most once.".into(),

@@ -12,13 +12,24 @@ use kafka_protocol::messages::delete_records_response::{
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
 use super::{code, log_error_code};
+use crate::authorizer::{Operation, Requester, Resource};
 use crate::broker::Broker;
 
-pub fn handle(broker: &Arc<Broker>, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
+pub fn handle(
+    broker: &Arc<Broker>,
+    who: Requester<'_>,
+    req: DeleteRecordsRequest,
+) -> DeleteRecordsResponse {
     let topics = req
         .topics
         .into_iter()
         .map(|wanted| {
+            // DELETE on the topic.
+            let allowed = broker.authorizer.authorize(
+                who,
+                Operation::Delete,
+                &Resource::topic(wanted.name.0.as_str()),
+            );
             let topic = broker.topics.get(wanted.name.0.as_str());
             let partitions = wanted
                 .partitions
@@ -27,6 +38,10 @@ pub fn handle(broker: &Arc<Broker>, req: DeleteRecordsRequest) -> DeleteRecordsR
                     let mut out = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index)
                         .with_low_watermark(-1);
+                    if !allowed {
+                        out.error_code = code(ResponseError::TopicAuthorizationFailed);
+                        return out;
+                    }
                     let Some(partition) =
                         topic.as_ref().and_then(|t| t.partition(p.partition_index))
                     else {

@@ -7,6 +7,7 @@
 //! with what there is is always allowed, and the client simply fetches again) and ends at once
 //! when the broker shuts down, so no socket is held for a fetch nobody will see answered.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,10 +19,28 @@ use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId};
 use tokio::time::Instant;
 
 use super::{code, log_error_code};
+use crate::authorizer::{Operation, Requester, Resource};
 use crate::broker::Broker;
 use crate::topic::Isolation;
 
-pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, _version: i16) -> FetchResponse {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    who: Requester<'_>,
+    req: FetchRequest,
+    _version: i16,
+) -> FetchResponse {
+    // READ on each topic, decided once for the whole long poll.
+    let refused: HashSet<String> = req
+        .topics
+        .iter()
+        .map(|t| t.topic.0.as_str())
+        .filter(|t| {
+            !broker
+                .authorizer
+                .authorize(who, Operation::Read, &Resource::topic(*t))
+        })
+        .map(str::to_string)
+        .collect();
     let max_wait = u64::try_from(req.max_wait_ms)
         .unwrap_or(0)
         .min(broker.config.max_fetch_wait_ms);
@@ -30,7 +49,7 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, _version: i16) -> F
     let mut changes = broker.flusher.subscribe();
     loop {
         changes.borrow_and_update();
-        let (response, bytes, failed) = read_all(broker, &req);
+        let (response, bytes, failed) = read_all(broker, &req, &refused);
         if bytes >= min_bytes
             || failed
             || Instant::now() >= deadline
@@ -60,7 +79,11 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, _version: i16) -> F
 
 /// One pass over the requested partitions: the response, the record bytes in it, and whether any
 /// partition answered with an error (which ends the long poll, as in Kafka).
-fn read_all(broker: &Arc<Broker>, req: &FetchRequest) -> (FetchResponse, usize, bool) {
+fn read_all(
+    broker: &Arc<Broker>,
+    req: &FetchRequest,
+    refused: &HashSet<String>,
+) -> (FetchResponse, usize, bool) {
     let max_bytes = usize::try_from(req.max_bytes).unwrap_or(0);
     // read_committed (1): below the last stable offset, with the aborted transactions listed.
     let isolation = if req.isolation_level == 1 {
@@ -76,6 +99,13 @@ fn read_all(broker: &Arc<Broker>, req: &FetchRequest) -> (FetchResponse, usize, 
         let mut partitions = Vec::with_capacity(wanted.partitions.len());
         for fp in &wanted.partitions {
             let mut out = PartitionData::default().with_partition_index(fp.partition);
+            if refused.contains(wanted.topic.0.as_str()) {
+                out.error_code = code(ResponseError::TopicAuthorizationFailed);
+                out.high_watermark = -1;
+                failed = true;
+                partitions.push(out);
+                continue;
+            }
             let Some(partition) = topic.as_ref().and_then(|t| t.partition(fp.partition)) else {
                 out.error_code = code(ResponseError::UnknownTopicOrPartition);
                 out.high_watermark = -1;

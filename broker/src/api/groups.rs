@@ -16,8 +16,14 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
 use super::{code, str_bytes};
+use crate::authorizer::{Operation, Requester, Resource, ResourceType};
 use crate::broker::{Advertised, Broker};
 use crate::group::{JoinOutcome, JoinRequest, JoinResult, SyncResult};
+
+/// Whether `who` may do `op` on group `id`.
+fn group_allowed(broker: &Broker, who: Requester<'_>, op: Operation, id: &str) -> bool {
+    broker.authorizer.authorize(who, op, &Resource::group(id))
+}
 
 /// Who sent a request, for the group member records.
 pub struct Client {
@@ -28,17 +34,45 @@ pub struct Client {
 pub fn find_coordinator(
     advertised: &Advertised,
     broker: &Arc<Broker>,
+    who: Requester<'_>,
     req: FindCoordinatorRequest,
     version: i16,
 ) -> FindCoordinatorResponse {
     let node = BrokerId(broker.node_id());
     let host = str_bytes(advertised.host.clone());
     let port = advertised.port;
+    // DESCRIBE on the group (key type 0) or transactional id (1), as Kafka checks it.
+    let refusal = |key_type: i8, key: &str| -> Option<ResponseError> {
+        let (resource_type, error) = match key_type {
+            1 => (
+                ResourceType::TransactionalId,
+                ResponseError::TransactionalIdAuthorizationFailed,
+            ),
+            _ => (ResourceType::Group, ResponseError::GroupAuthorizationFailed),
+        };
+        let resource = Resource {
+            resource_type,
+            name: key.to_string(),
+        };
+        (!broker
+            .authorizer
+            .authorize(who, Operation::Describe, &resource))
+        .then_some(error)
+    };
     if version >= 4 {
+        let key_type = req.key_type;
         let coordinators = req
             .coordinator_keys
             .into_iter()
             .map(|key| {
+                if let Some(error) = refusal(key_type, key.as_str()) {
+                    return Coordinator::default()
+                        .with_key(key)
+                        .with_node_id(BrokerId(-1))
+                        .with_host(str_bytes(""))
+                        .with_port(-1)
+                        .with_error_code(code(error));
+                }
                 Coordinator::default()
                     .with_key(key)
                     .with_node_id(node)
@@ -47,6 +81,13 @@ pub fn find_coordinator(
             })
             .collect();
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
+    }
+    if let Some(error) = refusal(req.key_type, req.key.as_str()) {
+        return FindCoordinatorResponse::default()
+            .with_error_code(code(error))
+            .with_node_id(BrokerId(-1))
+            .with_host(str_bytes(""))
+            .with_port(-1);
     }
     FindCoordinatorResponse::default()
         .with_node_id(node)
@@ -60,6 +101,7 @@ fn opt(s: Option<StrBytes>) -> Option<String> {
 
 pub fn join(
     broker: &Arc<Broker>,
+    who: Requester<'_>,
     req: JoinGroupRequest,
     version: i16,
     client: Client,
@@ -70,22 +112,30 @@ pub fn join(
     } else {
         session
     };
-    let outcome = broker.groups.join(JoinRequest {
-        group_id: req.group_id.0.to_string(),
-        member_id: req.member_id.to_string(),
-        group_instance_id: opt(req.group_instance_id),
-        client_id: client.client_id,
-        client_host: client.host,
-        session_timeout: session,
-        rebalance_timeout: rebalance,
-        protocol_type: req.protocol_type.to_string(),
-        protocols: req
-            .protocols
-            .into_iter()
-            .map(|p| (p.name.to_string(), p.metadata))
-            .collect(),
-        require_known_member_id: version >= 4,
-    });
+    let outcome = if !group_allowed(broker, who, Operation::Read, req.group_id.0.as_str()) {
+        JoinOutcome::Now(JoinResult {
+            error: code(ResponseError::GroupAuthorizationFailed),
+            generation: -1,
+            ..Default::default()
+        })
+    } else {
+        broker.groups.join(JoinRequest {
+            group_id: req.group_id.0.to_string(),
+            member_id: req.member_id.to_string(),
+            group_instance_id: opt(req.group_instance_id),
+            client_id: client.client_id,
+            client_host: client.host,
+            session_timeout: session,
+            rebalance_timeout: rebalance,
+            protocol_type: req.protocol_type.to_string(),
+            protocols: req
+                .protocols
+                .into_iter()
+                .map(|p| (p.name.to_string(), p.metadata))
+                .collect(),
+            require_known_member_id: version >= 4,
+        })
+    };
     async move {
         let result = match outcome {
             JoinOutcome::Now(r) => r,
@@ -131,19 +181,27 @@ fn join_response(r: JoinResult, version: i16) -> JoinGroupResponse {
 
 pub fn sync(
     broker: &Arc<Broker>,
+    who: Requester<'_>,
     req: SyncGroupRequest,
     version: i16,
 ) -> impl Future<Output = Option<SyncGroupResponse>> + Send + 'static {
-    let outcome = broker.groups.sync(
-        req.group_id.0.as_str(),
-        req.generation_id,
-        req.member_id.as_str(),
-        req.group_instance_id.as_ref().map(|s| s.as_str()),
-        req.assignments
-            .into_iter()
-            .map(|a| (a.member_id.to_string(), a.assignment))
-            .collect(),
-    );
+    let outcome = if !group_allowed(broker, who, Operation::Read, req.group_id.0.as_str()) {
+        Ok(SyncResult {
+            error: code(ResponseError::GroupAuthorizationFailed),
+            ..Default::default()
+        })
+    } else {
+        broker.groups.sync(
+            req.group_id.0.as_str(),
+            req.generation_id,
+            req.member_id.as_str(),
+            req.group_instance_id.as_ref().map(|s| s.as_str()),
+            req.assignments
+                .into_iter()
+                .map(|a| (a.member_id.to_string(), a.assignment))
+                .collect(),
+        )
+    };
     async move {
         let result = match outcome {
             Ok(r) => r,
@@ -163,7 +221,15 @@ pub fn sync(
     }
 }
 
-pub fn heartbeat(broker: &Arc<Broker>, req: HeartbeatRequest) -> HeartbeatResponse {
+pub fn heartbeat(
+    broker: &Arc<Broker>,
+    who: Requester<'_>,
+    req: HeartbeatRequest,
+) -> HeartbeatResponse {
+    if !group_allowed(broker, who, Operation::Read, req.group_id.0.as_str()) {
+        return HeartbeatResponse::default()
+            .with_error_code(code(ResponseError::GroupAuthorizationFailed));
+    }
     HeartbeatResponse::default().with_error_code(broker.groups.heartbeat(
         req.group_id.0.as_str(),
         req.generation_id,
@@ -172,7 +238,16 @@ pub fn heartbeat(broker: &Arc<Broker>, req: HeartbeatRequest) -> HeartbeatRespon
     ))
 }
 
-pub fn leave(broker: &Arc<Broker>, req: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
+pub fn leave(
+    broker: &Arc<Broker>,
+    who: Requester<'_>,
+    req: LeaveGroupRequest,
+    version: i16,
+) -> LeaveGroupResponse {
+    if !group_allowed(broker, who, Operation::Read, req.group_id.0.as_str()) {
+        return LeaveGroupResponse::default()
+            .with_error_code(code(ResponseError::GroupAuthorizationFailed));
+    }
     let members: Vec<(String, Option<String>)> = if version >= 3 {
         req.members
             .iter()
@@ -203,6 +278,7 @@ pub fn leave(broker: &Arc<Broker>, req: LeaveGroupRequest, version: i16) -> Leav
 
 pub fn describe(
     broker: &Arc<Broker>,
+    who: Requester<'_>,
     req: DescribeGroupsRequest,
     version: i16,
 ) -> DescribeGroupsResponse {
@@ -211,6 +287,10 @@ pub fn describe(
         .into_iter()
         .map(|id| {
             let mut out = DescribedGroup::default().with_group_id(id.clone());
+            if !group_allowed(broker, who, Operation::Describe, id.0.as_str()) {
+                out.error_code = code(ResponseError::GroupAuthorizationFailed);
+                return out;
+            }
             match broker.groups.describe(id.0.as_str()) {
                 Some(g) => {
                     out.group_state = str_bytes(g.state);
@@ -252,12 +332,25 @@ pub fn describe(
     DescribeGroupsResponse::default().with_groups(groups)
 }
 
-pub fn list(broker: &Arc<Broker>, req: ListGroupsRequest, version: i16) -> ListGroupsResponse {
+pub fn list(
+    broker: &Arc<Broker>,
+    who: Requester<'_>,
+    req: ListGroupsRequest,
+    version: i16,
+) -> ListGroupsResponse {
     let mut all = broker.groups.list();
     for g in broker.offsets.groups() {
         if !all.iter().any(|(id, _, _)| *id == g) {
             all.push((g, "consumer".to_string(), "Empty"));
         }
+    }
+    // DESCRIBE on the cluster lists every group; otherwise only those the principal may
+    // describe (Kafka's filtering).
+    if !broker
+        .authorizer
+        .authorize(who, Operation::Describe, &Resource::cluster())
+    {
+        all.retain(|(id, _, _)| group_allowed(broker, who, Operation::Describe, id));
     }
     all.sort();
     let states: Vec<String> = req
@@ -290,13 +383,19 @@ pub fn list(broker: &Arc<Broker>, req: ListGroupsRequest, version: i16) -> ListG
     ListGroupsResponse::default().with_groups(groups)
 }
 
-pub async fn delete(broker: &Arc<Broker>, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
+pub async fn delete(
+    broker: &Arc<Broker>,
+    who: Requester<'_>,
+    req: DeleteGroupsRequest,
+) -> DeleteGroupsResponse {
     let mut results = Vec::with_capacity(req.groups_names.len());
     for id in req.groups_names {
         let name = id.0.to_string();
         let known =
             broker.groups.describe(&name).is_some() || broker.offsets.groups().contains(&name);
-        let error = if !known {
+        let error = if !group_allowed(broker, who, Operation::Delete, &name) {
+            code(ResponseError::GroupAuthorizationFailed)
+        } else if !known {
             code(ResponseError::GroupIdNotFound)
         } else if broker.groups.has_members(&name) {
             code(ResponseError::NonEmptyGroup)

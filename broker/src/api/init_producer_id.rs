@@ -9,6 +9,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
 use super::code;
+use crate::authorizer::{Operation, Requester, Resource, ResourceType};
 use crate::broker::Broker;
 use crate::txn::fenced;
 
@@ -17,14 +18,37 @@ const FENCED_SINCE: i16 = 4;
 
 pub fn handle(
     broker: &Arc<Broker>,
+    who: Requester<'_>,
     req: InitProducerIdRequest,
     version: i16,
 ) -> impl Future<Output = Option<InitProducerIdResponse>> + Send + 'static {
+    // A transactional producer needs WRITE on its transactional id; an idempotent one
+    // IDEMPOTENT_WRITE on the cluster or WRITE on some topic (Kafka's rule since 2.8).
+    let refused = match req.transactional_id.as_ref().filter(|t| !t.0.is_empty()) {
+        Some(id) => (!broker.authorizer.authorize(
+            who,
+            Operation::Write,
+            &Resource::transactional_id(id.0.as_str()),
+        ))
+        .then_some(ResponseError::TransactionalIdAuthorizationFailed),
+        None => {
+            (!broker
+                .authorizer
+                .authorize(who, Operation::IdempotentWrite, &Resource::cluster())
+                && !broker
+                    .authorizer
+                    .authorize_any(who, Operation::Write, ResourceType::Topic))
+            .then_some(ResponseError::ClusterAuthorizationFailed)
+        }
+    };
     let broker = broker.clone();
     async move {
         let resp = InitProducerIdResponse::default()
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1);
+        if let Some(error) = refused {
+            return Some(resp.with_error_code(code(error)));
+        }
         let transactional_id = req
             .transactional_id
             .as_ref()

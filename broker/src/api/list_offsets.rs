@@ -17,6 +17,7 @@ use kafka_protocol::messages::list_offsets_response::{
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
 use super::{code, log_error_code};
+use crate::authorizer::{Operation, Requester, Resource};
 use crate::broker::Broker;
 use crate::log::batch::codec::{self, Codec};
 use crate::log::batch::record::Records;
@@ -27,12 +28,23 @@ const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 
-pub fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+pub fn handle(
+    broker: &Arc<Broker>,
+    who: Requester<'_>,
+    req: ListOffsetsRequest,
+    version: i16,
+) -> ListOffsetsResponse {
     let read_committed = req.isolation_level == 1;
     let topics = req
         .topics
         .into_iter()
         .map(|wanted| {
+            // DESCRIBE on the topic, as Kafka checks it.
+            let allowed = broker.authorizer.authorize(
+                who,
+                Operation::Describe,
+                &Resource::topic(wanted.name.0.as_str()),
+            );
             let topic = broker.topics.get(wanted.name.0.as_str());
             // What a batch of this topic may decompress to (`max.message.bytes`).
             let limit = topic.as_ref().map_or(0, |t| {
@@ -48,6 +60,10 @@ pub fn handle(broker: &Arc<Broker>, req: ListOffsetsRequest, version: i16) -> Li
                         .with_offset(-1);
                     if version >= 4 {
                         out.leader_epoch = 0;
+                    }
+                    if !allowed {
+                        out.error_code = code(ResponseError::TopicAuthorizationFailed);
+                        return out;
                     }
                     let Some(partition) =
                         topic.as_ref().and_then(|t| t.partition(p.partition_index))

@@ -11,9 +11,23 @@ use kafka_protocol::messages::describe_log_dirs_response::{
 use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, TopicName};
 
 use super::str_bytes;
+use crate::authorizer::{Operation, Requester, Resource};
 use crate::broker::Broker;
 
-pub fn describe(broker: &Arc<Broker>, req: DescribeLogDirsRequest) -> DescribeLogDirsResponse {
+pub fn describe(
+    broker: &Arc<Broker>,
+    who: Requester<'_>,
+    req: DescribeLogDirsRequest,
+) -> DescribeLogDirsResponse {
+    // DESCRIBE on the cluster, as Kafka checks it.
+    if !broker
+        .authorizer
+        .authorize(who, Operation::Describe, &Resource::cluster())
+    {
+        return DescribeLogDirsResponse::default().with_error_code(
+            kafka_protocol::error::ResponseError::ClusterAuthorizationFailed.code(),
+        );
+    }
     let size = |p: &crate::topic::Partition| i64::try_from(p.size_bytes()).unwrap_or(i64::MAX);
     let topics: Vec<DescribeLogDirsTopic> = match req.topics {
         // All partitions.

@@ -10,11 +10,13 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 
 use super::{code, str_bytes, topic_name};
+use crate::authorizer::{Operation, Requester, Resource};
 use crate::broker::{Advertised, Broker};
 use crate::topic::{name, Topic, TopicConfigs};
 
 pub async fn handle(
     broker: &Arc<Broker>,
+    who: Requester<'_>,
     advertised: &Advertised,
     req: MetadataRequest,
     version: i16,
@@ -39,6 +41,14 @@ pub async fn handle(
             .topics
             .all()
             .iter()
+            // Topics the principal may not describe are not listed at all.
+            .filter(|t| {
+                broker.authorizer.authorize(
+                    who,
+                    Operation::Describe,
+                    &Resource::topic(t.name.clone()),
+                )
+            })
             .map(|t| describe(t, node, version))
             .collect();
         return resp;
@@ -50,11 +60,20 @@ pub async fn handle(
     for wanted in requested {
         let entry = match wanted.name {
             Some(name) => {
-                lookup_or_create(broker, name.0.as_str(), allow_create, node, version).await
+                lookup_or_create(broker, who, name.0.as_str(), allow_create, node, version).await
             }
             None => match broker.topics.get_by_id(wanted.topic_id) {
-                Some(t) => describe(&t, node, version),
-                None => MetadataResponseTopic::default()
+                Some(t)
+                    if broker.authorizer.authorize(
+                        who,
+                        Operation::Describe,
+                        &Resource::topic(t.name.clone()),
+                    ) =>
+                {
+                    describe(&t, node, version)
+                }
+                // One the principal may not describe looks like one that does not exist.
+                _ => MetadataResponseTopic::default()
                     .with_error_code(code(ResponseError::UnknownTopicId))
                     .with_topic_id(wanted.topic_id),
             },
@@ -66,6 +85,7 @@ pub async fn handle(
 
 async fn lookup_or_create(
     broker: &Arc<Broker>,
+    who: Requester<'_>,
     wanted: &str,
     allow_create: bool,
     node: BrokerId,
@@ -79,6 +99,10 @@ async fn lookup_or_create(
     if name::validate(wanted).is_err() {
         return missing(ResponseError::InvalidTopicException);
     }
+    let authorizer = &broker.authorizer;
+    if !authorizer.authorize(who, Operation::Describe, &Resource::topic(wanted)) {
+        return missing(ResponseError::TopicAuthorizationFailed);
+    }
     if let Some(t) = broker.topics.get(wanted) {
         return describe(&t, node, version);
     }
@@ -88,6 +112,12 @@ async fn lookup_or_create(
     }
     if !allow_create {
         return missing(ResponseError::UnknownTopicOrPartition);
+    }
+    // Auto-creation needs CREATE on the cluster or on the topic.
+    if !authorizer.authorize(who, Operation::Create, &Resource::cluster())
+        && !authorizer.authorize(who, Operation::Create, &Resource::topic(wanted))
+    {
+        return missing(ResponseError::TopicAuthorizationFailed);
     }
     match broker
         .topics

@@ -1,6 +1,7 @@
 //! One module per Kafka API: each takes the decoded request and builds the response, with Kafka's
 //! error codes for everything a client can get wrong.
 
+pub mod acls;
 pub mod api_versions;
 pub mod cluster;
 pub mod configs;

@@ -23,6 +23,7 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::*;
 
 use super::{code, str_bytes, topic_name};
+use crate::authorizer::{Operation, Requester, Resource};
 use crate::broker::Broker;
 use crate::group::offsets::Committed;
 
@@ -31,25 +32,40 @@ const MAX_METADATA: usize = 4096;
 
 pub fn commit(
     broker: &Arc<Broker>,
+    who: Requester<'_>,
     req: OffsetCommitRequest,
 ) -> impl Future<Output = Option<OffsetCommitResponse>> + Send + 'static {
     let group = req.group_id.0.to_string();
-    let membership = broker.groups.validate_commit(
-        &group,
-        req.generation_id_or_member_epoch,
-        req.member_id.as_str(),
-        req.group_instance_id.as_ref().map(|s| s.as_str()),
-    );
+    // READ on the group, then READ on each topic.
+    let group_allowed = broker
+        .authorizer
+        .authorize(who, Operation::Read, &Resource::group(&group));
+    let membership = if !group_allowed {
+        Err(ResponseError::GroupAuthorizationFailed)
+    } else {
+        broker.groups.validate_commit(
+            &group,
+            req.generation_id_or_member_epoch,
+            req.member_id.as_str(),
+            req.group_instance_id.as_ref().map(|s| s.as_str()),
+        )
+    };
     let now = crate::now_ms();
     let mut to_store = Vec::new();
     // (topic, [(partition, error)]), errors filled in below.
     let mut results: Vec<(TopicName, Vec<(i32, i16)>)> = Vec::new();
     for t in req.topics {
         let topic = broker.topics.get(t.name.0.as_str());
+        let topic_allowed =
+            broker
+                .authorizer
+                .authorize(who, Operation::Read, &Resource::topic(t.name.0.as_str()));
         let mut parts = Vec::with_capacity(t.partitions.len());
         for p in t.partitions {
             let error = if let Err(e) = membership {
                 code(e)
+            } else if !topic_allowed {
+                code(ResponseError::TopicAuthorizationFailed)
             } else if topic
                 .as_ref()
                 .and_then(|t| t.partition(p.partition_index))
@@ -152,7 +168,27 @@ fn unstable(broker: &Broker, require_stable: bool, group: &str, topic: &str, p: 
     require_stable && broker.txns.has_pending_offsets(group, topic, p)
 }
 
-pub fn fetch(broker: &Arc<Broker>, req: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+pub fn fetch(
+    broker: &Arc<Broker>,
+    who: Requester<'_>,
+    req: OffsetFetchRequest,
+    version: i16,
+) -> OffsetFetchResponse {
+    // READ on the group; topics the principal may not DESCRIBE are left out of the answer.
+    let group_refused = |group: &str| {
+        !broker
+            .authorizer
+            .authorize(who, Operation::Read, &Resource::group(group))
+    };
+    let lookup = |broker: &Broker, group: &str, topics| {
+        let mut found = lookup(broker, group, topics);
+        found.retain(|(topic, _)| {
+            broker
+                .authorizer
+                .authorize(who, Operation::Describe, &Resource::topic(topic.as_str()))
+        });
+        found
+    };
     let require_stable = version >= 7 && req.require_stable;
     if version >= 8 {
         let groups = req
@@ -165,6 +201,11 @@ pub fn fetch(broker: &Arc<Broker>, req: OffsetFetchRequest, version: i16) -> Off
                         .collect()
                 });
                 let group = g.group_id.0.to_string();
+                if group_refused(&group) {
+                    return OffsetFetchResponseGroup::default()
+                        .with_group_id(g.group_id)
+                        .with_error_code(code(ResponseError::GroupAuthorizationFailed));
+                }
                 let found = lookup(broker, &group, topics);
                 OffsetFetchResponseGroup::default()
                     .with_group_id(g.group_id)
@@ -218,6 +259,10 @@ pub fn fetch(broker: &Arc<Broker>, req: OffsetFetchRequest, version: i16) -> Off
             .collect()
     });
     let group = req.group_id.0.to_string();
+    if group_refused(&group) {
+        return OffsetFetchResponse::default()
+            .with_error_code(code(ResponseError::GroupAuthorizationFailed));
+    }
     let found = lookup(broker, &group, topics);
     OffsetFetchResponse::default().with_topics(
         found
@@ -253,8 +298,19 @@ pub fn fetch(broker: &Arc<Broker>, req: OffsetFetchRequest, version: i16) -> Off
     )
 }
 
-pub async fn delete(broker: &Arc<Broker>, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
+pub async fn delete(
+    broker: &Arc<Broker>,
+    who: Requester<'_>,
+    req: OffsetDeleteRequest,
+) -> OffsetDeleteResponse {
     let group = req.group_id.0.to_string();
+    if !broker
+        .authorizer
+        .authorize(who, Operation::Delete, &Resource::group(&group))
+    {
+        return OffsetDeleteResponse::default()
+            .with_error_code(code(ResponseError::GroupAuthorizationFailed));
+    }
     let known =
         broker.groups.describe(&group).is_some() || broker.offsets.groups().contains(&group);
     if !known {
@@ -265,11 +321,17 @@ pub async fn delete(broker: &Arc<Broker>, req: OffsetDeleteRequest) -> OffsetDel
     let mut topics = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let subscribed = broker.groups.is_subscribed(&group, t.name.0.as_str());
+        let topic_allowed =
+            broker
+                .authorizer
+                .authorize(who, Operation::Read, &Resource::topic(t.name.0.as_str()));
         let parts = t
             .partitions
             .into_iter()
             .map(|p| {
-                let error = if subscribed {
+                let error = if !topic_allowed {
+                    code(ResponseError::TopicAuthorizationFailed)
+                } else if subscribed {
                     code(ResponseError::GroupSubscribedToTopic)
                 } else {
                     delete.push((t.name.0.to_string(), p.partition_index));

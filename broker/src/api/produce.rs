@@ -18,6 +18,7 @@ use kafka_protocol::messages::produce_response::{
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use super::{code, log_error_code, str_bytes};
+use crate::authorizer::{Operation, Requester, Resource};
 use crate::broker::Broker;
 use crate::log::batch::codec::{Codec, CodecError};
 use crate::log::batch::validator::ValidationError;
@@ -35,13 +36,28 @@ struct Pending {
 /// Appends now; the returned future resolves to the response once it may be sent.
 pub fn handle(
     broker: &Arc<Broker>,
+    who: Requester<'_>,
     req: ProduceRequest,
     version: i16,
 ) -> impl Future<Output = Option<ProduceResponse>> + Send + 'static {
     let acks = req.acks;
     let acks_valid = matches!(acks, -1..=1);
+    // Transactional batches need WRITE on their transactional id, every batch WRITE on its
+    // topic (checked before the topic's existence, as Kafka does).
+    let txn_refused = req.transactional_id.as_ref().is_some_and(|id| {
+        !broker.authorizer.authorize(
+            who,
+            Operation::Write,
+            &Resource::transactional_id(id.as_str()),
+        )
+    });
     let mut topics = Vec::with_capacity(req.topic_data.len());
     for topic_data in req.topic_data {
+        let topic_allowed = broker.authorizer.authorize(
+            who,
+            Operation::Write,
+            &Resource::topic(topic_data.name.0.as_str()),
+        );
         let topic = broker.topics.get(topic_data.name.0.as_str());
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
         for data in topic_data.partition_data {
@@ -58,6 +74,17 @@ pub fn handle(
                     ResponseError::InvalidRequiredAcks,
                     Some(format!("acks must be -1, 0 or 1, not {acks}")),
                 ));
+                continue;
+            }
+            if txn_refused {
+                partitions.push(fail(
+                    ResponseError::TransactionalIdAuthorizationFailed,
+                    None,
+                ));
+                continue;
+            }
+            if !topic_allowed {
+                partitions.push(fail(ResponseError::TopicAuthorizationFailed, None));
                 continue;
             }
             let Some(partition) = topic.as_ref().and_then(|t| t.partition(data.index)) else {

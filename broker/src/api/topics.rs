@@ -18,6 +18,7 @@ use kafka_protocol::messages::{
 };
 
 use super::{code, str_bytes};
+use crate::authorizer::{Operation, Requester, Resource};
 use crate::broker::Broker;
 use crate::topic::config::DEFS;
 use crate::topic::{name, TopicConfigs, TopicError};
@@ -26,8 +27,16 @@ use crate::topic::{name, TopicConfigs, TopicError};
 pub(crate) const DYNAMIC_TOPIC_CONFIG: i8 = 1;
 pub(crate) const DEFAULT_CONFIG: i8 = 5;
 
+/// A topic result's error when the principal may not do `op` on it.
+fn refused(broker: &Broker, who: Requester<'_>, op: Operation, topic: &str) -> bool {
+    !broker
+        .authorizer
+        .authorize(who, op, &Resource::topic(topic))
+}
+
 pub async fn create(
     broker: &Arc<Broker>,
+    who: Requester<'_>,
     req: CreateTopicsRequest,
     version: i16,
 ) -> CreateTopicsResponse {
@@ -35,6 +44,20 @@ pub async fn create(
     for wanted in req.topics {
         let name = wanted.name.0.to_string();
         let mut result = CreatableTopicResult::default().with_name(wanted.name.clone());
+        // CREATE on the cluster or on the topic.
+        if !broker
+            .authorizer
+            .authorize(who, Operation::Create, &Resource::cluster())
+            && refused(broker, who, Operation::Create, &name)
+        {
+            result.error_code = code(ResponseError::TopicAuthorizationFailed);
+            if version >= 5 {
+                result.num_partitions = -1;
+                result.replication_factor = -1;
+            }
+            results.push(result);
+            continue;
+        }
         let outcome = async {
             if name::is_reserved(&name) {
                 return Err(TopicError::Reserved(name.clone()));
@@ -140,6 +163,7 @@ fn describe_for_create(broker: &Broker, configs: &TopicConfigs) -> Vec<Creatable
 
 pub async fn delete(
     broker: &Arc<Broker>,
+    who: Requester<'_>,
     req: DeleteTopicsRequest,
     version: i16,
 ) -> DeleteTopicsResponse {
@@ -164,6 +188,22 @@ pub async fn delete(
         let mut result = DeletableTopicResult::default()
             .with_name(name.clone().map(|n| TopicName(str_bytes(n))))
             .with_topic_id(id);
+        // DELETE on the topic; one the principal may not even DESCRIBE looks absent.
+        let topic_name = name
+            .clone()
+            .or_else(|| topic.as_ref().map(|t| t.name.clone()));
+        if let Some(n) = topic_name.as_deref() {
+            if refused(broker, who, Operation::Delete, n) {
+                result.error_code =
+                    if refused(broker, who, Operation::Describe, n) && name.is_none() {
+                        code(ResponseError::UnknownTopicId)
+                    } else {
+                        code(ResponseError::TopicAuthorizationFailed)
+                    };
+                responses.push(result);
+                continue;
+            }
+        }
         match topic {
             None => {
                 result.error_code = if name.is_some() {
@@ -192,6 +232,7 @@ pub async fn delete(
 
 pub async fn create_partitions(
     broker: &Arc<Broker>,
+    who: Requester<'_>,
     req: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
     let mut results = Vec::with_capacity(req.topics.len());
@@ -202,7 +243,11 @@ pub async fn create_partitions(
             .iter()
             .flatten()
             .all(|a| a.broker_ids.iter().all(|b| b.0 == broker.node_id()));
-        let outcome = if single {
+        let outcome = if refused(broker, who, Operation::Alter, wanted.name.0.as_str()) {
+            result.error_code = code(ResponseError::TopicAuthorizationFailed);
+            results.push(result);
+            continue;
+        } else if single {
             broker
                 .topics
                 .create_partitions(wanted.name.0.as_str(), wanted.count, req.validate_only)

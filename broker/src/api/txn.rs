@@ -18,6 +18,7 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 use kafka_protocol::messages::*;
 
 use super::{code, str_bytes, topic_name};
+use crate::authorizer::{Operation, Requester, Resource};
 use crate::broker::Broker;
 use crate::group::offsets::Committed;
 use crate::txn::{fenced, TxnMeta, TxnState};
@@ -33,6 +34,23 @@ fn error_for(e: ResponseError, version: i16) -> i16 {
     }
 }
 
+/// WRITE on the transactional id, which every transactional request needs.
+fn txn_write(
+    broker: &Broker,
+    who: Requester<'_>,
+    id: &TransactionalId,
+) -> Result<(), ResponseError> {
+    if broker.authorizer.authorize(
+        who,
+        Operation::Write,
+        &Resource::transactional_id(id.0.as_str()),
+    ) {
+        Ok(())
+    } else {
+        Err(ResponseError::TransactionalIdAuthorizationFailed)
+    }
+}
+
 fn txn_id(id: &TransactionalId) -> Result<String, ResponseError> {
     let id = id.0.to_string();
     if id.is_empty() {
@@ -44,9 +62,22 @@ fn txn_id(id: &TransactionalId) -> Result<String, ResponseError> {
 /// AddPartitionsToTxn v0–3.
 pub fn add_partitions(
     broker: &Arc<Broker>,
+    who: Requester<'_>,
     req: AddPartitionsToTxnRequest,
     version: i16,
 ) -> impl Future<Output = Option<AddPartitionsToTxnResponse>> + Send + 'static {
+    let allowed = txn_write(broker, who, &req.v3_and_below_transactional_id);
+    // Topics the principal may not WRITE fail like unknown ones, with their own error.
+    let refused_topics: std::collections::HashSet<String> = req
+        .v3_and_below_topics
+        .iter()
+        .map(|t| t.name.0.to_string())
+        .filter(|t| {
+            !broker
+                .authorizer
+                .authorize(who, Operation::Write, &Resource::topic(t.as_str()))
+        })
+        .collect();
     let broker = broker.clone();
     async move {
         let wanted: Vec<(TopicName, Vec<i32>)> = req
@@ -61,13 +92,16 @@ pub fn add_partitions(
                 .and_then(|t| t.partition(p))
                 .is_none()
                 || crate::topic::name::is_internal(topic.0.as_str())
+                || refused_topics.contains(topic.0.as_str())
         };
         let any_unknown = wanted
             .iter()
             .any(|(t, parts)| parts.iter().any(|p| unknown(t, *p)));
         // One error for every partition, or per partition when some do not exist (the others
         // are then not attempted), as Kafka answers.
-        let outcome: Result<(), ResponseError> = if any_unknown {
+        let outcome: Result<(), ResponseError> = if let Err(e) = allowed {
+            Err(e)
+        } else if any_unknown {
             Err(ResponseError::OperationNotAttempted)
         } else {
             match txn_id(&req.v3_and_below_transactional_id) {
@@ -97,7 +131,12 @@ pub fn add_partitions(
                     .map(|p| {
                         let error = match &outcome {
                             Ok(()) => 0,
-                            Err(_) if any_unknown && unknown(&name, *p) => {
+                            Err(ResponseError::OperationNotAttempted)
+                                if refused_topics.contains(name.0.as_str()) =>
+                            {
+                                code(ResponseError::TopicAuthorizationFailed)
+                            }
+                            Err(ResponseError::OperationNotAttempted) if unknown(&name, *p) => {
                                 code(ResponseError::UnknownTopicOrPartition)
                             }
                             Err(e) => error_for(*e, version),
@@ -119,12 +158,25 @@ pub fn add_partitions(
 /// AddOffsetsToTxn v0–3.
 pub fn add_offsets(
     broker: &Arc<Broker>,
+    who: Requester<'_>,
     req: AddOffsetsToTxnRequest,
     version: i16,
 ) -> impl Future<Output = Option<AddOffsetsToTxnResponse>> + Send + 'static {
+    // WRITE on the transactional id, READ on the group.
+    let allowed = txn_write(broker, who, &req.transactional_id).and_then(|()| {
+        if broker.authorizer.authorize(
+            who,
+            Operation::Read,
+            &Resource::group(req.group_id.0.as_str()),
+        ) {
+            Ok(())
+        } else {
+            Err(ResponseError::GroupAuthorizationFailed)
+        }
+    });
     let broker = broker.clone();
     async move {
-        let result = match txn_id(&req.transactional_id) {
+        let result = match allowed.and_then(|()| txn_id(&req.transactional_id)) {
             Err(e) => Err(e),
             Ok(_) if req.group_id.0.is_empty() => Err(ResponseError::InvalidGroupId),
             Ok(id) => {
@@ -149,9 +201,32 @@ pub fn add_offsets(
 /// TxnOffsetCommit v0–3.
 pub fn txn_offset_commit(
     broker: &Arc<Broker>,
+    who: Requester<'_>,
     req: TxnOffsetCommitRequest,
     version: i16,
 ) -> impl Future<Output = Option<TxnOffsetCommitResponse>> + Send + 'static {
+    // WRITE on the transactional id, READ on the group and on each topic.
+    let allowed = txn_write(broker, who, &req.transactional_id).and_then(|()| {
+        if broker.authorizer.authorize(
+            who,
+            Operation::Read,
+            &Resource::group(req.group_id.0.as_str()),
+        ) {
+            Ok(())
+        } else {
+            Err(ResponseError::GroupAuthorizationFailed)
+        }
+    });
+    let refused_topics: std::collections::HashSet<String> = req
+        .topics
+        .iter()
+        .map(|t| t.name.0.to_string())
+        .filter(|t| {
+            !broker
+                .authorizer
+                .authorize(who, Operation::Read, &Resource::topic(t.as_str()))
+        })
+        .collect();
     let broker = broker.clone();
     async move {
         let group = req.group_id.0.to_string();
@@ -161,6 +236,9 @@ pub fn txn_offset_commit(
         for t in &req.topics {
             let topic = broker.topics.get(t.name.0.as_str());
             for p in &t.partitions {
+                if refused_topics.contains(t.name.0.as_str()) {
+                    continue;
+                }
                 if topic
                     .as_ref()
                     .and_then(|t| t.partition(p.partition_index))
@@ -195,7 +273,10 @@ pub fn txn_offset_commit(
         } else {
             Ok(())
         };
-        let result = match (txn_id(&req.transactional_id), membership) {
+        let result = match (
+            allowed.and_then(|()| txn_id(&req.transactional_id)),
+            membership,
+        ) {
             (Err(e), _) | (_, Err(e)) => Err(e),
             (Ok(id), Ok(())) => {
                 broker
@@ -212,8 +293,9 @@ pub fn txn_offset_commit(
                     .partitions
                     .iter()
                     .map(|p| {
-                        let error = if unknown.contains(&(t.name.0.to_string(), p.partition_index))
-                        {
+                        let error = if refused_topics.contains(t.name.0.as_str()) {
+                            code(ResponseError::TopicAuthorizationFailed)
+                        } else if unknown.contains(&(t.name.0.to_string(), p.partition_index)) {
                             code(ResponseError::UnknownTopicOrPartition)
                         } else {
                             result.err().map_or(0, |e| error_for(e, version))
@@ -235,12 +317,14 @@ pub fn txn_offset_commit(
 /// EndTxn v0–3.
 pub fn end_txn(
     broker: &Arc<Broker>,
+    who: Requester<'_>,
     req: EndTxnRequest,
     version: i16,
 ) -> impl Future<Output = Option<EndTxnResponse>> + Send + 'static {
+    let allowed = txn_write(broker, who, &req.transactional_id);
     let broker = broker.clone();
     async move {
-        let result = match txn_id(&req.transactional_id) {
+        let result = match allowed.and_then(|()| txn_id(&req.transactional_id)) {
             Err(e) => Err(e),
             Ok(id) => {
                 broker
@@ -283,12 +367,27 @@ fn topics_of(meta: &TxnMeta) -> Vec<TopicData> {
 /// DescribeTransactions v0 (KIP-664).
 pub fn describe(
     broker: &Arc<Broker>,
+    who: Requester<'_>,
     req: DescribeTransactionsRequest,
 ) -> DescribeTransactionsResponse {
     let states = req
         .transactional_ids
         .into_iter()
         .map(|id| match broker.txns.describe(id.0.as_str()) {
+            _ if !broker.authorizer.authorize(
+                who,
+                Operation::Describe,
+                &Resource::transactional_id(id.0.as_str()),
+            ) =>
+            {
+                TransactionState::default()
+                    .with_transactional_id(id)
+                    .with_error_code(code(ResponseError::TransactionalIdAuthorizationFailed))
+                    .with_transaction_state(str_bytes(""))
+                    .with_producer_id(ProducerId(-1))
+                    .with_producer_epoch(-1)
+                    .with_transaction_start_time_ms(-1)
+            }
             None => TransactionState::default()
                 .with_transactional_id(id)
                 .with_error_code(code(ResponseError::TransactionalIdNotFound))
@@ -310,7 +409,11 @@ pub fn describe(
 }
 
 /// ListTransactions v0–1 (KIP-664; v1 adds the duration filter, KIP-994).
-pub fn list(broker: &Arc<Broker>, req: ListTransactionsRequest) -> ListTransactionsResponse {
+pub fn list(
+    broker: &Arc<Broker>,
+    who: Requester<'_>,
+    req: ListTransactionsRequest,
+) -> ListTransactionsResponse {
     let unknown_state_filters: Vec<_> = req
         .state_filters
         .iter()
@@ -322,6 +425,14 @@ pub fn list(broker: &Arc<Broker>, req: ListTransactionsRequest) -> ListTransacti
         .txns
         .list()
         .into_iter()
+        // Only transactional ids the principal may DESCRIBE are listed.
+        .filter(|(id, _)| {
+            broker.authorizer.authorize(
+                who,
+                Operation::Describe,
+                &Resource::transactional_id(id.as_str()),
+            )
+        })
         .filter(|(_, m)| {
             req.state_filters.is_empty()
                 || req

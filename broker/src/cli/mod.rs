@@ -6,6 +6,7 @@
 //! console producer/consumer, without needing a JVM. Output follows those tools where they have
 //! a well-known format; errors go to stderr with the Kafka error name and exit code 1.
 
+mod acls;
 mod consume;
 mod groups;
 mod produce;
@@ -19,6 +20,7 @@ use clap::{Args, Subcommand};
 
 use crate::client::Cluster;
 
+pub use acls::AclsArgs;
 pub use consume::ConsumeArgs;
 pub use groups::GroupsCommand;
 pub use produce::ProduceArgs;
@@ -51,6 +53,13 @@ pub enum Command {
         command: TransactionsCommand,
     },
     /// Produce lines of stdin as records (like kafka-console-producer.sh).
+    /// Add, list and remove ACLs (kafka-acls.sh).
+    Acls {
+        #[command(flatten)]
+        conn: ConnArgs,
+        #[command(flatten)]
+        args: AclsArgs,
+    },
     Produce(ProduceArgs),
     /// Print records of a topic (like kafka-console-consumer.sh).
     Consume(ConsumeArgs),
@@ -90,6 +99,7 @@ pub async fn run(command: Command) -> ExitCode {
         Command::Topics { conn, command } => topics::run(&conn, command).await,
         Command::Groups { conn, command } => groups::run(&conn, command).await,
         Command::Transactions { conn, command } => transactions::run(&conn, command).await,
+        Command::Acls { conn, args } => acls::run(&conn, args).await,
         Command::Produce(args) => produce::run(args).await,
         Command::Consume(args) => consume::run(args).await,
     };

@@ -5,6 +5,7 @@
 //! deliberately minimal: one request in flight per connection, no fetch sessions, no
 //! idempotence; enough for admin and console tools, not for a production client.
 
+pub mod acls;
 pub mod admin;
 mod cluster;
 mod connection;

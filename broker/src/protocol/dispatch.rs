@@ -154,6 +154,7 @@ fn api_name(key: ApiKey) -> &'static str {
 async fn handle_frame(broker: &Arc<Broker>, session: &Session, mut frame: Bytes) -> Outcome {
     let advertised: &Advertised = &session.advertised;
     let peer = session.peer;
+    let who = crate::authorizer::Requester::from(session);
     let Some(prefix) = frame.get(..8) else {
         return Outcome::Close {
             last: None,
@@ -196,7 +197,7 @@ async fn handle_frame(broker: &Arc<Broker>, session: &Session, mut frame: Bytes)
         }
     };
     if legacy::is_legacy(api_key, version) {
-        return legacy::handle(broker, api_key, version, correlation_id, frame).await;
+        return legacy::handle(broker, session, api_key, version, correlation_id, frame).await;
     }
     let request = match RequestKind::decode(api_key, &mut frame, version) {
         Ok(request) => request,
@@ -215,70 +216,86 @@ async fn handle_frame(broker: &Arc<Broker>, session: &Session, mut frame: Bytes)
         RequestKind::Metadata(req) => ready(
             c,
             version,
-            api::metadata::handle(broker, advertised, req, version).await,
+            api::metadata::handle(broker, who, advertised, req, version).await,
         ),
         RequestKind::Produce(req) => {
-            deferred(c, version, api::produce::handle(broker, req, version))
+            deferred(c, version, api::produce::handle(broker, who, req, version))
         }
         RequestKind::Fetch(req) => {
             let broker = broker.clone();
+            let session = session.clone();
             waiting(c, version, async move {
-                Some(api::fetch::handle(&broker, req, version).await)
+                let who = crate::authorizer::Requester::from(&session);
+                Some(api::fetch::handle(&broker, who, req, version).await)
             })
         }
-        RequestKind::ListOffsets(req) => {
-            ready(c, version, api::list_offsets::handle(broker, req, version))
-        }
-        RequestKind::CreateTopics(req) => {
-            ready(c, version, api::topics::create(broker, req, version).await)
-        }
-        RequestKind::DeleteTopics(req) => {
-            ready(c, version, api::topics::delete(broker, req, version).await)
-        }
+        RequestKind::ListOffsets(req) => ready(
+            c,
+            version,
+            api::list_offsets::handle(broker, who, req, version),
+        ),
+        RequestKind::CreateTopics(req) => ready(
+            c,
+            version,
+            api::topics::create(broker, who, req, version).await,
+        ),
+        RequestKind::DeleteTopics(req) => ready(
+            c,
+            version,
+            api::topics::delete(broker, who, req, version).await,
+        ),
         RequestKind::CreatePartitions(req) => ready(
             c,
             version,
-            api::topics::create_partitions(broker, req).await,
+            api::topics::create_partitions(broker, who, req).await,
         ),
         RequestKind::DeleteRecords(req) => {
-            ready(c, version, api::delete_records::handle(broker, req))
+            ready(c, version, api::delete_records::handle(broker, who, req))
         }
-        RequestKind::DescribeConfigs(req) => {
-            ready(c, version, api::configs::describe(broker, req, version))
-        }
-        RequestKind::AlterConfigs(req) => {
-            ready(c, version, api::configs::alter_legacy(broker, req).await)
-        }
+        RequestKind::DescribeConfigs(req) => ready(
+            c,
+            version,
+            api::configs::describe(broker, who, req, version),
+        ),
+        RequestKind::AlterConfigs(req) => ready(
+            c,
+            version,
+            api::configs::alter_legacy(broker, who, req).await,
+        ),
         RequestKind::IncrementalAlterConfigs(req) => ready(
             c,
             version,
-            api::configs::incremental_alter(broker, req).await,
+            api::configs::incremental_alter(broker, who, req).await,
         ),
         RequestKind::InitProducerId(req) => deferred(
             c,
             version,
-            api::init_producer_id::handle(broker, req, version),
+            api::init_producer_id::handle(broker, who, req, version),
         ),
-        RequestKind::AddPartitionsToTxn(req) => {
-            deferred(c, version, api::txn::add_partitions(broker, req, version))
-        }
+        RequestKind::AddPartitionsToTxn(req) => deferred(
+            c,
+            version,
+            api::txn::add_partitions(broker, who, req, version),
+        ),
         RequestKind::AddOffsetsToTxn(req) => {
-            deferred(c, version, api::txn::add_offsets(broker, req, version))
+            deferred(c, version, api::txn::add_offsets(broker, who, req, version))
         }
         RequestKind::TxnOffsetCommit(req) => deferred(
             c,
             version,
-            api::txn::txn_offset_commit(broker, req, version),
+            api::txn::txn_offset_commit(broker, who, req, version),
         ),
-        RequestKind::EndTxn(req) => deferred(c, version, api::txn::end_txn(broker, req, version)),
-        RequestKind::DescribeTransactions(req) => {
-            ready(c, version, api::txn::describe(broker, req))
+        RequestKind::EndTxn(req) => {
+            deferred(c, version, api::txn::end_txn(broker, who, req, version))
         }
-        RequestKind::ListTransactions(req) => ready(c, version, api::txn::list(broker, req)),
+        RequestKind::DescribeTransactions(req) => {
+            ready(c, version, api::txn::describe(broker, who, req))
+        }
+        RequestKind::ListTransactions(req) => ready(c, version, api::txn::list(broker, who, req)),
         RequestKind::FindCoordinator(req) => ready(
             c,
             version,
-            api::groups::find_coordinator(advertised, broker, req, version),
+            api::groups::find_coordinator(advertised, broker, who, req, version),
         ),
         RequestKind::JoinGroup(req) => {
             let client = api::groups::Client {
@@ -289,28 +306,51 @@ async fn handle_frame(broker: &Arc<Broker>, session: &Session, mut frame: Bytes)
                     .unwrap_or_default(),
                 host: format!("/{}", peer.ip()),
             };
-            waiting(c, version, api::groups::join(broker, req, version, client))
+            waiting(
+                c,
+                version,
+                api::groups::join(broker, who, req, version, client),
+            )
         }
-        RequestKind::SyncGroup(req) => waiting(c, version, api::groups::sync(broker, req, version)),
-        RequestKind::Heartbeat(req) => ready(c, version, api::groups::heartbeat(broker, req)),
-        RequestKind::LeaveGroup(req) => ready(c, version, api::groups::leave(broker, req, version)),
+        RequestKind::SyncGroup(req) => {
+            waiting(c, version, api::groups::sync(broker, who, req, version))
+        }
+        RequestKind::Heartbeat(req) => ready(c, version, api::groups::heartbeat(broker, who, req)),
+        RequestKind::LeaveGroup(req) => {
+            ready(c, version, api::groups::leave(broker, who, req, version))
+        }
         RequestKind::DescribeGroups(req) => {
-            ready(c, version, api::groups::describe(broker, req, version))
+            ready(c, version, api::groups::describe(broker, who, req, version))
         }
-        RequestKind::ListGroups(req) => ready(c, version, api::groups::list(broker, req, version)),
-        RequestKind::DeleteGroups(req) => ready(c, version, api::groups::delete(broker, req).await),
-        RequestKind::OffsetCommit(req) => deferred(c, version, api::offsets::commit(broker, req)),
+        RequestKind::ListGroups(req) => {
+            ready(c, version, api::groups::list(broker, who, req, version))
+        }
+        RequestKind::DeleteGroups(req) => {
+            ready(c, version, api::groups::delete(broker, who, req).await)
+        }
+        RequestKind::OffsetCommit(req) => {
+            deferred(c, version, api::offsets::commit(broker, who, req))
+        }
         RequestKind::OffsetFetch(req) => {
-            ready(c, version, api::offsets::fetch(broker, req, version))
+            ready(c, version, api::offsets::fetch(broker, who, req, version))
         }
         RequestKind::OffsetDelete(req) => {
-            ready(c, version, api::offsets::delete(broker, req).await)
+            ready(c, version, api::offsets::delete(broker, who, req).await)
         }
         RequestKind::DescribeLogDirs(req) => {
-            ready(c, version, api::log_dirs::describe(broker, req))
+            ready(c, version, api::log_dirs::describe(broker, who, req))
         }
-        RequestKind::DescribeCluster(req) => {
-            ready(c, version, api::cluster::describe(broker, advertised, req))
+        RequestKind::DescribeCluster(req) => ready(
+            c,
+            version,
+            api::cluster::describe(broker, advertised, who, req),
+        ),
+        RequestKind::CreateAcls(req) => {
+            ready(c, version, api::acls::create(broker, who, req).await)
+        }
+        RequestKind::DescribeAcls(req) => ready(c, version, api::acls::describe(broker, who, req)),
+        RequestKind::DeleteAcls(req) => {
+            ready(c, version, api::acls::delete(broker, who, req).await)
         }
         // On a PLAINTEXT listener, or once authenticated (no re-authentication yet), as Kafka's
         // KafkaApis answers them.

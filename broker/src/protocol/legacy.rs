@@ -32,7 +32,9 @@ use kafka_protocol::protocol::buf::ByteBufMut;
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
 
 use super::dispatch::{deferred, ready, waiting, Outcome};
+use super::Session;
 use crate::api;
+use crate::authorizer::Requester;
 use crate::broker::Broker;
 use crate::log::batch::legacy::{down_convert, up_convert};
 use crate::topic::internal::{put_nullable_str, put_str};
@@ -79,12 +81,13 @@ impl HeaderVersion for OldBody {
 /// Handles one request of a legacy version; `body` is the frame after the request header.
 pub async fn handle(
     broker: &Arc<Broker>,
+    session: &Session,
     key: ApiKey,
     version: i16,
     correlation_id: i32,
     body: Bytes,
 ) -> Outcome {
-    match translate(broker, key, version, correlation_id, body).await {
+    match translate(broker, session, key, version, correlation_id, body).await {
         Ok(outcome) => outcome,
         Err(e) => Outcome::Close {
             last: None,
@@ -95,11 +98,14 @@ pub async fn handle(
 
 async fn translate(
     broker: &Arc<Broker>,
+    session: &Session,
     key: ApiKey,
     version: i16,
     c: i32,
     body: Bytes,
 ) -> anyhow::Result<Outcome> {
+    // The same checks as every other version: the handlers make them.
+    let who = Requester::from(session);
     Ok(match key {
         ApiKey::Produce => {
             // v3 added the transactional id in front.
@@ -107,7 +113,7 @@ async fn translate(
             v3.put_i16(-1);
             v3.put_slice(&body);
             let req = ProduceRequest::decode(&mut v3.freeze(), 3)?;
-            deferred(c, version, produce(broker, req, version))
+            deferred(c, version, produce(broker, who, req, version))
         }
         ApiKey::Fetch => {
             // v3 added max_bytes after min_bytes, v4 isolation_level after max_bytes.
@@ -122,14 +128,16 @@ async fn translate(
             v4.put_slice(&body[fixed..]);
             let req = FetchRequest::decode(&mut v4.freeze(), 4)?;
             let broker = broker.clone();
+            let session = session.clone();
             waiting(c, version, async move {
-                let response = api::fetch::handle(&broker, req, 4).await;
+                let who = Requester::from(&session);
+                let response = api::fetch::handle(&broker, who, req, 4).await;
                 Some(OldBody(fetch_response(&broker, &response, version)))
             })
         }
         ApiKey::ListOffsets => {
             let (req, wanted) = list_offsets_v0(body)?;
-            let response = api::list_offsets::handle(broker, req, 1);
+            let response = api::list_offsets::handle(broker, who, req, 1);
             ready(
                 c,
                 version,
@@ -138,7 +146,7 @@ async fn translate(
         }
         ApiKey::OffsetCommit => {
             let req = offset_commit_v0_v1(body, version)?;
-            let response = api::offsets::commit(broker, req);
+            let response = api::offsets::commit(broker, who, req);
             deferred(c, version, async move {
                 let response: OffsetCommitResponse = response.await?;
                 // v0 and v1 answer in v2's layout.
@@ -148,7 +156,7 @@ async fn translate(
         ApiKey::OffsetFetch => {
             // v0 is v1's layout (v0 read ZooKeeper, which no Kafka 3.9 cluster in KRaft has).
             let req = OffsetFetchRequest::decode(&mut body.clone(), 1)?;
-            let response = api::offsets::fetch(broker, req, 1);
+            let response = api::offsets::fetch(broker, who, req, 1);
             ready(c, version, OldBody(encode_with(&response, 1)))
         }
         ApiKey::CreateTopics => {
@@ -158,7 +166,7 @@ async fn translate(
                 v2.put_i8(0);
             }
             let req = CreateTopicsRequest::decode(&mut v2.freeze(), 2)?;
-            let response = api::topics::create(broker, req, 2).await;
+            let response = api::topics::create(broker, who, req, 2).await;
             ready(
                 c,
                 version,
@@ -167,7 +175,7 @@ async fn translate(
         }
         ApiKey::DeleteTopics => {
             let req = DeleteTopicsRequest::decode(&mut body.clone(), 1)?;
-            let response = api::topics::delete(broker, req, 1).await;
+            let response = api::topics::delete(broker, who, req, 1).await;
             ready(c, version, OldBody(delete_topics_response(&response)))
         }
         ApiKey::DescribeConfigs => {
@@ -175,7 +183,7 @@ async fn translate(
             let mut v1 = BytesMut::from(&body[..]);
             v1.put_i8(0);
             let req = DescribeConfigsRequest::decode(&mut v1.freeze(), 1)?;
-            let response = api::configs::describe(broker, req, 1);
+            let response = api::configs::describe(broker, who, req, 1);
             ready(c, version, OldBody(describe_configs_response(&response)))
         }
         other => anyhow::bail!("{other:?} has no legacy versions"),
@@ -195,6 +203,7 @@ fn encode_with<R: Encodable>(response: &R, version: i16) -> Bytes {
 /// convert gets CORRUPT_MESSAGE and the rest of the request goes on.
 fn produce(
     broker: &Arc<Broker>,
+    who: Requester<'_>,
     mut req: ProduceRequest,
     version: i16,
 ) -> impl Future<Output = Option<OldBody>> + Send + 'static {
@@ -228,7 +237,7 @@ fn produce(
             }
         });
     }
-    let pending = api::produce::handle(broker, req, 3);
+    let pending = api::produce::handle(broker, who, req, 3);
     async move {
         let response: ProduceResponse = pending.await?;
         Some(OldBody(produce_response(response, refused, version)))

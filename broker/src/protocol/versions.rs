@@ -40,6 +40,11 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::TxnOffsetCommit, 0, 3),
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::ListTransactions, 0, 1),
+    // ACLs (KIP-11, KIP-290); v0 is gone from Kafka 4's schemas, librdkafka and kafka-python
+    // send v1.
+    (ApiKey::CreateAcls, 1, 3),
+    (ApiKey::DescribeAcls, 1, 3),
+    (ApiKey::DeleteAcls, 1, 3),
     // SASL (see `protocol::sasl`). librdkafka requires v0 in the range before it will use
     // SASL at all; after a v0 handshake tokens come as raw frames, after v1 in SaslAuthenticate.
     (ApiKey::SaslHandshake, 0, 1),
