@@ -35,6 +35,8 @@ pub struct Broker {
     pub offsets: OffsetStore,
     /// The transaction coordinator and its `__transaction_state`.
     pub txns: TxnCoordinator,
+    /// SCRAM credentials and their `__datasync_scram_credentials` (issue 19).
+    pub credentials: Arc<crate::security::credentials::CredentialStore>,
     pub advertised: Advertised,
     /// Cancelled when the broker starts shutting down: waits that would outlive it (a long-poll
     /// Fetch) answer at once instead.
@@ -60,6 +62,9 @@ impl Broker {
             TxnCoordinator::open(&topics, flusher.clone(), config.transaction_max_timeout_ms)
                 .await?;
         let group_configs = GroupConfigStore::open(&config.data_dir)?;
+        let credentials = Arc::new(
+            crate::security::credentials::CredentialStore::open(&topics, flusher.clone()).await?,
+        );
         let groups = GroupCoordinator::new(GroupConfig {
             min_session_timeout: Duration::from_millis(config.group_min_session_timeout_ms),
             max_session_timeout: Duration::from_millis(config.group_max_session_timeout_ms),
@@ -75,6 +80,7 @@ impl Broker {
             group_configs,
             offsets,
             txns,
+            credentials,
             advertised,
             stopping: CancellationToken::new(),
             metrics,

@@ -11,6 +11,7 @@ mod groups;
 mod produce;
 mod topics;
 mod transactions;
+mod users;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -24,6 +25,7 @@ pub use groups::GroupsCommand;
 pub use produce::ProduceArgs;
 pub use topics::TopicsCommand;
 pub use transactions::TransactionsCommand;
+pub use users::UsersCommand;
 
 /// A client subcommand; without one, `broker` runs the server.
 #[derive(Debug, Subcommand)]
@@ -49,6 +51,13 @@ pub enum Command {
         conn: ConnArgs,
         #[command(subcommand)]
         command: TransactionsCommand,
+    },
+    /// List, describe, set and delete SCRAM users (like kafka-configs --entity-type users).
+    Users {
+        #[command(flatten)]
+        conn: ConnArgs,
+        #[command(subcommand)]
+        command: UsersCommand,
     },
     /// Produce lines of stdin as records (like kafka-console-producer.sh).
     Produce(ProduceArgs),
@@ -90,6 +99,7 @@ pub async fn run(command: Command) -> ExitCode {
         Command::Topics { conn, command } => topics::run(&conn, command).await,
         Command::Groups { conn, command } => groups::run(&conn, command).await,
         Command::Transactions { conn, command } => transactions::run(&conn, command).await,
+        Command::Users { conn, command } => users::run(&conn, command).await,
         Command::Produce(args) => produce::run(args).await,
         Command::Consume(args) => consume::run(args).await,
     };

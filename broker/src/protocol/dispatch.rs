@@ -312,6 +312,12 @@ async fn handle_frame(broker: &Arc<Broker>, session: &Session, mut frame: Bytes)
         RequestKind::DescribeCluster(req) => {
             ready(c, version, api::cluster::describe(broker, advertised, req))
         }
+        RequestKind::DescribeUserScramCredentials(req) => {
+            ready(c, version, api::scram::describe(broker, session, req))
+        }
+        RequestKind::AlterUserScramCredentials(req) => {
+            deferred(c, version, api::scram::alter(broker, session, req))
+        }
         // On a PLAINTEXT listener, or once authenticated (no re-authentication yet), as Kafka's
         // KafkaApis answers them.
         RequestKind::SaslHandshake(_) => ready(

@@ -13,7 +13,11 @@ pub const MAX_NAME_LEN: usize = 249;
 
 /// Kafka's internal topics (`Topic.INTERNAL_TOPICS`): Metadata flags them `is_internal`, and
 /// clients may neither delete them nor delete records from them.
-pub const INTERNAL_TOPICS: [&str; 2] = ["__consumer_offsets", "__transaction_state"];
+pub const INTERNAL_TOPICS: [&str; 3] = [
+    "__consumer_offsets",
+    "__transaction_state",
+    "__datasync_scram_credentials",
+];
 
 /// Names a client may not create: Kafka's transaction-state topic (its transaction coordinator,
 /// which this broker does not implement, owns it) and KRaft's metadata log. `__consumer_offsets`
