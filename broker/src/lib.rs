@@ -201,7 +201,10 @@ pub async fn run_with(
                 .bootstrap(users.passwords())
                 .await
                 .map_err(|e| StartError::Io(std::io::Error::other(e)))?;
-            tracing::info!(added, "SCRAM credentials bootstrapped from the SASL users file");
+            tracing::info!(
+                added,
+                "SCRAM credentials bootstrapped from the SASL users file"
+            );
             Some(Arc::new(users.with_store(broker.credentials.clone())))
         }
         None => None,

@@ -38,8 +38,7 @@ fn scram_admin(args: &[&str], broker: &BrokerProcess) -> anyhow::Result<String> 
 }
 
 #[test]
-fn admin_client_alters_describes_and_deletes_credentials_and_logins_follow() -> anyhow::Result<()>
-{
+fn admin_client_alters_describes_and_deletes_credentials_and_logins_follow() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let (broker, sasl) = sasl_broker(dir.path())?;
     let out = scram_admin(&["roundtrip", &broker.bootstrap(), &sasl], &broker)?;

@@ -196,7 +196,9 @@ pub fn alter(
     let mut changes = Vec::new();
     let mut results = Vec::new();
     for user in order {
-        let (count, outcome) = entries.remove(&user).expect("every ordered user has an entry");
+        let (count, outcome) = entries
+            .remove(&user)
+            .expect("every ordered user has an entry");
         let outcome = if count > 1 {
             Err((
                 ResponseError::DuplicateResource,

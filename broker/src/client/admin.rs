@@ -737,14 +737,13 @@ pub async fn set_user_scram_credential(
     let mut salt = uuid::Uuid::new_v4().as_bytes().to_vec();
     salt.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
     let salted = mechanism.salted_password(password, &salt, iterations);
-    let req = kafka_protocol::messages::AlterUserScramCredentialsRequest::default().with_upsertions(
-        vec![ScramCredentialUpsertion::default()
+    let req = kafka_protocol::messages::AlterUserScramCredentialsRequest::default()
+        .with_upsertions(vec![ScramCredentialUpsertion::default()
             .with_name(StrBytes::from_string(user.to_string()))
             .with_mechanism(mechanism.kafka_type())
             .with_iterations(i32::try_from(iterations).unwrap_or(i32::MAX))
             .with_salt(salt.into())
-            .with_salted_password(salted.into())],
-    );
+            .with_salted_password(salted.into())]);
     alter_scram(cluster, req, user).await
 }
 
@@ -755,11 +754,12 @@ pub async fn delete_user_scram_credential(
     mechanism: crate::security::scram::Mechanism,
 ) -> Result<(), ClientError> {
     use kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialDeletion;
-    let req = kafka_protocol::messages::AlterUserScramCredentialsRequest::default().with_deletions(
-        vec![ScramCredentialDeletion::default()
-            .with_name(StrBytes::from_string(user.to_string()))
-            .with_mechanism(mechanism.kafka_type())],
-    );
+    let req =
+        kafka_protocol::messages::AlterUserScramCredentialsRequest::default().with_deletions(vec![
+            ScramCredentialDeletion::default()
+                .with_name(StrBytes::from_string(user.to_string()))
+                .with_mechanism(mechanism.kafka_type()),
+        ]);
     alter_scram(cluster, req, user).await
 }
 

@@ -64,10 +64,7 @@ impl CredentialStore {
     pub async fn open(topics: &TopicRegistry, flusher: Flusher) -> Result<Self, TopicError> {
         let partition = open_state_partition(topics, CREDENTIALS_TOPIC).await?;
         let credentials = replay(&partition)?;
-        tracing::info!(
-            credentials = credentials.len(),
-            "loaded SCRAM credentials"
-        );
+        tracing::info!(credentials = credentials.len(), "loaded SCRAM credentials");
         Ok(CredentialStore {
             durable: Some(Durable { partition, flusher }),
             credentials: RwLock::new(credentials),
@@ -95,10 +92,7 @@ impl CredentialStore {
         let all = self.credentials.read();
         Mechanism::ALL
             .into_iter()
-            .filter_map(|m| {
-                all.get(&(user.to_string(), m))
-                    .map(|c| (m, c.iterations))
-            })
+            .filter_map(|m| all.get(&(user.to_string(), m)).map(|c| (m, c.iterations)))
             .collect()
     }
 
@@ -156,10 +150,7 @@ impl CredentialStore {
                         user,
                         mechanism,
                         credential,
-                    } => (
-                        encode_key(user, *mechanism),
-                        Some(encode_value(credential)),
-                    ),
+                    } => (encode_key(user, *mechanism), Some(encode_value(credential))),
                     Change::Delete { user, mechanism } => (encode_key(user, *mechanism), None),
                 })
                 .collect();
@@ -370,9 +361,15 @@ mod tests {
             }])
             .await
             .unwrap();
-        let added = store.bootstrap([("alice", "old"), ("bob", "b")]).await.unwrap();
+        let added = store
+            .bootstrap([("alice", "old"), ("bob", "b")])
+            .await
+            .unwrap();
         assert_eq!(added, 3);
-        assert_eq!(store.get("alice", Mechanism::Sha256).unwrap().stored_key, new.stored_key);
+        assert_eq!(
+            store.get("alice", Mechanism::Sha256).unwrap().stored_key,
+            new.stored_key
+        );
         assert_eq!(store.users(), vec!["alice".to_string(), "bob".to_string()]);
         store
             .alter(vec![Change::Delete {

@@ -80,9 +80,9 @@ impl Users {
         // Until the broker hands its durable store over (`with_store`), an in-memory one
         // derived from the file.
         let scram = CredentialStore::in_memory();
-        drop(scram.alter(scram.bootstrap_changes(
-            passwords.iter().map(|(u, p)| (u.as_str(), p.as_str())),
-        )));
+        drop(scram.alter(
+            scram.bootstrap_changes(passwords.iter().map(|(u, p)| (u.as_str(), p.as_str()))),
+        ));
         let scram = Arc::new(scram);
         Ok(Users { passwords, scram })
     }
@@ -98,9 +98,7 @@ impl Users {
 
     /// The file's users and passwords, for the SCRAM store's bootstrap.
     pub fn passwords(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.passwords
-            .iter()
-            .map(|(u, p)| (u.as_str(), p.as_str()))
+        self.passwords.iter().map(|(u, p)| (u.as_str(), p.as_str()))
     }
 
     pub fn password(&self, name: &str) -> Option<&str> {
