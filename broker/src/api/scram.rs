@@ -87,8 +87,11 @@ pub fn describe(
         .with_results(results)
 }
 
-/// One entry of an AlterUserScramCredentials request, checked.
-fn check_mechanism(m: i8) -> Result<Mechanism, (ResponseError, String)> {
+/// Why one entry of an AlterUserScramCredentials request is refused.
+type Refusal = (ResponseError, String);
+
+/// The mechanism of one entry, known or refused.
+fn check_mechanism(m: i8) -> Result<Mechanism, Refusal> {
     Mechanism::from_kafka_type(m).ok_or_else(|| {
         (
             ResponseError::UnsupportedSaslMechanism,
@@ -106,9 +109,8 @@ pub fn alter(
     let store = &broker.credentials;
     // Users in request order, each with its changes or its first error.
     let mut order: Vec<String> = Vec::new();
-    let mut entries: HashMap<String, (usize, Result<Vec<Change>, (ResponseError, String)>)> =
-        HashMap::new();
-    let mut add = |user: String, change: Result<Change, (ResponseError, String)>| {
+    let mut entries: HashMap<String, (usize, Result<Vec<Change>, Refusal>)> = HashMap::new();
+    let mut add = |user: String, change: Result<Change, Refusal>| {
         let entry = entries.entry(user.clone()).or_insert_with(|| {
             order.push(user.clone());
             (0, Ok(Vec::new()))
