@@ -7,7 +7,8 @@ Usage:
       with their iterations, bob logs in over SASL with each mechanism; then bob-2 replaces the
       SHA-512 one: bob-2 logs in, bob-1 is refused at once; the SHA-256 credential is deleted:
       describe shows only SHA-512, and a SHA-256 login is refused. Every error case of the
-      APIs answers Kafka's error code. Prints "OK".
+      APIs answers Kafka's error code; producing to or deleting the credentials topic is
+      refused. Prints "OK".
   scram_admin.py set PLAINTEXT_BOOTSTRAP USER PASSWORD      (SCRAM-SHA-512, 8192 iterations)
   scram_admin.py login SASL_BOOTSTRAP MECHANISM USER PASSWORD
       prints "LOGIN OK" or "LOGIN REFUSED".
@@ -148,6 +149,20 @@ def roundtrip(plain, sasl):
     # Nothing of the refused requests was applied.
     if describe(a, ["carol"]) != {"carol": KafkaError.RESOURCE_NOT_FOUND}:
         fail("a refused request left a credential behind")
+    # The credentials topic is the broker's own.
+    errs = []
+    p = Producer({"bootstrap.servers": plain, "message.timeout.ms": 15000})
+    p.produce("__datasync_scram_credentials", b"forged", key=b"k",
+              on_delivery=lambda e, m: errs.append(e))
+    p.flush(20)
+    if len(errs) != 1 or errs[0] is None:
+        fail(f"a client produced to the credentials topic: {errs}")
+    try:
+        a.delete_topics(["__datasync_scram_credentials"])[
+            "__datasync_scram_credentials"].result(timeout=TIMEOUT_S)
+        fail("a client deleted the credentials topic")
+    except KafkaException:
+        pass
     print("OK")
 
 
