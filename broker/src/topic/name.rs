@@ -12,7 +12,8 @@
 pub const MAX_NAME_LEN: usize = 249;
 
 /// Kafka's internal topics (`Topic.INTERNAL_TOPICS`): Metadata flags them `is_internal`, and
-/// clients may neither delete them nor delete records from them.
+/// clients may neither delete them nor delete records from them; plus this broker's own SCRAM
+/// credential store (`security::credentials`), which Kafka keeps in its metadata log.
 pub const INTERNAL_TOPICS: [&str; 3] = [
     "__consumer_offsets",
     "__transaction_state",
