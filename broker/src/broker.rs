@@ -35,6 +35,8 @@ pub struct Broker {
     pub offsets: OffsetStore,
     /// The transaction coordinator and its `__transaction_state`.
     pub txns: TxnCoordinator,
+    /// SCRAM credentials and their `__datasync_scram_credentials` (issue 19).
+    pub credentials: Arc<crate::security::credentials::CredentialStore>,
     pub advertised: Advertised,
     /// Cancelled when the broker starts shutting down: waits that would outlive it (a long-poll
     /// Fetch) answer at once instead.
@@ -69,6 +71,9 @@ impl Broker {
         )
         .await?;
         let group_configs = GroupConfigStore::open(&config.data_dir)?;
+        let credentials = Arc::new(
+            crate::security::credentials::CredentialStore::open(&topics, flusher.clone()).await?,
+        );
         let groups = GroupCoordinator::new(GroupConfig {
             min_session_timeout: Duration::from_millis(config.group_min_session_timeout_ms),
             max_session_timeout: Duration::from_millis(config.group_max_session_timeout_ms),
@@ -84,6 +89,7 @@ impl Broker {
             group_configs,
             offsets,
             txns,
+            credentials,
             advertised,
             stopping: CancellationToken::new(),
             authorizer,

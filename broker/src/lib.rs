@@ -188,11 +188,28 @@ pub async fn run_with(
     let users = match (&config.sasl_users_file, sasl.is_empty()) {
         (_, true) => None,
         (None, false) => return Err(StartError::NoSaslUsers),
-        (Some(path), false) => Some(Arc::new(security::users::Users::load(path)?)),
+        (Some(path), false) => Some(security::users::Users::load(path)?),
     };
     let bound = listener.local_addr()?;
     let advertised = advertised(&config, bound)?;
     let broker = Arc::new(Broker::open(config, advertised).await?);
+    // The users file bootstraps the durable SCRAM store: stored credentials win (see
+    // `CredentialStore::bootstrap`); PLAIN keeps the file's passwords.
+    let users = match users {
+        Some(users) => {
+            let added = broker
+                .credentials
+                .bootstrap(users.passwords())
+                .await
+                .map_err(|e| StartError::Io(std::io::Error::other(e)))?;
+            tracing::info!(
+                added,
+                "SCRAM credentials bootstrapped from the SASL users file"
+            );
+            Some(Arc::new(users.with_store(broker.credentials.clone())))
+        }
+        None => None,
+    };
     if !sasl.is_empty() {
         broker.authorizer.secure();
     }

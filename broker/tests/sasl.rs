@@ -199,7 +199,7 @@ fn garbage_in_the_sasl_exchange_never_crashes_the_broker() -> anyhow::Result<()>
             s.write_all(&framed)
         };
         let garbage: Vec<u8> = (0..(next() % 300)).map(|_| next() as u8).collect();
-        let _ = match round % 4 {
+        let _ = match round % 5 {
             0 => send(&garbage),
             1 => send(&handshake).and_then(|_| {
                 let mut f = vec![0, 36, 0, 2, 0, 0, 0, 2, 0, 0, 0];
@@ -207,6 +207,16 @@ fn garbage_in_the_sasl_exchange_never_crashes_the_broker() -> anyhow::Result<()>
                 send(&f)
             }),
             2 => send(&handshake[..garbage.len().min(handshake.len())]),
+            // SCRAM-SHA-256, then a 64 KiB random client-first token.
+            3 => {
+                let mut h = vec![0, 17, 0, 1, 0, 0, 0, 1, 0, 0, 0, 13];
+                h.extend(b"SCRAM-SHA-256");
+                send(&h).and_then(|_| {
+                    let mut f = vec![0, 36, 0, 1, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0];
+                    f.extend((0..65536).map(|_| next() as u8));
+                    send(&f)
+                })
+            }
             _ => s.write_all(&u32::MAX.to_be_bytes()),
         };
         // Done sending: the broker sees the end of the stream as well as the garbage.

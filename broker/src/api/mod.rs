@@ -14,6 +14,7 @@ pub mod log_dirs;
 pub mod metadata;
 pub mod offsets;
 pub mod produce;
+pub mod scram;
 pub mod topics;
 pub mod txn;
 

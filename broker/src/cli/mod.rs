@@ -12,6 +12,7 @@ mod groups;
 mod produce;
 mod topics;
 mod transactions;
+mod users;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -26,6 +27,7 @@ pub use groups::GroupsCommand;
 pub use produce::ProduceArgs;
 pub use topics::TopicsCommand;
 pub use transactions::TransactionsCommand;
+pub use users::UsersCommand;
 
 /// A client subcommand; without one, `broker` runs the server.
 #[derive(Debug, Subcommand)]
@@ -52,7 +54,13 @@ pub enum Command {
         #[command(subcommand)]
         command: TransactionsCommand,
     },
-    /// Produce lines of stdin as records (like kafka-console-producer.sh).
+    /// List, describe, set and delete SCRAM users (like kafka-configs --entity-type users).
+    Users {
+        #[command(flatten)]
+        conn: ConnArgs,
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
     /// Add, list and remove ACLs (kafka-acls.sh).
     Acls {
         #[command(flatten)]
@@ -60,6 +68,7 @@ pub enum Command {
         #[command(flatten)]
         args: AclsArgs,
     },
+    /// Produce lines of stdin as records (like kafka-console-producer.sh).
     Produce(ProduceArgs),
     /// Print records of a topic (like kafka-console-consumer.sh).
     Consume(ConsumeArgs),
@@ -100,6 +109,7 @@ pub async fn run(command: Command) -> ExitCode {
         Command::Groups { conn, command } => groups::run(&conn, command).await,
         Command::Transactions { conn, command } => transactions::run(&conn, command).await,
         Command::Acls { conn, args } => acls::run(&conn, args).await,
+        Command::Users { conn, command } => users::run(&conn, command).await,
         Command::Produce(args) => produce::run(args).await,
         Command::Consume(args) => consume::run(args).await,
     };

@@ -667,3 +667,114 @@ pub async fn partition_sizes(
     }
     Ok(out)
 }
+
+/// One SCRAM credential of a user as DescribeUserScramCredentials gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScramCredentialInfo {
+    /// `SCRAM-SHA-256` or `SCRAM-SHA-512` (or `UNKNOWN(n)`).
+    pub mechanism: String,
+    pub iterations: i32,
+}
+
+fn scram_mechanism_name(t: i8) -> String {
+    crate::security::scram::Mechanism::from_kafka_type(t)
+        .map(|m| m.name().to_string())
+        .unwrap_or_else(|| format!("UNKNOWN({t})"))
+}
+
+/// The SCRAM credentials of `users` (every user when `None`), by user.
+pub async fn describe_user_scram_credentials(
+    cluster: &mut Cluster,
+    users: Option<&[String]>,
+) -> Result<BTreeMap<String, Vec<ScramCredentialInfo>>, ClientError> {
+    use kafka_protocol::messages::describe_user_scram_credentials_request::UserName;
+    let req = kafka_protocol::messages::DescribeUserScramCredentialsRequest::default().with_users(
+        users.map(|users| {
+            users
+                .iter()
+                .map(|u| UserName::default().with_name(StrBytes::from_string(u.clone())))
+                .collect()
+        }),
+    );
+    let resp = controller(cluster).await?.call(req).await?;
+    check(
+        resp.error_code,
+        || "describing SCRAM credentials".to_string(),
+        resp.error_message.as_deref(),
+    )?;
+    let mut out = BTreeMap::new();
+    for r in resp.results {
+        let user = r.user.to_string();
+        check(
+            r.error_code,
+            || format!("describing the SCRAM credentials of {user:?}"),
+            r.error_message.as_deref(),
+        )?;
+        out.insert(
+            user,
+            r.credential_infos
+                .iter()
+                .map(|i| ScramCredentialInfo {
+                    mechanism: scram_mechanism_name(i.mechanism),
+                    iterations: i.iterations,
+                })
+                .collect(),
+        );
+    }
+    Ok(out)
+}
+
+/// Sets `user`'s credential for `mechanism` to `password`: salted here with a random salt, as
+/// Kafka's admin client does, so only SaltedPassword travels.
+pub async fn set_user_scram_credential(
+    cluster: &mut Cluster,
+    user: &str,
+    mechanism: crate::security::scram::Mechanism,
+    iterations: u32,
+    password: &[u8],
+) -> Result<(), ClientError> {
+    use kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialUpsertion;
+    let mut salt = uuid::Uuid::new_v4().as_bytes().to_vec();
+    salt.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
+    let salted = mechanism.salted_password(password, &salt, iterations);
+    let req = kafka_protocol::messages::AlterUserScramCredentialsRequest::default()
+        .with_upsertions(vec![ScramCredentialUpsertion::default()
+            .with_name(StrBytes::from_string(user.to_string()))
+            .with_mechanism(mechanism.kafka_type())
+            .with_iterations(i32::try_from(iterations).unwrap_or(i32::MAX))
+            .with_salt(salt.into())
+            .with_salted_password(salted.into())]);
+    alter_scram(cluster, req, user).await
+}
+
+/// Deletes `user`'s credential for `mechanism`.
+pub async fn delete_user_scram_credential(
+    cluster: &mut Cluster,
+    user: &str,
+    mechanism: crate::security::scram::Mechanism,
+) -> Result<(), ClientError> {
+    use kafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialDeletion;
+    let req =
+        kafka_protocol::messages::AlterUserScramCredentialsRequest::default().with_deletions(vec![
+            ScramCredentialDeletion::default()
+                .with_name(StrBytes::from_string(user.to_string()))
+                .with_mechanism(mechanism.kafka_type()),
+        ]);
+    alter_scram(cluster, req, user).await
+}
+
+async fn alter_scram(
+    cluster: &mut Cluster,
+    req: kafka_protocol::messages::AlterUserScramCredentialsRequest,
+    user: &str,
+) -> Result<(), ClientError> {
+    let resp = controller(cluster).await?.call(req).await?;
+    for r in &resp.results {
+        check(
+            r.error_code,
+            || format!("altering the SCRAM credentials of {user:?}"),
+            r.error_message.as_deref(),
+        )?;
+    }
+    Ok(())
+}

@@ -352,6 +352,12 @@ async fn handle_frame(broker: &Arc<Broker>, session: &Session, mut frame: Bytes)
         RequestKind::DeleteAcls(req) => {
             ready(c, version, api::acls::delete(broker, who, req).await)
         }
+        RequestKind::DescribeUserScramCredentials(req) => {
+            ready(c, version, api::scram::describe(broker, session, req))
+        }
+        RequestKind::AlterUserScramCredentials(req) => {
+            deferred(c, version, api::scram::alter(broker, session, req))
+        }
         // On a PLAINTEXT listener, or once authenticated (no re-authentication yet), as Kafka's
         // KafkaApis answers them.
         RequestKind::SaslHandshake(_) => ready(

@@ -4,6 +4,7 @@
 //! clients alike; the connection code ([`crate::protocol::sasl`]) only carries bytes between the
 //! wire and it.
 
+pub mod credentials;
 pub mod plain;
 pub mod principal;
 pub mod scram;

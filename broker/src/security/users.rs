@@ -1,12 +1,17 @@
-//! The users a SASL listener accepts, from `--sasl-users-file`: one `NAME=PASSWORD` per line
+//! The users a SASL listener accepts. `--sasl-users-file` holds one `NAME=PASSWORD` per line
 //! (`#` starts a comment), like the `user_NAME="PASSWORD"` entries of Kafka's PLAIN JAAS
-//! configuration. PLAIN compares against the password; SCRAM gets credentials derived once at
-//! startup with a random salt, so an exchange costs the broker one HMAC, not 4096.
+//! configuration: PLAIN compares against those passwords and only those (the SCRAM store has no
+//! passwords, so users made through AlterUserScramCredentials are SCRAM-only, as in Kafka).
+//! SCRAM logins are checked against a [`CredentialStore`]: the broker's durable one, which the
+//! file only bootstraps (see [`CredentialStore::bootstrap`]), so an exchange costs the broker
+//! one HMAC, not 4096, and an altered credential counts from the next login.
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
-use super::scram::{Mechanism, ScramCredential, MIN_ITERATIONS};
+use super::credentials::CredentialStore;
+use super::scram::{Mechanism, ScramCredential};
 
 /// A users file that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -22,7 +27,7 @@ pub enum UsersError {
 
 pub struct Users {
     passwords: HashMap<String, String>,
-    scram: HashMap<(String, Mechanism), ScramCredential>,
+    scram: Arc<CredentialStore>,
 }
 
 impl std::fmt::Debug for Users {
@@ -72,20 +77,28 @@ impl Users {
                 return Err(bad(&format!("user {name:?} appears twice")));
             }
         }
-        let mut scram = HashMap::new();
-        for (name, password) in &passwords {
-            for mechanism in Mechanism::ALL {
-                let salt: Vec<u8> = uuid::Uuid::new_v4().as_bytes().to_vec();
-                let credential = ScramCredential::from_password(
-                    mechanism,
-                    password.as_bytes(),
-                    &salt,
-                    MIN_ITERATIONS,
-                );
-                scram.insert((name.clone(), mechanism), credential);
-            }
-        }
+        // Until the broker hands its durable store over (`with_store`), an in-memory one
+        // derived from the file.
+        let scram = CredentialStore::in_memory();
+        drop(scram.alter(
+            scram.bootstrap_changes(passwords.iter().map(|(u, p)| (u.as_str(), p.as_str()))),
+        ));
+        let scram = Arc::new(scram);
         Ok(Users { passwords, scram })
+    }
+
+    /// These users, their SCRAM logins checked against `store` (the broker's durable store,
+    /// which the caller has bootstrapped from [`Users::passwords`]).
+    pub fn with_store(self, store: Arc<CredentialStore>) -> Self {
+        Users {
+            scram: store,
+            ..self
+        }
+    }
+
+    /// The file's users and passwords, for the SCRAM store's bootstrap.
+    pub fn passwords(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.passwords.iter().map(|(u, p)| (u.as_str(), p.as_str()))
     }
 
     pub fn password(&self, name: &str) -> Option<&str> {
@@ -93,7 +106,7 @@ impl Users {
     }
 
     pub fn scram(&self, name: &str, mechanism: Mechanism) -> Option<ScramCredential> {
-        self.scram.get(&(name.to_string(), mechanism)).cloned()
+        self.scram.get(name, mechanism)
     }
 
     pub fn len(&self) -> usize {

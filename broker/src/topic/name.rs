@@ -12,12 +12,14 @@
 pub const MAX_NAME_LEN: usize = 249;
 
 /// Kafka's internal topics (`Topic.INTERNAL_TOPICS`): Metadata flags them `is_internal`, and
-/// clients may neither delete them nor delete records from them. `__datasync_acls` is this
-/// broker's own (the authorizer's ACLs, see [`crate::authorizer`]) and protected the same way.
-pub const INTERNAL_TOPICS: [&str; 3] = [
+/// clients may neither delete them nor delete records from them; plus this broker's own: the
+/// authorizer's ACLs (see [`crate::authorizer`]) and the SCRAM credential store
+/// (`security::credentials`), which Kafka keeps in its metadata log.
+pub const INTERNAL_TOPICS: [&str; 4] = [
     "__consumer_offsets",
     "__transaction_state",
     crate::authorizer::ACL_TOPIC,
+    "__datasync_scram_credentials",
 ];
 
 /// Names a client may not create: Kafka's transaction-state topic (its transaction coordinator,
