@@ -314,3 +314,89 @@ fn bad_certificate_files_are_startup_errors() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `broker topics` (the broker crate's own client) over SASL_SSL with SCRAM and PLAIN, and over
+/// SSL with a client certificate, configured as Kafka's tools are: `--command-config FILE`.
+#[test]
+fn broker_cli_over_sasl_ssl_and_ssl_with_command_config() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let certs = make_certs(dir.path())?;
+    let (broker, ssl, sasl_ssl) = tls_broker(dir.path(), &certs, "requested")?;
+    let ca = path(&certs.join("ca.pem")).to_string();
+    let cli =
+        |bootstrap: &str, config: &str, args: &[&str]| -> anyhow::Result<std::process::Output> {
+            let file = dir
+                .path()
+                .join(format!("client-{}.properties", unique_topic("c")));
+            std::fs::write(&file, config)?;
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_broker"));
+            cmd.args(["topics"])
+                .args(args)
+                .args([
+                    "--bootstrap-server",
+                    bootstrap,
+                    "--command-config",
+                    path(&file),
+                ])
+                .args(["--command-timeout-ms", "10000"]);
+            common::output_with_timeout(&mut cmd, None, Duration::from_secs(60))
+        };
+    let topic = unique_topic("cli-tls");
+    for (i, mechanism) in ["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
+        .iter()
+        .enumerate()
+    {
+        let config = format!(
+            "# as for kafka-topics.sh\nsecurity.protocol=SASL_SSL\nsasl.mechanism={mechanism}\n\
+             sasl.username=alice\nsasl.password=alice-secret\nssl.ca.location={ca}\n"
+        );
+        let name = format!("{topic}-{i}");
+        let out = cli(&sasl_ssl, &config, &["create", "--topic", &name])?;
+        assert!(
+            out.status.success(),
+            "{mechanism}: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            broker.logs()
+        );
+        let out = cli(&sasl_ssl, &config, &["list"])?;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let listed = String::from_utf8_lossy(&out.stdout);
+        assert!(listed.lines().any(|l| l == name), "{mechanism}: {listed}");
+    }
+    // A wrong password is refused with a clear message.
+    let config = format!(
+        "security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-256\nsasl.username=alice\n\
+         sasl.password=wrong\nssl.ca.location={ca}\n"
+    );
+    let out = cli(&sasl_ssl, &config, &["list"])?;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("SASL SCRAM-SHA-256 login"), "{stderr}");
+    // SSL with a client certificate; and a client trusting another CA fails the handshake.
+    let config = format!(
+        "security.protocol=SSL\nssl.ca.location={ca}\nssl.certificate.location={}\n\
+         ssl.key.location={}\n",
+        path(&certs.join("client-writer.pem")),
+        path(&certs.join("client-writer.key"))
+    );
+    let out = cli(&ssl, &config, &["list"])?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&topic));
+    let config = format!(
+        "security.protocol=SSL\nssl.ca.location={}\n",
+        path(&certs.join("other-ca.pem"))
+    );
+    let out = cli(&ssl, &config, &["list"])?;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("TLS handshake failed"), "{stderr}");
+    Ok(())
+}
