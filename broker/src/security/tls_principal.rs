@@ -158,7 +158,7 @@ fn text(value: &Element<'_>) -> Option<String> {
         // TeletexString: Latin-1 in practice
         0x14 => Some(value.contents.iter().map(|&b| char::from(b)).collect()),
         // BMPString: UTF-16BE
-        0x1e if value.contents.len() % 2 == 0 => {
+        0x1e if value.contents.len().is_multiple_of(2) => {
             let units: Vec<u16> = value
                 .contents
                 .chunks_exact(2)
