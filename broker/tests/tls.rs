@@ -43,9 +43,10 @@ fn tls_broker(
 ) -> anyhow::Result<(BrokerProcess, String, String)> {
     let users = dir.join("users.txt");
     std::fs::File::create(&users)?.write_all(b"alice=alice-secret\n")?;
-    let (ssl, sasl_ssl) = (free_port()?, free_port()?);
+    let (ssl, sasl_ssl, sasl) = (free_port()?, free_port()?, free_port()?);
     let spec = format!(
-        "SSL://127.0.0.1:{ssl}=localhost:{ssl},SASL_SSL://127.0.0.1:{sasl_ssl}=localhost:{sasl_ssl}"
+        "SSL://127.0.0.1:{ssl}=localhost:{ssl},SASL_SSL://127.0.0.1:{sasl_ssl}=localhost:{sasl_ssl},\
+         SASL_PLAINTEXT://127.0.0.1:{sasl}=localhost:{sasl}"
     );
     let broker = BrokerProcess::start(
         &dir.join("data"),
@@ -367,6 +368,24 @@ fn broker_cli_over_sasl_ssl_and_ssl_with_command_config() -> anyhow::Result<()> 
         let listed = String::from_utf8_lossy(&out.stdout);
         assert!(listed.lines().any(|l| l == name), "{mechanism}: {listed}");
     }
+    // SASL_PLAINTEXT: the third listener, its address from the broker's log.
+    let config = "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-256\n\
+                  sasl.username=alice\nsasl.password=alice-secret\n";
+    let sasl_plain = broker
+        .logs()
+        .lines()
+        .find(|l| l.contains("protocol=SASL_PLAINTEXT") && l.contains("also listening on"))
+        .and_then(|l| l.rsplit("also listening on ").next())
+        .and_then(|a| a.split_whitespace().next())
+        .map(str::to_string)
+        .expect("the SASL_PLAINTEXT listener is logged");
+    let out = cli(&sasl_plain, config, &["list"])?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&topic));
     // A wrong password is refused with a clear message.
     let config = format!(
         "security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-256\nsasl.username=alice\n\
