@@ -56,9 +56,10 @@ pub struct Config {
 
     /// Further listeners, comma-separated, each `[PROTOCOL://]LISTEN_ADDR=ADVERTISED_HOST:PORT`:
     /// clients connecting there are told the second address (Kafka's internal/external
-    /// listeners). PROTOCOL is `PLAINTEXT` (the default) or `SASL_PLAINTEXT` (clients must
+    /// listeners). PROTOCOL is `PLAINTEXT` (the default), `SASL_PLAINTEXT` (clients must
     /// authenticate with PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 as a user of
-    /// `--sasl-users-file`). Compose uses it so that containers reach `broker:9092` while the
+    /// `--sasl-users-file`), `SSL` (TLS, see `--ssl-certificate-location`) or `SASL_SSL` (both).
+    /// Compose uses it so that containers reach `broker:9092` while the
     /// host reaches `localhost:9092`.
     #[arg(long, env = "BROKER_EXTRA_LISTENER")]
     pub extra_listener: Option<String>,
@@ -78,6 +79,33 @@ pub struct Config {
     /// authenticating listener or any ACL exists), such requests are refused.
     #[arg(long, env = "BROKER_ALLOW_EVERYONE_IF_NO_ACL_FOUND")]
     pub allow_everyone_if_no_acl_found: bool,
+    /// The certificate chain (PEM, leaf first) SSL and SASL_SSL listeners present (Kafka's
+    /// `ssl.keystore.location`, in librdkafka's name).
+    #[arg(long, env = "BROKER_SSL_CERTIFICATE_LOCATION")]
+    pub ssl_certificate_location: Option<PathBuf>,
+
+    /// The private key (PEM: PKCS#8, PKCS#1 or SEC1) of `--ssl-certificate-location`.
+    #[arg(long, env = "BROKER_SSL_KEY_LOCATION")]
+    pub ssl_key_location: Option<PathBuf>,
+
+    /// Whether TLS listeners ask clients for a certificate (Kafka's `ssl.client.auth`): `none`,
+    /// `requested` (verified if sent) or `required`. A verified certificate names the principal,
+    /// `User:<subject DN>`.
+    #[arg(long, env = "BROKER_SSL_CLIENT_AUTH", default_value = "none")]
+    pub ssl_client_auth: String,
+
+    /// The CA certificates (PEM bundle) client certificates must chain to (Kafka's
+    /// `ssl.truststore.location`); needed unless `--ssl-client-auth none`.
+    #[arg(long, env = "BROKER_SSL_TRUSTSTORE_LOCATION")]
+    pub ssl_truststore_location: Option<PathBuf>,
+
+    /// How long a client has to complete its TLS handshake.
+    #[arg(
+        long,
+        env = "BROKER_SSL_HANDSHAKE_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub ssl_handshake_timeout_ms: u64,
 
     /// Address of the HTTP listener serving `/metrics` (Prometheus), `/healthz` and `/readyz`
     /// (Redpanda's admin port by default). `off` serves none.
@@ -251,6 +279,11 @@ impl Config {
             sasl_users_file: None,
             super_users: None,
             allow_everyone_if_no_acl_found: false,
+            ssl_certificate_location: None,
+            ssl_key_location: None,
+            ssl_client_auth: "none".into(),
+            ssl_truststore_location: None,
+            ssl_handshake_timeout_ms: 10_000,
             http_listen: "off".into(),
             data_dir: data_dir.into(),
             default_partitions: 1,

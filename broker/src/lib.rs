@@ -44,8 +44,10 @@ pub enum StartError {
     ExtraListener(String),
     #[error("invalid --extra-listener {spec:?}: {why}")]
     ListenerProtocol { spec: String, why: String },
-    #[error("a SASL_PLAINTEXT listener needs --sasl-users-file (env BROKER_SASL_USERS_FILE)")]
+    #[error("a SASL_PLAINTEXT or SASL_SSL listener needs --sasl-users-file (env BROKER_SASL_USERS_FILE)")]
     NoSaslUsers,
+    #[error(transparent)]
+    Tls(#[from] security::tls::TlsError),
     #[error(transparent)]
     SaslUsers(#[from] security::users::UsersError),
     #[error("invalid --http-listen {0:?}: expected HOST:PORT, e.g. 0.0.0.0:9644, or off")]
@@ -137,12 +139,15 @@ pub async fn run_with_extra_listeners(
     extra: Vec<(TcpListener, Advertised)>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), StartError> {
+    let extra = extra
+        .into_iter()
+        .map(|(listener, advertised)| Listener::plaintext(listener, advertised))
+        .collect();
     run_with(
         config,
         Listeners {
             kafka: listener,
             extra,
-            sasl: Vec::new(),
             http: None,
         },
         shutdown,
@@ -152,14 +157,46 @@ pub async fn run_with_extra_listeners(
 
 /// Everything the broker serves on, bound by the caller (tests bind port 0).
 pub struct Listeners {
-    /// Kafka clients, told the configured (or bound) advertised address.
+    /// Kafka clients (PLAINTEXT), told the configured (or bound) advertised address.
     pub kafka: TcpListener,
-    /// Further Kafka listeners, each with the address its clients are told.
-    pub extra: Vec<(TcpListener, Advertised)>,
-    /// `SASL_PLAINTEXT` listeners: clients authenticate as a user of `--sasl-users-file` first.
-    pub sasl: Vec<(TcpListener, Advertised)>,
+    /// Further Kafka listeners, each with its security protocol and the address its clients are
+    /// told.
+    pub extra: Vec<Listener>,
     /// `/metrics`, `/healthz` and `/readyz` (see [`http`]), if served.
     pub http: Option<TcpListener>,
+}
+
+/// One further Kafka listener: `PROTOCOL://LISTEN_ADDR=ADVERTISED_HOST:PORT`, bound.
+pub struct Listener {
+    pub listener: TcpListener,
+    pub advertised: Advertised,
+    /// PLAINTEXT, SASL_PLAINTEXT (a login as a user of `--sasl-users-file` first), SSL (TLS with
+    /// `--ssl-certificate-location`) or SASL_SSL (both).
+    pub protocol: security::SecurityProtocol,
+}
+
+impl Listener {
+    pub fn plaintext(listener: TcpListener, advertised: Advertised) -> Self {
+        Listener {
+            listener,
+            advertised,
+            protocol: security::SecurityProtocol::Plaintext,
+        }
+    }
+}
+
+/// The TLS server configuration `config` names, if any listener needs it; every file is read
+/// and checked here, before anything is served.
+pub fn tls_acceptor(config: &Config) -> Result<tokio_rustls::TlsAcceptor, StartError> {
+    let settings = security::tls::TlsSettings {
+        certificate: config.ssl_certificate_location.as_deref(),
+        key: config.ssl_key_location.as_deref(),
+        client_auth: config.ssl_client_auth.parse()?,
+        truststore: config.ssl_truststore_location.as_deref(),
+    };
+    Ok(tokio_rustls::TlsAcceptor::from(
+        security::tls::server_config(&settings)?,
+    ))
 }
 
 /// Parses `--http-listen`: `None` for `off`.
@@ -182,14 +219,20 @@ pub async fn run_with(
     let Listeners {
         kafka: listener,
         extra,
-        sasl,
         http: http_listener,
     } = listeners;
-    let users = match (&config.sasl_users_file, sasl.is_empty()) {
-        (_, true) => None,
-        (None, false) => return Err(StartError::NoSaslUsers),
-        (Some(path), false) => Some(security::users::Users::load(path)?),
+    let any_sasl = extra.iter().any(|l| l.protocol.is_sasl());
+    let users = match (&config.sasl_users_file, any_sasl) {
+        (_, false) => None,
+        (None, true) => return Err(StartError::NoSaslUsers),
+        (Some(path), true) => Some(security::users::Users::load(path)?),
     };
+    let tls = if extra.iter().any(|l| l.protocol.is_tls()) {
+        Some(tls_acceptor(&config)?)
+    } else {
+        None
+    };
+    let handshake_timeout = Duration::from_millis(config.ssl_handshake_timeout_ms.max(1));
     let bound = listener.local_addr()?;
     let advertised = advertised(&config, bound)?;
     let broker = Arc::new(Broker::open(config, advertised).await?);
@@ -210,7 +253,7 @@ pub async fn run_with(
         }
         None => None,
     };
-    if !sasl.is_empty() {
+    if extra.iter().any(|l| l.protocol != security::SecurityProtocol::Plaintext) {
         broker.authorizer.secure();
     }
     tracing::info!(
@@ -230,7 +273,7 @@ pub async fn run_with(
         broker.clone(),
         listener,
         primary,
-        None,
+        server::Security::plaintext(),
         limits.clone(),
         stop.clone(),
     ))];
@@ -246,20 +289,30 @@ pub async fn run_with(
             stop.clone(),
         )));
     }
-    let extra = extra.into_iter().map(|(l, a)| (l, a, None));
-    let sasl = sasl.into_iter().map(|(l, a)| (l, a, users.clone()));
-    for (extra, advertised, users) in extra.chain(sasl) {
+    for Listener {
+        listener: extra,
+        advertised,
+        protocol,
+    } in extra
+    {
+        let security = server::Security {
+            protocol,
+            sasl: users.clone().filter(|_| protocol.is_sasl()),
+            tls: tls.clone().filter(|_| protocol.is_tls()),
+            handshake_timeout,
+        };
         tracing::info!(
             advertised = %format!("{}:{}", advertised.host, advertised.port),
-            protocol = if users.is_some() { "SASL_PLAINTEXT" } else { "PLAINTEXT" },
-            users = users.as_ref().map_or(0, |u| u.len()),
+            %protocol,
+            users = security.sasl.as_ref().map_or(0, |u| u.len()),
+            ssl_client_auth = %if protocol.is_tls() { config_client_auth(&broker.config) } else { String::from("-") },
             "also listening on {}", extra.local_addr()?
         );
         servers.push(tokio::spawn(server::serve(
             broker.clone(),
             extra,
             Arc::new(advertised),
-            users,
+            security,
             limits.clone(),
             stop.clone(),
         )));
@@ -278,6 +331,10 @@ pub async fn run_with(
     let _ = tokio::task::spawn_blocking(move || flushing.topics.flush_all()).await;
     tracing::info!("stopped; everything flushed");
     Ok(())
+}
+
+fn config_client_auth(config: &Config) -> String {
+    config.ssl_client_auth.trim().to_ascii_lowercase()
 }
 
 /// Expires group members whose session ran out and ends rebalances whose time is up.

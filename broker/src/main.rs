@@ -48,20 +48,16 @@ async fn main() -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("could not listen on {}", cli.config.listen))?;
     let mut extra = Vec::new();
-    let mut sasl = Vec::new();
     for spec in cli.config.extra_listener.iter().flat_map(|s| s.split(',')) {
         let (protocol, addr, advertised) = broker::parse_listener(spec)?;
-        let extra_listener = tokio::net::TcpListener::bind(addr)
+        let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("could not listen on {addr}"))?;
-        match protocol {
-            broker::security::SecurityProtocol::Plaintext => {
-                extra.push((extra_listener, advertised))
-            }
-            broker::security::SecurityProtocol::SaslPlaintext => {
-                sasl.push((extra_listener, advertised))
-            }
-        }
+        extra.push(broker::Listener {
+            listener,
+            advertised,
+            protocol,
+        });
     }
     let http = match broker::parse_http_listen(&cli.config.http_listen)? {
         Some(addr) => Some(
@@ -74,7 +70,6 @@ async fn main() -> anyhow::Result<ExitCode> {
     let listeners = broker::Listeners {
         kafka: listener,
         extra,
-        sasl,
         http,
     };
     broker::run_with(cli.config, listeners, shutdown_signal()).await?;

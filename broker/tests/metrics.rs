@@ -36,7 +36,6 @@ impl Broker {
         let listeners = broker::Listeners {
             kafka,
             extra: Vec::new(),
-            sasl: Vec::new(),
             http: Some(http),
         };
         let task = tokio::spawn(async move {

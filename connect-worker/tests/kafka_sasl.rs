@@ -41,20 +41,22 @@ async fn sasl_broker(
     std::fs::write(&users, "alice=alice-secret\n")?;
     let mut config = broker::Config::for_data_dir(dir.join("data"));
     config.sasl_users_file = Some(users);
+    // Authentication is under test here, not ACLs (a SASL listener turns authorization on).
+    config.allow_everyone_if_no_acl_found = true;
     config.group_min_session_timeout_ms = 1_000;
     let plain = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let sasl = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = sasl.local_addr()?;
     let listeners = broker::Listeners {
         kafka: plain,
-        extra: Vec::new(),
-        sasl: vec![(
-            sasl,
-            broker::Advertised {
+        extra: vec![broker::Listener {
+            listener: sasl,
+            advertised: broker::Advertised {
                 host: "127.0.0.1".into(),
                 port: i32::from(addr.port()),
             },
-        )],
+            protocol: broker::security::SecurityProtocol::SaslPlaintext,
+        }],
         http: None,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

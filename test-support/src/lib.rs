@@ -208,7 +208,6 @@ impl TestBroker {
         let listeners = broker::Listeners {
             kafka: listener,
             extra: Vec::new(),
-            sasl: Vec::new(),
             http: Some(http),
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

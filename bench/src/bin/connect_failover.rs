@@ -592,7 +592,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let listeners = broker::Listeners {
         kafka,
         extra: Vec::new(),
-        sasl: Vec::new(),
         http: None,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -89,7 +89,6 @@ async fn main() -> anyhow::Result<()> {
     let listeners = broker::Listeners {
         kafka,
         extra: Vec::new(),
-        sasl: Vec::new(),
         http: None,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

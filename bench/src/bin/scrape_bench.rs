@@ -47,7 +47,6 @@ async fn main() -> anyhow::Result<()> {
     let listeners = broker::Listeners {
         kafka,
         extra: Vec::new(),
-        sasl: Vec::new(),
         http: Some(http),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

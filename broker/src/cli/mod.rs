@@ -89,7 +89,27 @@ pub struct ConnArgs {
     /// Timeout of connecting and of each request, in milliseconds.
     #[arg(long, default_value_t = 30_000, global = true)]
     pub command_timeout_ms: u64,
+
+    /// A properties file (`key=value` lines) of client settings in librdkafka's names, as
+    /// Kafka's tools take it: `security.protocol`, `sasl.mechanism`, `sasl.username`,
+    /// `sasl.password`, `ssl.ca.location`, `ssl.certificate.location`, `ssl.key.location`,
+    /// `ssl.endpoint.identification.algorithm`. Env `KAFKA_SECURITY_PROTOCOL`,
+    /// `KAFKA_SASL_MECHANISM`, ... (the property upper-cased, dots as `_`) override it.
+    #[arg(long, env = "KAFKA_COMMAND_CONFIG", global = true)]
+    pub command_config: Option<std::path::PathBuf>,
 }
+
+/// The client properties the CLI reads from the environment, `KAFKA_` + the property name.
+const ENV_PROPERTIES: [&str; 8] = [
+    "security.protocol",
+    "sasl.mechanism",
+    "sasl.username",
+    "sasl.password",
+    "ssl.ca.location",
+    "ssl.certificate.location",
+    "ssl.key.location",
+    "ssl.endpoint.identification.algorithm",
+];
 
 impl ConnArgs {
     fn timeout(&self) -> Duration {
@@ -98,7 +118,23 @@ impl ConnArgs {
     }
 
     async fn connect(&self) -> anyhow::Result<Cluster> {
-        Ok(Cluster::connect(&self.bootstrap_server, self.timeout()).await?)
+        let mut properties = match &self.command_config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    anyhow::anyhow!("could not read --command-config {}: {e}", path.display())
+                })?;
+                crate::client::security::parse_properties(&text)
+            }
+            None => Vec::new(),
+        };
+        for key in ENV_PROPERTIES {
+            let var = format!("KAFKA_{}", key.replace('.', "_").to_ascii_uppercase());
+            if let Ok(value) = std::env::var(&var) {
+                properties.push((key.to_string(), value));
+            }
+        }
+        let security = crate::client::ClientSecurity::from_properties(properties)?;
+        Ok(Cluster::connect_with(&self.bootstrap_server, self.timeout(), security).await?)
     }
 }
 

@@ -18,11 +18,13 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::{check, ClientError, Connection};
+use super::{check, ClientError, ClientSecurity, Connection};
 
 /// A connection to a cluster through its bootstrap servers.
 pub struct Cluster {
     timeout: Duration,
+    /// TLS and SASL for every connection, the bootstrap one and those to each broker.
+    security: ClientSecurity,
     bootstrap: Connection,
     /// `host:port` of every broker seen in Metadata or FindCoordinator, by node id.
     brokers: HashMap<i32, String>,
@@ -34,12 +36,23 @@ pub struct Cluster {
 impl Cluster {
     /// Connects to the first reachable server of the comma-separated `servers`.
     pub async fn connect(servers: &str, timeout: Duration) -> Result<Self, ClientError> {
+        Self::connect_with(servers, timeout, ClientSecurity::default()).await
+    }
+
+    /// [`Cluster::connect`] over TLS and/or with a SASL login, as `security` says: build it
+    /// from librdkafka properties with [`ClientSecurity::from_properties`].
+    pub async fn connect_with(
+        servers: &str,
+        timeout: Duration,
+        security: ClientSecurity,
+    ) -> Result<Self, ClientError> {
         let mut failures = Vec::new();
         for addr in servers.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            match Connection::connect(addr, timeout).await {
+            match Connection::connect_with(addr, timeout, &security).await {
                 Ok(bootstrap) => {
                     return Ok(Cluster {
                         timeout,
+                        security,
                         bootstrap,
                         brokers: HashMap::new(),
                         bootstrap_node: None,
@@ -115,7 +128,7 @@ impl Cluster {
             let addr = self.brokers.get(&node_id).cloned().ok_or_else(|| {
                 ClientError::Other(format!("broker {node_id} is not in the cluster metadata"))
             })?;
-            let conn = Connection::connect(&addr, self.timeout).await?;
+            let conn = Connection::connect_with(&addr, self.timeout, &self.security).await?;
             self.conns.insert(node_id, conn);
         }
         self.conns

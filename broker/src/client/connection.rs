@@ -1,4 +1,5 @@
-//! One TCP connection to one broker: framing, correlation ids and per-API version negotiation.
+//! One TCP connection to one broker: framing, correlation ids and per-API version negotiation,
+//! over TLS and after a SASL login when [`ClientSecurity`] says so.
 //!
 //! Requests are strictly sequential (one in flight), which keeps correlation trivial and is
 //! all the CLI needs. Any I/O failure or timeout leaves the stream at an unknown position, so
@@ -6,17 +7,23 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
+    SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 
+use super::security::{scram_mechanism, ClientSecurity, SaslLogin};
 use super::ClientError;
+use crate::security::scram::ClientExchange;
 
 /// Largest response frame accepted; anything bigger is treated as a corrupt stream.
 const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
@@ -48,13 +55,61 @@ const IMPLEMENTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteAcls, 1, 3),
     (ApiKey::DescribeUserScramCredentials, 0, 0),
     (ApiKey::AlterUserScramCredentials, 0, 0),
+    (ApiKey::SaslHandshake, 1, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
 ];
+
+/// The socket, plain or TLS.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
 
 /// A connection to one broker with the API versions agreed with it.
 pub struct Connection {
     addr: String,
     peer: SocketAddr,
-    stream: TcpStream,
+    stream: Stream,
     timeout: Duration,
     next_correlation_id: i32,
     versions: HashMap<i16, i16>,
@@ -65,6 +120,15 @@ impl Connection {
     /// Connects to `addr` (`host:port`) and negotiates API versions. `timeout` bounds the
     /// connect and every later request/response round trip.
     pub async fn connect(addr: &str, timeout: Duration) -> Result<Self, ClientError> {
+        Self::connect_with(addr, timeout, &ClientSecurity::default()).await
+    }
+
+    /// [`Connection::connect`] with TLS and a SASL login as `security` says.
+    pub async fn connect_with(
+        addr: &str,
+        timeout: Duration,
+        security: &ClientSecurity,
+    ) -> Result<Self, ClientError> {
         let connect_err = |source| ClientError::Connect {
             addr: addr.to_string(),
             source,
@@ -81,6 +145,31 @@ impl Connection {
         };
         let _ = stream.set_nodelay(true);
         let peer = stream.peer_addr().map_err(connect_err)?;
+        let stream = match &security.tls {
+            None => Stream::Plain(stream),
+            Some(config) => {
+                let name = ClientSecurity::server_name(addr)?;
+                let connector = tokio_rustls::TlsConnector::from(config.clone());
+                match tokio::time::timeout(timeout, connector.connect(name, stream)).await {
+                    Ok(Ok(tls)) => Stream::Tls(Box::new(tls)),
+                    Ok(Err(e)) => {
+                        return Err(ClientError::Connect {
+                            addr: addr.to_string(),
+                            source: std::io::Error::new(
+                                e.kind(),
+                                format!("TLS handshake failed: {e}"),
+                            ),
+                        })
+                    }
+                    Err(_) => {
+                        return Err(connect_err(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "TLS handshake timed out",
+                        )))
+                    }
+                }
+            }
+        };
         let mut conn = Connection {
             addr: addr.to_string(),
             peer,
@@ -91,7 +180,73 @@ impl Connection {
             broken: false,
         };
         conn.negotiate().await?;
+        if let Some(login) = &security.sasl {
+            conn.login(login).await?;
+        }
         Ok(conn)
+    }
+
+    /// SaslHandshake v1, then SaslAuthenticate rounds: PLAIN in one, SCRAM in two (with the
+    /// server's signature checked).
+    async fn login(&mut self, login: &SaslLogin) -> Result<(), ClientError> {
+        let addr = self.addr.clone();
+        let refused = move |why: String| {
+            ClientError::Other(format!(
+                "SASL {} login as {:?} at {addr} failed: {why}",
+                login.mechanism, login.username
+            ))
+        };
+        let resp: SaslHandshakeResponse = self
+            .call(
+                SaslHandshakeRequest::default()
+                    .with_mechanism(StrBytes::from_string(login.mechanism.clone())),
+            )
+            .await?;
+        if resp.error_code != 0 {
+            let offered: Vec<String> = resp.mechanisms.iter().map(|m| m.to_string()).collect();
+            return Err(refused(format!(
+                "the broker offers {offered:?} (error {})",
+                resp.error_code
+            )));
+        }
+        match scram_mechanism(&login.mechanism) {
+            None => {
+                let token = format!("\0{}\0{}", login.username, login.password);
+                self.authenticate(token.into_bytes(), &refused).await?;
+            }
+            Some(mechanism) => {
+                let nonce = uuid::Uuid::new_v4().simple().to_string();
+                let mut scram =
+                    ClientExchange::new(mechanism, &login.username, &login.password, &nonce);
+                let server_first = self.authenticate(scram.client_first(), &refused).await?;
+                let client_final = scram
+                    .client_final(&server_first)
+                    .map_err(|e| refused(e.to_string()))?;
+                let server_final = self.authenticate(client_final, &refused).await?;
+                scram
+                    .server_final(&server_final)
+                    .map_err(|e| refused(e.to_string()))?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn authenticate(
+        &mut self,
+        token: Vec<u8>,
+        refused: &impl Fn(String) -> ClientError,
+    ) -> Result<Bytes, ClientError> {
+        let resp: SaslAuthenticateResponse = self
+            .call(SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token)))
+            .await?;
+        if resp.error_code != 0 {
+            return Err(refused(
+                resp.error_message
+                    .map(|m| m.to_string())
+                    .unwrap_or_else(|| format!("error {}", resp.error_code)),
+            ));
+        }
+        Ok(resp.auth_bytes)
     }
 
     /// The `host:port` this connection was opened to.

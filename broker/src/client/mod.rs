@@ -11,9 +11,11 @@ mod cluster;
 mod connection;
 pub mod consumer_protocol;
 pub mod records;
+pub mod security;
 
 pub use cluster::Cluster;
 pub use connection::Connection;
+pub use security::ClientSecurity;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::ApiKey;

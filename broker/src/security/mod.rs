@@ -8,17 +8,21 @@ pub mod credentials;
 pub mod plain;
 pub mod principal;
 pub mod scram;
+pub mod tls;
+pub mod tls_principal;
 pub mod users;
 
 use std::fmt;
 use std::str::FromStr;
 
-/// A listener's security protocol, as Kafka names them. (SSL and SASL_SSL: not yet.)
+/// A listener's security protocol, as Kafka names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SecurityProtocol {
     #[default]
     Plaintext,
     SaslPlaintext,
+    Ssl,
+    SaslSsl,
 }
 
 impl SecurityProtocol {
@@ -26,7 +30,22 @@ impl SecurityProtocol {
         match self {
             SecurityProtocol::Plaintext => "PLAINTEXT",
             SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
+            SecurityProtocol::Ssl => "SSL",
+            SecurityProtocol::SaslSsl => "SASL_SSL",
         }
+    }
+
+    /// Whether clients must log in with SASL first.
+    pub fn is_sasl(self) -> bool {
+        matches!(
+            self,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        )
+    }
+
+    /// Whether the connection is TLS.
+    pub fn is_tls(self) -> bool {
+        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
     }
 }
 
@@ -43,9 +62,10 @@ impl FromStr for SecurityProtocol {
         match s.to_ascii_uppercase().as_str() {
             "PLAINTEXT" => Ok(SecurityProtocol::Plaintext),
             "SASL_PLAINTEXT" => Ok(SecurityProtocol::SaslPlaintext),
-            "SSL" | "SASL_SSL" => Err(format!("security protocol {s} is not supported yet")),
+            "SSL" => Ok(SecurityProtocol::Ssl),
+            "SASL_SSL" => Ok(SecurityProtocol::SaslSsl),
             _ => Err(format!(
-                "unknown security protocol {s:?} (PLAINTEXT or SASL_PLAINTEXT)"
+                "unknown security protocol {s:?} (PLAINTEXT, SASL_PLAINTEXT, SSL or SASL_SSL)"
             )),
         }
     }

@@ -353,6 +353,139 @@ impl ServerExchange {
     }
 }
 
+/// The client side of one SCRAM exchange (RFC 5802), for `broker::client`: client-first, then
+/// client-final from the server-first message, then a check of the server's signature, so a
+/// client also knows it talks to a server that holds the user's credential.
+pub struct ClientExchange {
+    mechanism: Mechanism,
+    password: Vec<u8>,
+    client_first_bare: String,
+    nonce: String,
+    server_signature: Option<Vec<u8>>,
+}
+
+impl ClientExchange {
+    /// `nonce` is fresh printable randomness (no `,`).
+    pub fn new(mechanism: Mechanism, user: &str, password: &str, nonce: &str) -> Self {
+        let user = user.replace('=', "=3D").replace(',', "=2C");
+        ClientExchange {
+            mechanism,
+            password: password.as_bytes().to_vec(),
+            client_first_bare: format!("n={user},r={nonce}"),
+            nonce: nonce.to_string(),
+            server_signature: None,
+        }
+    }
+
+    /// The client-first message (no channel binding).
+    pub fn client_first(&self) -> Vec<u8> {
+        format!("n,,{}", self.client_first_bare).into_bytes()
+    }
+
+    /// Takes the server-first message and answers the client-final one.
+    pub fn client_final(&mut self, server_first: &[u8]) -> Result<Vec<u8>, ScramError> {
+        let text = std::str::from_utf8(server_first)
+            .map_err(|_| malformed("server-first message is not UTF-8"))?;
+        let mut attrs = text.split(',');
+        let nonce = attrs
+            .next()
+            .and_then(|a| a.strip_prefix("r="))
+            .ok_or_else(|| malformed("server-first: no nonce"))?;
+        let salt = attrs
+            .next()
+            .and_then(|a| a.strip_prefix("s="))
+            .ok_or_else(|| malformed("server-first: no salt"))?;
+        let iterations: u32 = attrs
+            .next()
+            .and_then(|a| a.strip_prefix("i="))
+            .and_then(|i| i.parse().ok())
+            .ok_or_else(|| malformed("server-first: no iteration count"))?;
+        if !nonce.starts_with(&self.nonce) || nonce.len() == self.nonce.len() {
+            return Err(malformed(
+                "server-first: the nonce does not extend the client's",
+            ));
+        }
+        if !(1..=MAX_ITERATIONS * 64).contains(&iterations) {
+            return Err(malformed("server-first: iteration count out of range"));
+        }
+        let salt = B64
+            .decode(salt)
+            .map_err(|_| malformed("server-first: salt is not base64"))?;
+        let m = self.mechanism;
+        let salted = m.salted_password(&self.password, &salt, iterations);
+        let client_key = m.hmac(&salted, b"Client Key");
+        let stored_key = m.hash(&client_key);
+        let without_proof = format!("c=biws,r={nonce}");
+        let auth_message = format!("{},{text},{without_proof}", self.client_first_bare);
+        let client_signature = m.hmac(&stored_key, auth_message.as_bytes());
+        let proof: Vec<u8> = client_key
+            .iter()
+            .zip(&client_signature)
+            .map(|(k, s)| k ^ s)
+            .collect();
+        let server_key = m.hmac(&salted, b"Server Key");
+        self.server_signature = Some(m.hmac(&server_key, auth_message.as_bytes()));
+        Ok(format!("{without_proof},p={}", B64.encode(proof)).into_bytes())
+    }
+
+    /// Checks the server-final message's signature.
+    pub fn server_final(&self, message: &[u8]) -> Result<(), ScramError> {
+        let text = std::str::from_utf8(message)
+            .map_err(|_| malformed("server-final message is not UTF-8"))?;
+        if let Some(e) = text.strip_prefix("e=") {
+            return Err(ScramError::Malformed(format!("server refused: {e}")));
+        }
+        let got = text
+            .strip_prefix("v=")
+            .and_then(|v| B64.decode(v).ok())
+            .ok_or_else(|| malformed("server-final: no verifier"))?;
+        let want = self
+            .server_signature
+            .as_ref()
+            .ok_or(ScramError::OutOfOrder)?;
+        if bool::from(got.ct_eq(want)) {
+            Ok(())
+        } else {
+            Err(malformed("server-final: the server's signature is wrong"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod client_tests {
+    use super::*;
+
+    /// RFC 7677's SCRAM-SHA-256 example, from the client's side.
+    #[test]
+    fn rfc7677_test_vector() {
+        let mut c =
+            ClientExchange::new(Mechanism::Sha256, "user", "pencil", "rOprNGfwEbeRWgbNEkqO");
+        assert_eq!(c.client_first(), b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO");
+        let server_first =
+            b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
+        let fin = c.client_final(server_first).unwrap();
+        assert_eq!(
+            String::from_utf8(fin).unwrap(),
+            "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
+        );
+        c.server_final(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")
+            .unwrap();
+        assert!(c
+            .server_final(b"v=AAAATRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")
+            .is_err());
+        assert!(c.server_final(b"e=invalid-proof").is_err());
+    }
+
+    #[test]
+    fn a_server_first_not_extending_our_nonce_is_refused() {
+        let mut c = ClientExchange::new(Mechanism::Sha512, "u", "p", "abc");
+        assert!(c.client_final(b"r=xyz,s=AAAA,i=4096").is_err());
+        assert!(c.client_final(b"r=abc,s=AAAA,i=4096").is_err());
+        assert!(c.client_final(b"garbage").is_err());
+        assert!(c.client_final(b"r=abcd,s=AAAA,i=0").is_err());
+    }
+}
+
 fn malformed(what: &str) -> ScramError {
     ScramError::Malformed(what.to_string())
 }

@@ -24,7 +24,6 @@
 
 use std::future::Future;
 use std::io::ErrorKind;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -33,20 +32,17 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures::stream::FuturesOrdered;
 use futures::{FutureExt, StreamExt};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::Limits;
-use crate::broker::{Advertised, Broker};
+use crate::broker::Broker;
 use crate::protocol::sasl::{SaslSession, FAILED_LOGIN_DELAY};
 use crate::protocol::{dispatch, Outcome, Session};
 use crate::security::principal::KafkaPrincipal;
 use crate::security::users::Users;
-use crate::security::SecurityProtocol;
 
 /// Requests of one connection answered concurrently at most; the reader waits beyond that.
 pub const MAX_IN_FLIGHT: usize = 64;
@@ -142,18 +138,22 @@ impl Activity {
 /// Serves one connection until the client leaves, it breaks a rule, or the broker shuts down.
 /// Returns only once the socket is closed. With `sasl` (a SASL listener's users), the client
 /// must authenticate before anything but ApiVersions.
-pub async fn serve(
+///
+/// Generic over the two halves of the stream, so a plaintext socket keeps its own lock-free
+/// owned halves and a TLS stream is split with [`tokio::io::split`].
+pub async fn serve<R, W>(
     broker: Arc<Broker>,
-    socket: TcpStream,
-    peer: SocketAddr,
-    advertised: Arc<Advertised>,
+    (read, write): (R, W),
+    session: Session,
     sasl: Option<Arc<Users>>,
     limits: &Limits,
     shutdown: CancellationToken,
-) {
-    let _ = socket.set_nodelay(true);
-    tracing::debug!(%peer, "connection opened");
-    let (read, write) = socket.into_split();
+) where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let peer = session.peer;
+    tracing::debug!(%peer, protocol = %session.protocol, principal = %session.principal, "connection opened");
     let activity = Arc::new(Activity::new());
     let (tx, rx) = mpsc::unbounded_channel();
     let writer_done = CancellationToken::new();
@@ -174,16 +174,7 @@ pub async fn serve(
         shutdown: &shutdown,
         writer_done: &writer_done,
         tx,
-        session: Session {
-            peer,
-            advertised,
-            principal: KafkaPrincipal::anonymous(),
-            protocol: if sasl.is_some() {
-                SecurityProtocol::SaslPlaintext
-            } else {
-                SecurityProtocol::Plaintext
-            },
-        },
+        session,
         sasl: sasl.map(SaslSession::new),
     };
     let end = reader.run().await;
@@ -216,9 +207,9 @@ pub async fn serve(
     tracing::debug!(%peer, "connection closed");
 }
 
-struct Reader<'a> {
+struct Reader<'a, R> {
     broker: &'a Arc<Broker>,
-    read: BufReader<OwnedReadHalf>,
+    read: BufReader<R>,
     budget: Option<Arc<Semaphore>>,
     in_flight: Arc<Semaphore>,
     activity: Arc<Activity>,
@@ -270,7 +261,7 @@ async fn within<T>(
     }
 }
 
-impl<'a> Reader<'a> {
+impl<'a, R: AsyncRead + Unpin + Send> Reader<'a, R> {
     async fn run(&mut self) -> End {
         loop {
             if let Err(end) = self.serve_one().await {
@@ -474,8 +465,8 @@ impl<'a> Reader<'a> {
 
 /// Writes the answers in request order, gathering those that are ready into few writes.
 /// Cancels `done` when it stops, so the reader stops too.
-async fn write_answers(
-    mut write: OwnedWriteHalf,
+async fn write_answers<W: AsyncWrite + Unpin>(
+    mut write: W,
     mut rx: mpsc::UnboundedReceiver<Queued>,
     activity: Arc<Activity>,
     done: CancellationToken,
@@ -531,17 +522,19 @@ fn handle(reply: Reply, frames: &mut Vec<Bytes>) -> bool {
     }
 }
 
-async fn send(write: &mut OwnedWriteHalf, frames: Vec<Bytes>) -> std::io::Result<()> {
+async fn send<W: AsyncWrite + Unpin>(write: &mut W, frames: Vec<Bytes>) -> std::io::Result<()> {
     let total: usize = frames.iter().map(Bytes::len).sum();
     if frames.len() > 1 && total <= COALESCE {
         let mut joined = BytesMut::with_capacity(total);
         for f in &frames {
             joined.extend_from_slice(f);
         }
-        return write.write_all(&joined).await;
+        write.write_all(&joined).await?;
+    } else {
+        for f in frames {
+            write.write_all(&f).await?;
+        }
     }
-    for f in frames {
-        write.write_all(&f).await?;
-    }
-    Ok(())
+    // A no-op on a socket; TLS may still hold the last record.
+    write.flush().await
 }
