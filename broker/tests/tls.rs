@@ -51,6 +51,8 @@ fn tls_broker(
     let broker = BrokerProcess::start(
         &dir.join("data"),
         &[
+            // Authentication is under test here, not ACLs (TLS listeners turn authorization on).
+            "--allow-everyone-if-no-acl-found",
             "--extra-listener",
             &spec,
             "--sasl-users-file",
