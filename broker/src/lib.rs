@@ -253,7 +253,10 @@ pub async fn run_with(
         }
         None => None,
     };
-    if extra.iter().any(|l| l.protocol != security::SecurityProtocol::Plaintext) {
+    if extra
+        .iter()
+        .any(|l| l.protocol != security::SecurityProtocol::Plaintext)
+    {
         broker.authorizer.secure();
     }
     tracing::info!(
