@@ -118,8 +118,8 @@ pub enum WorkerError {
     #[error(transparent)]
     KafkaSecurity(#[from] kafka_client_config::SecurityConfigError),
     /// The Kafka security settings do not suit the group membership client.
-    #[error(transparent)]
-    GroupSecurity(#[from] crate::distributed::sasl::SaslSettingsError),
+    #[error("the group membership client's Kafka settings: {0}")]
+    GroupSecurity(String),
     /// The REST API's TLS settings cannot be used.
     #[error(transparent)]
     RestTls(#[from] crate::rest::tls::TlsError),

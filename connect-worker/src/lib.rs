@@ -286,8 +286,12 @@ pub async fn run(
                 source,
             })?;
     }
-    // The group membership client is not librdkafka: it takes the SASL settings of its own.
-    let group_login = distributed::sasl::SaslLogin::from_properties(&bootstrap.properties)?;
+    // The group membership client is not librdkafka: `broker::client` reads the same
+    // librdkafka properties for its TLS and SASL.
+    let group_security = broker::client::ClientSecurity::from_properties(
+        bootstrap.properties.iter().map(|(k, v)| (k, v)),
+    )
+    .map_err(|e| WorkerError::GroupSecurity(e.to_string()))?;
     let producer = kafka::producer(&bootstrap)?;
     let offsets =
         Arc::new(OffsetStore::load(&bootstrap, &config.offset_topic, producer.clone()).await?);
@@ -336,7 +340,7 @@ pub async fn run(
     let group = distributed::start(
         distributed::coordinator::CoordinatorConfig {
             bootstrap: bootstrap.bootstrap.clone(),
-            sasl: group_login,
+            security: group_security,
             group_id: config.group_id.clone(),
             url: url.clone(),
             session_timeout_ms: config.session_timeout_ms,

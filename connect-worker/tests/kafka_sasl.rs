@@ -2,7 +2,7 @@
 //! settings: SCRAM-SHA-512 for its internal topics, its group membership (its own Kafka-protocol
 //! client) and its tasks' clients. A FileStream source connector runs (so the group assigned
 //! it) and its lines arrive in the topic, read back over SCRAM; with a wrong password the worker
-//! stops at start-up with an authentication error instead of hanging.
+//! stops at start-up with an authentication error instead of hanging. The same over SASL_SSL.
 
 mod common;
 
@@ -20,7 +20,12 @@ struct Cli {
 }
 
 fn scram(password: &str) -> kafka_client_config::KafkaSecurityArgs {
-    Cli::try_parse_from([
+    scram_over(password, &[])
+}
+
+/// SCRAM-SHA-512 as alice, plus `extra` flags (TLS).
+fn scram_over(password: &str, extra: &[&str]) -> kafka_client_config::KafkaSecurityArgs {
+    let mut args = vec![
         "x",
         "--kafka-sasl-mechanism",
         "SCRAM-SHA-512",
@@ -28,58 +33,52 @@ fn scram(password: &str) -> kafka_client_config::KafkaSecurityArgs {
         "alice",
         "--kafka-sasl-password",
         password,
-    ])
-    .expect("flags parse")
-    .kafka
-}
-
-/// An in-process broker whose listener for clients is SASL_PLAINTEXT (alice: alice-secret).
-async fn sasl_broker(
-    dir: &std::path::Path,
-) -> anyhow::Result<(String, tokio::sync::oneshot::Sender<()>)> {
-    let users = dir.join("users.txt");
-    std::fs::write(&users, "alice=alice-secret\n")?;
-    let mut config = broker::Config::for_data_dir(dir.join("data"));
-    config.sasl_users_file = Some(users);
-    // Authentication is under test here, not ACLs (a SASL listener turns authorization on).
-    config.allow_everyone_if_no_acl_found = true;
-    config.group_min_session_timeout_ms = 1_000;
-    let plain = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let sasl = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = sasl.local_addr()?;
-    let listeners = broker::Listeners {
-        kafka: plain,
-        extra: vec![broker::Listener {
-            listener: sasl,
-            advertised: broker::Advertised {
-                host: "127.0.0.1".into(),
-                port: i32::from(addr.port()),
-            },
-            protocol: broker::security::SecurityProtocol::SaslPlaintext,
-        }],
-        http: None,
-    };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let _ = broker::run_with(config, listeners, async {
-            let _ = stopped.await;
-        })
-        .await;
-    });
-    Ok((addr.to_string(), stop))
+    ];
+    args.extend_from_slice(extra);
+    Cli::try_parse_from(args).expect("flags parse").kafka
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_runs_a_source_connector_over_scram_sha_512() -> anyhow::Result<()> {
+    // alice's password: alice-secret
+    let broker = test_support::TestBroker::start_sasl("alice=alice-secret\n").await?;
+    source_connector_round_trip(&broker.sasl_bootstrap(), scram("alice-secret")).await
+}
+
+/// SASL_SSL: the worker's librdkafka clients and its own group membership client both do TLS
+/// (verifying the broker's certificate against the test CA) and then SCRAM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_runs_a_source_connector_over_sasl_ssl() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let (bootstrap, _stop) = sasl_broker(dir.path()).await?;
+    let certs = test_support::Certs::make(&dir.path().join("certs"))?;
+    let broker = test_support::TestBroker::start_sasl_ssl("alice=alice-secret\n", &certs).await?;
+    let ca = certs.ca.to_string_lossy().into_owned();
+    let security = scram_over(
+        "alice-secret",
+        &[
+            "--kafka-security-protocol",
+            "SASL_SSL",
+            "--kafka-ssl-ca-location",
+            &ca,
+        ],
+    );
+    source_connector_round_trip(&broker.sasl_bootstrap(), security).await
+}
+
+/// A FileStream source connector on a worker with `security`: it runs (the group assigned it)
+/// and its three lines are read back with the same settings.
+async fn source_connector_round_trip(
+    bootstrap: &str,
+    security: kafka_client_config::KafkaSecurityArgs,
+) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
     let files = dir.path().join("files");
     std::fs::create_dir(&files)?;
     let input = files.join("in.txt");
     std::fs::write(&input, "one\ntwo\nthree\n")?;
 
-    let mut config = connect_worker::Config::new(&bootstrap);
-    config.kafka = scram("alice-secret");
+    let mut config = connect_worker::Config::new(bootstrap);
+    config.kafka = security.clone();
     config.allowed_paths = vec![files.clone()];
     config.session_timeout_ms = 3_000;
     config.heartbeat_interval_ms = 300;
@@ -106,9 +105,7 @@ async fn a_worker_runs_a_source_connector_over_scram_sha_512() -> anyhow::Result
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    let mut client = scram("alice-secret")
-        .connection(&bootstrap)?
-        .client_config();
+    let mut client = security.connection(bootstrap)?.client_config();
     client
         .set("group.id", "sasl-reader")
         .set("auto.offset.reset", "earliest")
@@ -133,8 +130,9 @@ async fn a_worker_runs_a_source_connector_over_scram_sha_512() -> anyhow::Result
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_password_stops_the_worker_at_start_up() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let (bootstrap, _stop) = sasl_broker(dir.path()).await?;
+    // alice's password: alice-secret
+    let broker = test_support::TestBroker::start_sasl("alice=alice-secret\n").await?;
+    let bootstrap = broker.sasl_bootstrap();
     let mut config = connect_worker::Config::new(&bootstrap);
     config.kafka = scram("not-the-password");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -8,98 +8,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde_json::{json, Value};
-use test_support::TestBroker;
-
-/// A CA and a server certificate for 127.0.0.1 signed by it, made with the openssl CLI.
-struct Certs {
-    ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-}
-
-fn openssl(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(())
-}
-
-fn make_certs(dir: &Path) -> anyhow::Result<Certs> {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=test-ca",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-        ],
-    )?;
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-        ],
-    )?;
-    std::fs::write(
-        dir.join("san.ext"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n",
-    )?;
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "san.ext",
-            "-out",
-            "server.pem",
-        ],
-    )?;
-    Ok(Certs {
-        ca: dir.join("ca.pem"),
-        cert: dir.join("server.pem"),
-        key: dir.join("server.key"),
-    })
-}
+use test_support::{Certs, TestBroker};
 
 fn secure_config(bootstrap: &str, dir: &Path, certs: &Certs) -> connect_worker::Config {
     let users = dir.join("users.properties");
@@ -109,8 +23,8 @@ fn secure_config(bootstrap: &str, dir: &Path, certs: &Certs) -> connect_worker::
     )
     .expect("users file");
     let mut c = connect_worker::Config::new(bootstrap);
-    c.rest_ssl_certificate_location = Some(certs.cert.clone());
-    c.rest_ssl_key_location = Some(certs.key.clone());
+    c.rest_ssl_certificate_location = Some(certs.server_cert.clone());
+    c.rest_ssl_key_location = Some(certs.server_key.clone());
     c.rest_ssl_ca_location = Some(certs.ca.clone());
     c.rest_basic_auth_users_file = Some(users);
     c.allowed_paths = vec![dir.to_path_buf()];
@@ -196,7 +110,7 @@ fn source_connector(name: &str, dir: &Path) -> Value {
 async fn https_with_basic_auth_refuses_bad_credentials_and_plain_http() -> anyhow::Result<()> {
     let broker = TestBroker::start().await?;
     let dir = tempfile::tempdir()?;
-    let certs = make_certs(dir.path())?;
+    let certs = Certs::make(dir.path())?;
     let client = https_client(&certs.ca)?;
     let worker = SecureWorker::start(
         secure_config(&broker.bootstrap(), dir.path(), &certs),
@@ -292,12 +206,13 @@ async fn https_with_basic_auth_refuses_bad_credentials_and_plain_http() -> anyho
 async fn required_client_certificates_refuse_clients_without_one() -> anyhow::Result<()> {
     let broker = TestBroker::start().await?;
     let dir = tempfile::tempdir()?;
-    let certs = make_certs(dir.path())?;
+    let certs = Certs::make(dir.path())?;
     let mut config = secure_config(&broker.bootstrap(), dir.path(), &certs);
     config.rest_ssl_client_auth = connect_worker::rest::tls::ClientAuth::Required;
-    // A client certificate of the test CA (the worker's own serves as one).
-    let mut pem = std::fs::read(&certs.cert)?;
-    pem.extend(std::fs::read(&certs.key)?);
+    // A client certificate of the test CA.
+    let (cert, key) = certs.client("writer");
+    let mut pem = std::fs::read(cert)?;
+    pem.extend(std::fs::read(key)?);
     let with_cert = reqwest::Client::builder()
         .use_rustls_tls()
         .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(&certs.ca)?)?)
@@ -387,7 +302,7 @@ async fn a_follower_forwards_writes_to_the_leader_over_https_with_the_callers_cr
 ) -> anyhow::Result<()> {
     let broker = TestBroker::start().await?;
     let dir = tempfile::tempdir()?;
-    let certs = make_certs(dir.path())?;
+    let certs = Certs::make(dir.path())?;
     let client = https_client(&certs.ca)?;
     let group = format!("secure-{}", uuid::Uuid::new_v4().simple());
     let config = || {

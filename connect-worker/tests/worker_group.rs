@@ -312,7 +312,7 @@ mod coordinated {
     ) -> Running {
         let config = CoordinatorConfig {
             bootstrap: bootstrap.to_string(),
-            sasl: None,
+            security: Default::default(),
             group_id: "connect-coordinated".into(),
             url: format!("http://worker-{n}:8083/"),
             session_timeout_ms: 2_000,

@@ -39,6 +39,18 @@ pub struct Config {
     /// `user:password` for HTTP basic auth on every page; none by default.
     #[arg(long, env = "CONSOLE_BASIC_AUTH")]
     pub basic_auth: Option<String>,
+    /// `user:password` the console sends to Kafka Connect (a worker with
+    /// `--rest-basic-auth-users-file`).
+    #[arg(long, env = "CONNECT_BASIC_AUTH", hide_env_values = true)]
+    pub connect_basic_auth: Option<String>,
+    /// PEM file of the CA that signs the Connect workers' HTTPS certificates (`https://` URLs
+    /// in `--connect-urls`); the system's roots when unset.
+    #[arg(long, env = "CONNECT_SSL_CA_LOCATION")]
+    pub connect_ssl_ca_location: Option<std::path::PathBuf>,
+    /// How the console reaches the cluster: `--kafka-security-protocol`, `--kafka-sasl-*`,
+    /// `--kafka-ssl-*`, as every datasync client takes them.
+    #[command(flatten)]
+    pub kafka: kafka_client_config::KafkaSecurityArgs,
     /// Upper bound of one request to the cluster or to Kafka Connect; beyond it: 503.
     #[arg(long, env = "CONSOLE_REQUEST_TIMEOUT_MS", default_value_t = 5000)]
     pub request_timeout_ms: u64,
@@ -57,6 +69,9 @@ impl Config {
             metrics_url: None,
             read_only: false,
             basic_auth: None,
+            connect_basic_auth: None,
+            connect_ssl_ca_location: None,
+            kafka: Default::default(),
             request_timeout_ms: 5000,
             sample_interval_ms: 1000,
         }

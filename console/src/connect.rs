@@ -13,6 +13,8 @@ use crate::error::{ConsoleError, Result};
 pub struct Connect {
     urls: Vec<String>,
     http: reqwest::Client,
+    /// HTTP basic credentials for workers behind `--rest-basic-auth-users-file`.
+    auth: Option<(String, String)>,
 }
 
 /// A task as the status endpoint reports it.
@@ -67,18 +69,45 @@ fn status_of(name: &str, v: &Value) -> ConnectorStatus {
 }
 
 impl Connect {
+    /// Workers at `urls` without credentials, trusting the system's CAs.
     pub fn new(urls: &[String], timeout: Duration) -> Self {
-        Connect {
+        Self::secured(urls, timeout, None, None).unwrap_or_else(|_| Connect {
+            urls: Vec::new(),
+            http: reqwest::Client::new(),
+            auth: None,
+        })
+    }
+
+    /// Workers at `urls`, sent `auth` (user, password) as HTTP basic credentials and trusted
+    /// when their certificate is signed by the PEM CA at `ca` (or a system root); an error
+    /// says why the CA file is unusable.
+    pub fn secured(
+        urls: &[String],
+        timeout: Duration,
+        auth: Option<(String, String)>,
+        ca: Option<&std::path::Path>,
+    ) -> std::result::Result<Self, String> {
+        let mut http = reqwest::Client::builder().use_rustls_tls().timeout(timeout);
+        if let Some(ca) = ca {
+            let pem = std::fs::read(ca).map_err(|e| format!("{}: {e}", ca.display()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| format!("{}: {e}", ca.display()))?;
+            if certs.is_empty() {
+                return Err(format!("{}: no PEM certificate", ca.display()));
+            }
+            for cert in certs {
+                http = http.add_root_certificate(cert);
+            }
+        }
+        Ok(Connect {
             urls: urls
                 .iter()
                 .map(|u| u.trim().trim_end_matches('/').to_string())
                 .filter(|u| !u.is_empty())
                 .collect(),
-            http: reqwest::Client::builder()
-                .timeout(timeout)
-                .build()
-                .unwrap_or_default(),
-        }
+            http: http.build().map_err(|e| e.to_string())?,
+            auth,
+        })
     }
 
     pub fn configured(&self) -> bool {
@@ -95,6 +124,9 @@ impl Connect {
         let mut failures = Vec::new();
         for base in &self.urls {
             let mut req = self.http.request(method.clone(), format!("{base}{path}"));
+            if let Some((user, password)) = &self.auth {
+                req = req.basic_auth(user, Some(password));
+            }
             if let Some(b) = body {
                 req = req.json(b);
             }

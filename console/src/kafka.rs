@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use broker::client::{admin, ClientError, Cluster};
+use broker::client::{admin, ClientError, ClientSecurity, Cluster};
 use parking_lot::Mutex;
 
 use crate::error::{ConsoleError, Result};
@@ -14,6 +14,7 @@ use crate::error::{ConsoleError, Result};
 pub struct Kafka {
     servers: String,
     timeout: Duration,
+    security: ClientSecurity,
     idle: Mutex<Option<Cluster>>,
 }
 
@@ -77,10 +78,17 @@ pub struct ClusterInfo {
 }
 
 impl Kafka {
+    /// A PLAINTEXT client of `servers`.
     pub fn new(servers: &str, timeout: Duration) -> Self {
+        Self::with_security(servers, timeout, ClientSecurity::default())
+    }
+
+    /// A client of `servers` that connects with `security` (TLS, SASL).
+    pub fn with_security(servers: &str, timeout: Duration, security: ClientSecurity) -> Self {
         Kafka {
             servers: servers.to_string(),
             timeout,
+            security,
             idle: Mutex::new(None),
         }
     }
@@ -94,7 +102,7 @@ impl Kafka {
         let idle = self.idle.lock().take();
         let cluster = match idle {
             Some(c) => c,
-            None => Cluster::connect(&self.servers, self.timeout)
+            None => Cluster::connect_with(&self.servers, self.timeout, self.security.clone())
                 .await
                 .map_err(|e| ConsoleError::KafkaUnavailable {
                     servers: self.servers.clone(),

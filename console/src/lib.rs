@@ -56,6 +56,12 @@ impl AppState {
 pub enum StartupError {
     #[error("--basic-auth must be user:password")]
     BasicAuth,
+    #[error("--connect-basic-auth must be user:password")]
+    ConnectBasicAuth,
+    #[error("the Kafka client settings: {0}")]
+    KafkaSecurity(String),
+    #[error("--connect-ssl-ca-location: {0}")]
+    ConnectCa(String),
     #[error("serving HTTP: {0}")]
     Serve(#[from] std::io::Error),
 }
@@ -104,10 +110,33 @@ pub async fn run(
         )),
         Some(_) => return Err(StartupError::BasicAuth),
     };
-    let kafka = Arc::new(kafka::Kafka::new(
+    let security = config
+        .kafka
+        .pairs()
+        .map_err(|e| StartupError::KafkaSecurity(e.to_string()))
+        .and_then(|pairs| {
+            broker::client::ClientSecurity::from_properties(pairs)
+                .map_err(|e| StartupError::KafkaSecurity(e.to_string()))
+        })?;
+    let kafka = Arc::new(kafka::Kafka::with_security(
         &config.bootstrap_servers,
         config.request_timeout(),
+        security,
     ));
+    let connect_auth = match &config.connect_basic_auth {
+        None => None,
+        Some(pair) => match pair.split_once(':') {
+            Some((user, password)) => Some((user.to_string(), password.to_string())),
+            None => return Err(StartupError::ConnectBasicAuth),
+        },
+    };
+    let connect = connect::Connect::secured(
+        &config.connect_urls,
+        config.request_timeout(),
+        connect_auth,
+        config.connect_ssl_ca_location.as_deref(),
+    )
+    .map_err(StartupError::ConnectCa)?;
     let history = Arc::new(history::History::default());
     let stop = CancellationToken::new();
     let sampler = tokio::spawn(history::run(
@@ -119,7 +148,7 @@ pub async fn run(
     ));
     let state = Arc::new(AppState {
         kafka,
-        connect: connect::Connect::new(&config.connect_urls, config.request_timeout()),
+        connect,
         history,
         read_only: config.read_only,
         metrics_url: config.metrics_url.clone(),

@@ -15,42 +15,6 @@ struct Cli {
     kafka: KafkaSecurityArgs,
 }
 
-/// An in-process broker whose only Kafka listener for clients is SASL_PLAINTEXT (alice's
-/// password: alice-secret); its address.
-async fn sasl_broker(
-    dir: &std::path::Path,
-) -> anyhow::Result<(String, tokio::sync::oneshot::Sender<()>)> {
-    let users = dir.join("users.txt");
-    std::fs::write(&users, "alice=alice-secret\n")?;
-    let mut config = broker::Config::for_data_dir(dir.join("data"));
-    config.sasl_users_file = Some(users);
-    // Authentication is under test here, not ACLs (a SASL listener turns authorization on).
-    config.allow_everyone_if_no_acl_found = true;
-    let plain = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let sasl = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = sasl.local_addr()?;
-    let listeners = broker::Listeners {
-        kafka: plain,
-        extra: vec![broker::Listener {
-            listener: sasl,
-            advertised: broker::Advertised {
-                host: "127.0.0.1".into(),
-                port: i32::from(addr.port()),
-            },
-            protocol: broker::security::SecurityProtocol::SaslPlaintext,
-        }],
-        http: None,
-    };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let _ = broker::run_with(config, listeners, async {
-            let _ = stopped.await;
-        })
-        .await;
-    });
-    Ok((addr.to_string(), stop))
-}
-
 fn connection(bootstrap: &str, password: &str) -> anyhow::Result<KafkaConnection> {
     let cli = Cli::try_parse_from([
         "x",
@@ -69,8 +33,9 @@ fn connection(bootstrap: &str, password: &str) -> anyhow::Result<KafkaConnection
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scram_sha_512_produces_and_consumes_and_a_wrong_password_fails_fast() -> anyhow::Result<()>
 {
-    let dir = tempfile::tempdir()?;
-    let (bootstrap, _stop) = sasl_broker(dir.path()).await?;
+    // alice's password: alice-secret
+    let broker = test_support::TestBroker::start_sasl("alice=alice-secret\n").await?;
+    let bootstrap = broker.sasl_bootstrap();
 
     let good = connection(&bootstrap, "alice-secret")?;
     good.check(Duration::from_secs(20)).await?;

@@ -1,6 +1,6 @@
 //! MariaDB over TLS: the test container started as the official image takes it, with
 //! `--ssl-cert`/`--ssl-key`/`--ssl-ca` and `--require-secure-transport=ON` (certificates of a
-//! test CA, made with the openssl CLI and copied in). The service's start-up (pool and
+//! test CA, made by `scripts/make-certs.sh` and copied in). The service's start-up (pool and
 //! migrations) works with `ssl-mode=VERIFY_CA` in `DATABASE_URL` and its session is encrypted;
 //! `ssl-mode=DISABLED` is refused by the server with a clear error. The connect worker's JDBC
 //! connection settings take the JDBC URL's TLS parameters the same way.
@@ -11,97 +11,29 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use sqlx::{Connection, MySqlConnection, Row};
+use test_support::Certs;
 use testcontainers::core::{ContainerPort, WaitFor};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
 const ROOT_PASSWORD: &str = "test1357";
 
-fn openssl(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
+/// The test certificates (`scripts/make-certs.sh`) in `dir`, plus the server key as PKCS#1
+/// (`server-rsa.key`), which every MariaDB build reads.
+fn make_certs(dir: &Path) -> anyhow::Result<Certs> {
+    let certs = Certs::make(dir)?;
     let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
+        .args(["rsa", "-traditional", "-in"])
+        .arg(&certs.server_key)
+        .arg("-out")
+        .arg(dir.join("server-rsa.key"))
         .output()?;
     anyhow::ensure!(
         out.status.success(),
-        "openssl {args:?}: {}",
+        "openssl rsa: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    Ok(())
-}
-
-/// ca.pem, server.pem (for 127.0.0.1), server.key in `dir`.
-fn make_certs(dir: &Path) -> anyhow::Result<()> {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=datasync-test-ca",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-        ],
-    )?;
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-        ],
-    )?;
-    std::fs::write(
-        dir.join("san.ext"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
-    )?;
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "san.ext",
-            "-out",
-            "server.pem",
-        ],
-    )?;
-    // PKCS#1 ("BEGIN RSA PRIVATE KEY"), which every MariaDB build reads.
-    openssl(
-        dir,
-        &[
-            "rsa",
-            "-in",
-            "server.key",
-            "-traditional",
-            "-out",
-            "server-rsa.key",
-        ],
-    )?;
-    Ok(())
+    Ok(certs)
 }
 
 async fn tls_mariadb(dir: &Path) -> anyhow::Result<(ContainerAsync<GenericImage>, u16)> {
@@ -121,7 +53,7 @@ async fn tls_mariadb(dir: &Path) -> anyhow::Result<(ContainerAsync<GenericImage>
         .with_copy_to("/etc/mysql/tls/ca.pem", std::fs::read(dir.join("ca.pem"))?)
         .with_copy_to(
             "/etc/mysql/tls/server.pem",
-            std::fs::read(dir.join("server.pem"))?,
+            std::fs::read(dir.join("broker.pem"))?,
         )
         .with_copy_to(
             "/etc/mysql/tls/server.key",
@@ -148,8 +80,8 @@ async fn encrypted(c: &mut MySqlConnection) -> anyhow::Result<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn services_and_jdbc_connectors_reach_mariadb_over_tls() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    make_certs(dir.path())?;
-    let ca = dir.path().join("ca.pem");
+    let certs = make_certs(dir.path())?;
+    let ca = certs.ca.clone();
     let ca = ca.to_str().unwrap_or_default();
     let (_container, port) = tls_mariadb(dir.path()).await?;
     let server = format!("mysql://root:{ROOT_PASSWORD}@127.0.0.1:{port}");
@@ -197,12 +129,9 @@ async fn services_and_jdbc_connectors_reach_mariadb_over_tls() -> anyhow::Result
         .expect_err("require_secure_transport refuses plaintext");
     assert_refused(&err);
     // A CA that did not sign the server's certificate: refused by the client.
-    let other = dir.path().join("other-ca");
-    std::fs::create_dir(&other)?;
-    make_certs(&other)?;
     let wrong_ca = format!(
         "{server}/orders_tls?ssl-mode=VERIFY_CA&ssl-ca={}",
-        other.join("ca.pem").display()
+        certs.other_ca.display()
     );
     assert!(MySqlConnection::connect(&wrong_ca).await.is_err());
 

@@ -5,9 +5,10 @@
 //!   `mariadb:11.4`; CI points it at the offline stand-in). A test that finds neither Docker nor a
 //!   database fails with a message saying so; it never passes silently.
 //! * [`TestBroker`]: datasync's broker running in-process on a loopback port and a temporary
-//!   data directory.
+//!   data directory; with [`TestBroker::start_sasl`], also a SASL_PLAINTEXT listener.
 //! * [`Burrow`] and [`ZooKeeper`]: LinkedIn Burrow and the ZooKeeper it needs, from Debian's
 //!   packages, reading the broker as they read Kafka.
+//! * [`Certs`]: a CA, server and client certificates from `scripts/make-certs.sh`.
 //! * [`FaultProxy`]: a TCP proxy a test puts between a service and a server, to make the server
 //!   unreachable or unresponsive without touching it (so fault tests also run against a
 //!   `DATABASE_URL` server that cannot be stopped).
@@ -23,9 +24,11 @@ use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
 mod burrow;
+mod certs;
 mod fault_proxy;
 mod prometheus;
 pub use burrow::{Burrow, ZooKeeper};
+pub use certs::Certs;
 pub use fault_proxy::{Fault, FaultProxy};
 pub use prometheus::Prometheus;
 
@@ -188,26 +191,91 @@ pub struct TestBroker {
     pub addr: SocketAddr,
     /// The HTTP listener (`/metrics`, `/healthz`, `/readyz`).
     pub http_addr: SocketAddr,
+    /// The SASL listener, when started with [`TestBroker::start_sasl`] (SASL_PLAINTEXT) or
+    /// [`TestBroker::start_sasl_ssl`] (SASL_SSL).
+    pub sasl_addr: Option<SocketAddr>,
+    sasl: Option<SaslListener>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     dir: tempfile::TempDir,
 }
 
+/// What a SASL listener takes: the users file's text and, for SASL_SSL, the server's
+/// certificate and key.
+#[derive(Clone)]
+struct SaslListener {
+    users: String,
+    tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
 impl TestBroker {
     pub async fn start() -> anyhow::Result<Self> {
-        Self::start_in(tempfile::tempdir()?, 0).await
+        Self::start_in(tempfile::tempdir()?, 0, None).await
     }
 
-    async fn start_in(dir: tempfile::TempDir, port: u16) -> anyhow::Result<Self> {
+    /// A broker with a second, SASL_PLAINTEXT listener ([`TestBroker::sasl_bootstrap`]) whose
+    /// users (PLAIN and SCRAM-SHA-256/512) come from `users`, a users file's text
+    /// (`name=password` lines). Authentication is what such tests are about, not ACLs, so
+    /// everyone is allowed where no ACL is found (a SASL listener turns authorization on).
+    pub async fn start_sasl(users: &str) -> anyhow::Result<Self> {
+        let sasl = SaslListener {
+            users: users.to_string(),
+            tls: None,
+        };
+        Self::start_in(tempfile::tempdir()?, 0, Some(sasl)).await
+    }
+
+    /// [`TestBroker::start_sasl`] with a SASL_SSL listener presenting `certs`' server
+    /// certificate (for `localhost` and `127.0.0.1`; clients trust `certs.ca`).
+    pub async fn start_sasl_ssl(users: &str, certs: &Certs) -> anyhow::Result<Self> {
+        let sasl = SaslListener {
+            users: users.to_string(),
+            tls: Some((certs.server_cert.clone(), certs.server_key.clone())),
+        };
+        Self::start_in(tempfile::tempdir()?, 0, Some(sasl)).await
+    }
+
+    async fn start_in(
+        dir: tempfile::TempDir,
+        port: u16,
+        sasl: Option<SaslListener>,
+    ) -> anyhow::Result<Self> {
         let mut config = broker::Config::for_data_dir(dir.path());
         config.group_min_session_timeout_ms = 1_000;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
         let http = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let http_addr = http.local_addr()?;
+        let mut extra = Vec::new();
+        let mut sasl_addr = None;
+        if let Some(SaslListener { users, tls }) = &sasl {
+            let file = dir.path().join("sasl-users.txt");
+            std::fs::write(&file, users)?;
+            let protocol = match tls {
+                None => broker::security::SecurityProtocol::SaslPlaintext,
+                Some((cert, key)) => {
+                    config.ssl_certificate_location = Some(cert.clone());
+                    config.ssl_key_location = Some(key.clone());
+                    broker::security::SecurityProtocol::SaslSsl
+                }
+            };
+            config.sasl_users_file = Some(file);
+            config.allow_everyone_if_no_acl_found = true;
+            let sasl = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let local = sasl.local_addr()?;
+            sasl_addr = Some(local);
+            extra.push(broker::Listener {
+                listener: sasl,
+                advertised: broker::Advertised {
+                    host: "127.0.0.1".into(),
+                    port: i32::from(local.port()),
+                },
+                protocol,
+            });
+        }
         let listeners = broker::Listeners {
             kafka: listener,
-            extra: Vec::new(),
+            extra,
             http: Some(http),
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -223,10 +291,22 @@ impl TestBroker {
         Ok(TestBroker {
             addr,
             http_addr,
+            sasl_addr,
+            sasl,
             stop: Some(stop),
             task: Some(task),
             dir,
         })
+    }
+
+    /// `host:port` of the SASL listener.
+    ///
+    /// # Panics
+    /// When the broker was not started with a SASL listener.
+    pub fn sasl_bootstrap(&self) -> String {
+        self.sasl_addr
+            .expect("a broker started with TestBroker::start_sasl or start_sasl_ssl")
+            .to_string()
     }
 
     /// `host:port` for Kafka clients.
@@ -249,7 +329,7 @@ impl TestBroker {
         self.stop().await;
         let port = self.addr.port();
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir()?);
-        Self::start_in(dir, port).await
+        Self::start_in(dir, port, self.sasl.take()).await
     }
 }
 

@@ -8,13 +8,12 @@ use std::future::Future;
 use std::sync::Arc;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::records::RecordBatchDecoder;
 
 use super::acl::AclBinding;
 use crate::flush::Flusher;
-use crate::log::batch::builder::BatchBuilder;
-use crate::log::batch::BatchIter;
-use crate::topic::internal::{get_str, open_state_partition, put_str};
+use crate::topic::internal::{
+    append_state_records, get_str, open_state_partition, put_str, replay_state,
+};
 use crate::topic::{Partition, TopicError, TopicRegistry};
 
 /// The internal topic holding the ACLs.
@@ -44,19 +43,11 @@ impl AclStore {
         if bindings.is_empty() {
             return Ok(());
         }
-        let now = crate::now_ms();
-        let mut builder = BatchBuilder::new();
-        let value: &[u8] = &[1];
-        for b in bindings {
-            builder.record(Some(&encode_key(b)), present.then_some(value), now);
-        }
-        let mut batch = builder
-            .build()
-            .map_err(|e| format!("could not encode ACLs: {e}"))?;
-        self.partition
-            .append(&mut batch)
-            .map(|_| ())
-            .map_err(|e| format!("could not store ACLs: {e}"))
+        let records: Vec<_> = bindings
+            .iter()
+            .map(|b| (encode_key(b), present.then(|| Bytes::from_static(&[1]))))
+            .collect();
+        append_state_records(&self.partition, "ACLs", &records).map(|_| ())
     }
 
     /// A future that resolves once everything written so far is on disk.
@@ -106,42 +97,17 @@ fn decode_key(mut buf: Bytes) -> Option<AclBinding> {
 
 fn replay(partition: &Partition) -> Result<BTreeSet<AclBinding>, TopicError> {
     let mut acls = BTreeSet::new();
-    let mut offset = partition.log_start_offset();
-    loop {
-        let read = partition.read(offset, 4 << 20)?;
-        if read.records.is_empty() {
-            break;
+    replay_state(partition, |key, value| {
+        let Some(binding) = decode_key(key) else {
+            tracing::warn!("skipping an unreadable ACL record");
+            return;
+        };
+        if value.is_some() {
+            acls.insert(binding);
+        } else {
+            acls.remove(&binding);
         }
-        // Advance by batch ends: compaction can leave batches whose records are all gone.
-        let batches_end = BatchIter::new(&read.records)
-            .map(|(_, h)| h.next_offset())
-            .max()
-            .unwrap_or(offset);
-        let mut bytes = read.records;
-        let sets = RecordBatchDecoder::decode_all(&mut bytes).map_err(|e| {
-            TopicError::Io(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("{ACL_TOPIC}: {e}"),
-            ))
-        })?;
-        let before = offset;
-        for record in sets.into_iter().flat_map(|s| s.records) {
-            offset = offset.max(record.offset + 1);
-            let Some(binding) = record.key.and_then(decode_key) else {
-                tracing::warn!(offset = record.offset, "skipping an unreadable ACL record");
-                continue;
-            };
-            if record.value.is_some() {
-                acls.insert(binding);
-            } else {
-                acls.remove(&binding);
-            }
-        }
-        offset = offset.max(batches_end);
-        if offset == before {
-            break;
-        }
-    }
+    })?;
     Ok(acls)
 }
 

@@ -59,8 +59,10 @@ const IMPLEMENTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::SaslAuthenticate, 0, 2),
 ];
 
-/// The socket, plain or TLS.
-enum Stream {
+/// The socket, plain or TLS; [`open_stream`] makes one as [`ClientSecurity`] says. Public so
+/// that other Kafka-protocol clients (the connect worker's group membership) share the
+/// connect-and-handshake code instead of growing their own.
+pub enum Stream {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
 }
@@ -105,6 +107,55 @@ impl AsyncWrite for Stream {
     }
 }
 
+/// Opens a TCP connection to `addr` (`host:port`) and, when `security` has TLS settings, does
+/// the TLS handshake (the server name taken from `addr`); `timeout` bounds each step. Returns
+/// the stream and the socket address connected to. No SASL: that is a Kafka exchange on top.
+pub async fn open_stream(
+    addr: &str,
+    timeout: Duration,
+    security: &ClientSecurity,
+) -> Result<(Stream, SocketAddr), ClientError> {
+    let connect_err = |source| ClientError::Connect {
+        addr: addr.to_string(),
+        source,
+    };
+    let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => return Err(connect_err(e)),
+        Err(_) => {
+            return Err(connect_err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("timed out after {} ms", timeout.as_millis()),
+            )))
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    let peer = stream.peer_addr().map_err(connect_err)?;
+    let stream = match &security.tls {
+        None => Stream::Plain(stream),
+        Some(config) => {
+            let name = ClientSecurity::server_name(addr)?;
+            let connector = tokio_rustls::TlsConnector::from(config.clone());
+            match tokio::time::timeout(timeout, connector.connect(name, stream)).await {
+                Ok(Ok(tls)) => Stream::Tls(Box::new(tls)),
+                Ok(Err(e)) => {
+                    return Err(ClientError::Connect {
+                        addr: addr.to_string(),
+                        source: std::io::Error::new(e.kind(), format!("TLS handshake failed: {e}")),
+                    })
+                }
+                Err(_) => {
+                    return Err(connect_err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "TLS handshake timed out",
+                    )))
+                }
+            }
+        }
+    };
+    Ok((stream, peer))
+}
+
 /// A connection to one broker with the API versions agreed with it.
 pub struct Connection {
     addr: String,
@@ -129,47 +180,7 @@ impl Connection {
         timeout: Duration,
         security: &ClientSecurity,
     ) -> Result<Self, ClientError> {
-        let connect_err = |source| ClientError::Connect {
-            addr: addr.to_string(),
-            source,
-        };
-        let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => return Err(connect_err(e)),
-            Err(_) => {
-                return Err(connect_err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("timed out after {} ms", timeout.as_millis()),
-                )))
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let peer = stream.peer_addr().map_err(connect_err)?;
-        let stream = match &security.tls {
-            None => Stream::Plain(stream),
-            Some(config) => {
-                let name = ClientSecurity::server_name(addr)?;
-                let connector = tokio_rustls::TlsConnector::from(config.clone());
-                match tokio::time::timeout(timeout, connector.connect(name, stream)).await {
-                    Ok(Ok(tls)) => Stream::Tls(Box::new(tls)),
-                    Ok(Err(e)) => {
-                        return Err(ClientError::Connect {
-                            addr: addr.to_string(),
-                            source: std::io::Error::new(
-                                e.kind(),
-                                format!("TLS handshake failed: {e}"),
-                            ),
-                        })
-                    }
-                    Err(_) => {
-                        return Err(connect_err(std::io::Error::new(
-                            std::io::ErrorKind::TimedOut,
-                            "TLS handshake timed out",
-                        )))
-                    }
-                }
-            }
-        };
+        let (stream, peer) = open_stream(addr, timeout, security).await?;
         let mut conn = Connection {
             addr: addr.to_string(),
             peer,

@@ -14,7 +14,7 @@ pub mod records;
 pub mod security;
 
 pub use cluster::Cluster;
-pub use connection::Connection;
+pub use connection::{open_stream, Connection, Stream};
 pub use security::ClientSecurity;
 
 use kafka_protocol::error::ResponseError;

@@ -8,14 +8,13 @@ use std::future::Future;
 use std::sync::Arc;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::records::RecordBatchDecoder;
 use parking_lot::Mutex;
 
 use super::MetadataSink;
 use crate::flush::Flusher;
-use crate::log::batch::builder::BatchBuilder;
-use crate::log::batch::BatchIter;
-use crate::topic::internal::{get_str, open_state_partition, put_str};
+use crate::topic::internal::{
+    append_state_records, get_str, open_state_partition, put_str, replay_state,
+};
 use crate::topic::{Partition, TopicError, TopicRegistry};
 
 /// The internal topic holding committed offsets.
@@ -163,7 +162,7 @@ impl OffsetStore {
     }
 
     fn append(&self, records: Vec<(Bytes, Option<Bytes>)>) -> Result<(), String> {
-        append_records(&self.partition, &records)
+        append_state_records(&self.partition, "offsets", &records).map(|_| ())
     }
 
     /// The group coordinator's writer of group-metadata records into this topic: appended at
@@ -172,7 +171,7 @@ impl OffsetStore {
         let partition = self.partition.clone();
         let flusher = self.flusher.clone();
         Box::new(move |key, value| {
-            if let Err(e) = append_records(&partition, &[(key, value)]) {
+            if let Err(e) = append_state_records(&partition, "group metadata", &[(key, value)]) {
                 tracing::warn!(error = %e, "could not store a group-metadata record");
                 return;
             }
@@ -186,22 +185,6 @@ impl OffsetStore {
             }
         })
     }
-}
-
-/// Appends `(key, value)` records to the offsets partition as one batch.
-fn append_records(partition: &Partition, records: &[(Bytes, Option<Bytes>)]) -> Result<(), String> {
-    let now = crate::now_ms();
-    let mut builder = BatchBuilder::new();
-    for (key, value) in records {
-        builder.record(Some(key), value.as_deref(), now);
-    }
-    let mut batch = builder
-        .build()
-        .map_err(|e| format!("could not encode offsets: {e}"))?;
-    partition
-        .append(&mut batch)
-        .map(|_| ())
-        .map_err(|e| format!("could not store offsets: {e}"))
 }
 
 const KEY_VERSION: i16 = 1;
@@ -254,53 +237,27 @@ fn decode_value(mut buf: Bytes) -> Option<Committed> {
 
 fn replay(partition: &Partition) -> Result<HashMap<String, GroupOffsets>, TopicError> {
     let mut committed: HashMap<String, GroupOffsets> = HashMap::new();
-    let mut offset = partition.log_start_offset();
-    loop {
-        let read = partition.read(offset, 4 << 20)?;
-        if read.records.is_empty() {
-            break;
-        }
-        // Advance by batch ends, not record offsets: compaction can leave batches whose records
-        // are all gone.
-        let batches_end = BatchIter::new(&read.records)
-            .map(|(_, h)| h.next_offset())
-            .max()
-            .unwrap_or(offset);
-        let mut bytes = read.records;
-        let sets = RecordBatchDecoder::decode_all(&mut bytes).map_err(|e| {
-            TopicError::Io(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("{OFFSETS_TOPIC}: {e}"),
-            ))
-        })?;
-        let before = offset;
-        for record in sets.into_iter().flat_map(|s| s.records) {
-            offset = offset.max(record.offset + 1);
-            let Some((group, topic, p)) = record.key.and_then(decode_key) else {
-                continue;
-            };
-            match record.value.and_then(decode_value) {
-                Some(value) => {
-                    committed
-                        .entry(group)
-                        .or_default()
-                        .insert((topic, p), value);
-                }
-                None => {
-                    if let Some(g) = committed.get_mut(&group) {
-                        g.remove(&(topic, p));
-                        if g.is_empty() {
-                            committed.remove(&group);
-                        }
+    replay_state(partition, |key, value| {
+        let Some((group, topic, p)) = decode_key(key) else {
+            return;
+        };
+        match value.and_then(decode_value) {
+            Some(value) => {
+                committed
+                    .entry(group)
+                    .or_default()
+                    .insert((topic, p), value);
+            }
+            None => {
+                if let Some(g) = committed.get_mut(&group) {
+                    g.remove(&(topic, p));
+                    if g.is_empty() {
+                        committed.remove(&group);
                     }
                 }
             }
         }
-        offset = offset.max(batches_end);
-        if offset == before {
-            break;
-        }
-    }
+    })?;
     Ok(committed)
 }
 

@@ -13,14 +13,13 @@ use std::future::Future;
 use std::sync::Arc;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::records::RecordBatchDecoder;
 use parking_lot::RwLock;
 
 use super::scram::{Mechanism, ScramCredential, MIN_ITERATIONS};
 use crate::flush::Flusher;
-use crate::log::batch::builder::BatchBuilder;
-use crate::log::batch::BatchIter;
-use crate::topic::internal::{get_str, open_state_partition, put_str};
+use crate::topic::internal::{
+    append_state_records, get_str, open_state_partition, put_str, replay_state,
+};
 use crate::topic::{Partition, TopicError, TopicRegistry};
 
 /// The internal topic holding SCRAM credentials.
@@ -154,7 +153,7 @@ impl CredentialStore {
                     Change::Delete { user, mechanism } => (encode_key(user, *mechanism), None),
                 })
                 .collect();
-            append_records(&durable.partition, &records)?;
+            append_state_records(&durable.partition, "SCRAM credentials", &records)?;
         }
         for change in changes {
             match change {
@@ -212,21 +211,6 @@ impl CredentialStore {
         }
         changes
     }
-}
-
-fn append_records(partition: &Partition, records: &[(Bytes, Option<Bytes>)]) -> Result<(), String> {
-    let now = crate::now_ms();
-    let mut builder = BatchBuilder::new();
-    for (key, value) in records {
-        builder.record(Some(key), value.as_deref(), now);
-    }
-    let mut batch = builder
-        .build()
-        .map_err(|e| format!("could not encode SCRAM credentials: {e}"))?;
-    partition
-        .append(&mut batch)
-        .map(|_| ())
-        .map_err(|e| format!("could not store SCRAM credentials: {e}"))
 }
 
 const KEY_VERSION: i16 = 0;
@@ -291,43 +275,19 @@ type Credentials = HashMap<(String, Mechanism), ScramCredential>;
 
 fn replay(partition: &Partition) -> Result<Credentials, TopicError> {
     let mut credentials = HashMap::new();
-    let mut offset = partition.log_start_offset();
-    loop {
-        let read = partition.read(offset, 4 << 20)?;
-        if read.records.is_empty() {
-            break;
-        }
-        let batches_end = BatchIter::new(&read.records)
-            .map(|(_, h)| h.next_offset())
-            .max()
-            .unwrap_or(offset);
-        let mut bytes = read.records;
-        let sets = RecordBatchDecoder::decode_all(&mut bytes).map_err(|e| {
-            TopicError::Io(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("{CREDENTIALS_TOPIC}: {e}"),
-            ))
-        })?;
-        let before = offset;
-        for record in sets.into_iter().flat_map(|s| s.records) {
-            offset = offset.max(record.offset + 1);
-            let Some(key) = record.key.and_then(decode_key) else {
-                continue;
-            };
-            match record.value.and_then(decode_value) {
-                Some(value) => {
-                    credentials.insert(key, value);
-                }
-                None => {
-                    credentials.remove(&key);
-                }
+    replay_state(partition, |key, value| {
+        let Some(key) = decode_key(key) else {
+            return;
+        };
+        match value.and_then(decode_value) {
+            Some(value) => {
+                credentials.insert(key, value);
+            }
+            None => {
+                credentials.remove(&key);
             }
         }
-        offset = offset.max(batches_end);
-        if offset == before {
-            break;
-        }
-    }
+    })?;
     Ok(credentials)
 }
 

@@ -43,19 +43,15 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures::future::join_all;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::records::RecordBatchDecoder;
 use parking_lot::Mutex;
 
 use crate::broker::Broker;
 use crate::flush::Flusher;
 use crate::group::offsets::Committed;
-use crate::log::batch::builder::BatchBuilder;
-use crate::log::batch::BatchIter;
 use crate::log::BatchHeader;
-use crate::topic::internal::open_state_partition;
+use crate::topic::internal::{append_state_records, open_state_partition, replay_state};
 use crate::topic::txn_index::{ABORT, COMMIT};
 use crate::topic::{Partition, TopicError, TopicRegistry};
 
@@ -300,15 +296,9 @@ impl TxnCoordinator {
     /// returns the record's offset.
     fn append_state(&self, id: &str, meta: &mut TxnMeta) -> Result<i64, ResponseError> {
         meta.last_update_ms = crate::now_ms();
-        let key = record::encode_key(id);
-        let value = record::encode_value(meta);
-        let mut builder = BatchBuilder::new();
-        builder.record(Some(&key), Some(&value), meta.last_update_ms);
-        let stored = builder
-            .build()
-            .map_err(|e| e.to_string())
-            .and_then(|mut batch| self.partition.append(&mut batch).map_err(|e| e.to_string()));
-        stored.map(|appended| appended.base_offset).map_err(|e| {
+        let records = [(record::encode_key(id), Some(record::encode_value(meta)))];
+        let stored = append_state_records(&self.partition, "transaction state", &records);
+        stored.map_err(|e| {
             tracing::error!(transactional_id = id, error = %e, "could not store transaction state");
             ResponseError::KafkaStorageError
         })
@@ -742,48 +732,24 @@ fn bump_epoch(broker: &Broker, meta: &mut TxnMeta) -> Result<(), ResponseError> 
 
 fn replay(partition: &Partition) -> Result<HashMap<String, TxnMeta>, TopicError> {
     let mut states = HashMap::new();
-    let mut offset = partition.log_start_offset();
-    loop {
-        let read = partition.read(offset, 4 << 20)?;
-        if read.records.is_empty() {
-            break;
-        }
-        let batches_end = BatchIter::new(&read.records)
-            .map(|(_, h)| h.next_offset())
-            .max()
-            .unwrap_or(offset);
-        let mut bytes: Bytes = read.records;
-        let sets = RecordBatchDecoder::decode_all(&mut bytes).map_err(|e| {
-            TopicError::Io(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("{TXN_TOPIC}: {e}"),
-            ))
-        })?;
-        let before = offset;
-        for r in sets.into_iter().flat_map(|s| s.records) {
-            offset = offset.max(r.offset + 1);
-            let Some(id) = r.key.and_then(record::decode_key) else {
-                continue;
-            };
-            match r.value {
-                None => {
-                    states.remove(&id);
-                }
-                Some(v) => match record::decode_value(v) {
-                    Some(meta) => {
-                        states.insert(id, meta);
-                    }
-                    None => {
-                        tracing::warn!(transactional_id = %id, "unreadable transaction state record")
-                    }
-                },
+    replay_state(partition, |key, value| {
+        let Some(id) = record::decode_key(key) else {
+            return;
+        };
+        match value {
+            None => {
+                states.remove(&id);
             }
+            Some(v) => match record::decode_value(v) {
+                Some(meta) => {
+                    states.insert(id, meta);
+                }
+                None => {
+                    tracing::warn!(transactional_id = %id, "unreadable transaction state record")
+                }
+            },
         }
-        offset = offset.max(batches_end);
-        if offset == before {
-            break;
-        }
-    }
+    })?;
     Ok(states)
 }
 
@@ -792,6 +758,7 @@ mod tests {
     use super::*;
     use crate::broker::Advertised;
     use crate::config::Config;
+    use crate::log::batch::builder::BatchBuilder;
     use crate::topic::{Isolation, TopicConfigs};
 
     fn advertised() -> Advertised {

@@ -10,6 +10,9 @@
 
 use std::time::Duration;
 
+use broker::client::security::SaslLogin;
+use broker::client::{open_stream, ClientError, ClientSecurity, Stream};
+use broker::security::scram::{ClientExchange, Mechanism};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity;
@@ -20,10 +23,8 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use super::protocol::PROTOCOL_TYPE;
-use super::sasl::{Conversation, SaslLogin};
 
 const FIND_COORDINATOR_VERSION: i16 = 2;
 const JOIN_GROUP_VERSION: i16 = 5;
@@ -74,7 +75,7 @@ pub enum GroupError {
     #[error("SASL {mechanism} login to {addr} failed: {detail}")]
     Sasl {
         addr: String,
-        mechanism: &'static str,
+        mechanism: String,
         detail: String,
     },
     #[error("the coordinator chose protocol {0:?}, which this worker did not offer")]
@@ -133,7 +134,7 @@ impl GroupMember {
     ) -> Result<Self, GroupError> {
         Self::connect_as(
             bootstrap,
-            None,
+            &ClientSecurity::default(),
             group_id,
             session_timeout_ms,
             rebalance_timeout_ms,
@@ -142,10 +143,11 @@ impl GroupMember {
         .await
     }
 
-    /// [`connect`](Self::connect), every connection logging in with `sasl` first.
+    /// [`connect`](Self::connect), every connection encrypted and logging in as `security`
+    /// says (the worker's `--kafka-*` settings, read as librdkafka reads them).
     pub async fn connect_as(
         bootstrap: &str,
-        sasl: Option<&SaslLogin>,
+        security: &ClientSecurity,
         group_id: &str,
         session_timeout_ms: i32,
         rebalance_timeout_ms: i32,
@@ -157,7 +159,7 @@ impl GroupMember {
             .map(str::trim)
             .filter(|a| !a.is_empty())
         {
-            match Connection::connect(addr, request_timeout, sasl).await {
+            match Connection::connect(addr, request_timeout, security).await {
                 Ok(mut conn) => {
                     let req = FindCoordinatorRequest::default()
                         .with_key(StrBytes::from_string(group_id.to_string()))
@@ -171,7 +173,7 @@ impl GroupMember {
                         resp.error_message.as_ref(),
                     )?;
                     let coordinator = format!("{}:{}", resp.host.as_str(), resp.port);
-                    let conn = Connection::connect(&coordinator, request_timeout, sasl).await?;
+                    let conn = Connection::connect(&coordinator, request_timeout, security).await?;
                     return Ok(GroupMember {
                         conn,
                         group_id: group_id.to_string(),
@@ -299,7 +301,7 @@ impl GroupMember {
     /// JoinGroup or SyncGroup on its own.
     pub async fn side_channel(&self) -> Result<SideChannel, GroupError> {
         Ok(SideChannel {
-            conn: Connection::connect(&self.conn.addr, self.conn.timeout, self.conn.sasl.as_ref())
+            conn: Connection::connect(&self.conn.addr, self.conn.timeout, &self.conn.security)
                 .await?,
             group_id: self.group_id.clone(),
             member_id: self.member_id.clone(),
@@ -378,10 +380,10 @@ fn check(api: ApiKey, code: i16, message: Option<&StrBytes>) -> Result<(), Group
 /// One TCP connection with sequential request/response exchanges at fixed versions.
 struct Connection {
     addr: String,
-    stream: TcpStream,
+    stream: Stream,
     timeout: Duration,
-    /// The login of every connection (this one's is done), kept for side channels.
-    sasl: Option<SaslLogin>,
+    /// TLS and the login of every connection (this one's is done), kept for reconnects.
+    security: ClientSecurity,
     next_correlation_id: i32,
     broken: bool,
 }
@@ -390,50 +392,47 @@ impl Connection {
     async fn connect(
         addr: &str,
         timeout: Duration,
-        sasl: Option<&SaslLogin>,
+        security: &ClientSecurity,
     ) -> Result<Self, GroupError> {
-        let connect_err = |source| GroupError::Connect {
-            addr: addr.to_string(),
-            source,
-        };
-        let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(connect_err(e)),
-            Err(_) => {
-                return Err(connect_err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "connect timed out",
-                )))
-            }
-        };
-        let _ = stream.set_nodelay(true);
+        let (stream, _) = open_stream(addr, timeout, security)
+            .await
+            .map_err(|e| match e {
+                ClientError::Connect { source, .. } => GroupError::Connect {
+                    addr: addr.to_string(),
+                    source,
+                },
+                other => GroupError::Io {
+                    addr: addr.to_string(),
+                    detail: other.to_string(),
+                },
+            })?;
         let mut conn = Connection {
             addr: addr.to_string(),
             stream,
             timeout,
-            sasl: sasl.cloned(),
+            security: security.clone(),
             next_correlation_id: 0,
             broken: false,
         };
-        if let Some(login) = sasl {
+        if let Some(login) = &security.sasl {
             conn.login(login).await?;
         }
         Ok(conn)
     }
 
-    /// SaslHandshake, then SaslAuthenticate rounds until the mechanism is done (KIP-152).
+    /// SaslHandshake, then SaslAuthenticate rounds (KIP-152): PLAIN in one, SCRAM in two with
+    /// the server's signature checked (`broker::security::scram`'s client side).
     async fn login(&mut self, login: &SaslLogin) -> Result<(), GroupError> {
-        let mechanism = login.mechanism.name();
         let fail = |addr: &str, detail: String| GroupError::Sasl {
             addr: addr.to_string(),
-            mechanism,
+            mechanism: login.mechanism.clone(),
             detail,
         };
         let resp = self
             .call(
                 ApiKey::SaslHandshake,
                 SaslHandshakeRequest::default()
-                    .with_mechanism(StrBytes::from_static_str(mechanism)),
+                    .with_mechanism(StrBytes::from_string(login.mechanism.clone())),
                 SASL_HANDSHAKE_VERSION,
                 None,
             )
@@ -448,30 +447,51 @@ impl Connection {
                 ),
             ));
         }
-        let (mut conversation, mut message) = Conversation::first(login);
-        loop {
-            let resp = self
-                .call(
-                    ApiKey::SaslAuthenticate,
-                    SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(message)),
-                    SASL_AUTHENTICATE_VERSION,
-                    None,
-                )
-                .await?;
-            if resp.error_code != 0 {
-                return Err(fail(
-                    &self.addr,
-                    resp.error_message
-                        .map(|m| m.to_string())
-                        .unwrap_or_else(|| format!("error code {}", resp.error_code)),
-                ));
+        match Mechanism::from_name(&login.mechanism) {
+            None => {
+                let token = format!("\0{}\0{}", login.username, login.password);
+                self.authenticate(token.into_bytes(), &fail).await?;
             }
-            match conversation.next(&resp.auth_bytes) {
-                Ok(Some(next)) => message = next,
-                Ok(None) => return Ok(()),
-                Err(detail) => return Err(fail(&self.addr, detail)),
+            Some(mechanism) => {
+                let nonce = uuid::Uuid::new_v4().simple().to_string();
+                let mut scram =
+                    ClientExchange::new(mechanism, &login.username, &login.password, &nonce);
+                let server_first = self.authenticate(scram.client_first(), &fail).await?;
+                let client_final = scram
+                    .client_final(&server_first)
+                    .map_err(|e| fail(&self.addr, e.to_string()))?;
+                let server_final = self.authenticate(client_final, &fail).await?;
+                scram
+                    .server_final(&server_final)
+                    .map_err(|e| fail(&self.addr, e.to_string()))?;
             }
         }
+        Ok(())
+    }
+
+    /// One SaslAuthenticate round: the server's answer to `token`.
+    async fn authenticate(
+        &mut self,
+        token: Vec<u8>,
+        fail: &impl Fn(&str, String) -> GroupError,
+    ) -> Result<Bytes, GroupError> {
+        let resp = self
+            .call(
+                ApiKey::SaslAuthenticate,
+                SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token)),
+                SASL_AUTHENTICATE_VERSION,
+                None,
+            )
+            .await?;
+        if resp.error_code != 0 {
+            return Err(fail(
+                &self.addr,
+                resp.error_message
+                    .map(|m| m.to_string())
+                    .unwrap_or_else(|| format!("error code {}", resp.error_code)),
+            ));
+        }
+        Ok(resp.auth_bytes)
     }
 
     /// Sends `req` at `version` and reads its answer within `wait` (default: the connection's

@@ -49,8 +49,8 @@ pub struct Snapshot {
 #[derive(Debug, Clone)]
 pub struct CoordinatorConfig {
     pub bootstrap: String,
-    /// The SASL login of every connection to the coordinator (`None`: PLAINTEXT).
-    pub sasl: Option<super::sasl::SaslLogin>,
+    /// TLS and SASL of every connection to the coordinator (default: PLAINTEXT).
+    pub security: broker::client::ClientSecurity,
     pub group_id: String,
     /// This worker's advertised REST URL.
     pub url: String,
@@ -172,7 +172,7 @@ pub async fn run(
         }
         let mut member = match GroupMember::connect_as(
             &config.bootstrap,
-            config.sasl.as_ref(),
+            &config.security,
             &config.group_id,
             config.session_timeout_ms,
             config.rebalance_timeout_ms,

@@ -12,9 +12,8 @@
 //!   when it must, lost work waits up to `scheduled.rebalance.max.delay.ms` for its worker.
 //!
 //! - [`client`]: group membership over the Kafka protocol (librdkafka runs only `consumer`
-//!   groups).
-//! - [`sasl`]: the SASL login (PLAIN, SCRAM) of those connections, with the worker's
-//!   `--kafka-sasl-*` settings.
+//!   groups), over TLS and SASL with the worker's `--kafka-*` settings, through
+//!   `broker::client`'s connection set-up and SCRAM client.
 //! - [`coordinator`]: a worker's membership loop, handing each assignment to the herder.
 //! - [`group`]: what connects the two in a running worker: config changes to the coordinator,
 //!   assignments to the herder.
@@ -24,6 +23,5 @@ pub mod client;
 pub mod coordinator;
 pub mod group;
 pub mod protocol;
-pub mod sasl;
 
 pub use group::start;
