@@ -473,6 +473,11 @@ async fn apply_heartbeating(
                 let sent = Instant::now();
                 match member.heartbeat().await {
                     Ok(()) => *last_ok = sent,
+                    // The coordinator counted it (another member joined meanwhile): the session
+                    // lives on, and the loop that follows rejoins. Not counting it made a member
+                    // whose herder applied for longer than two thirds of the session timeout
+                    // stop everything it had just been given.
+                    Err(e) if e.code() == Some(codes::REBALANCE_IN_PROGRESS) => *last_ok = sent,
                     Err(e) => tracing::debug!(error = %e, "heartbeat while applying an assignment"),
                 }
             }
