@@ -9,10 +9,17 @@
 # orders sink is cut off the stack's network, then the other worker is killed, with orders and
 # users written during each outage; every task must move to the survivor and MariaDB must end
 # with every acknowledged row exactly once.
+# With COMPOSE_SECURE=1 the same flow runs on the secure stack (docker-compose.secure.yml over
+# docker-compose.yml, with fresh certificates and passwords from scripts/make-secure-stack.sh):
+# the host's kcat over SASL_SSL as admin, Connect REST over HTTPS with basic auth, the console
+# behind its login; and what must be refused is: a PLAINTEXT client, a wrong password, a user
+# without the ACL (console producing to orders), Connect REST and the console without
+# credentials. (The failover part runs on the plain stack only.)
 # The stack is always torn down (down -v), also when a step fails; on failure the service logs
 # are printed first.
 #
 #   ./scripts/compose-smoke.sh          # KEEP_STACK=1 leaves the stack running for debugging
+#   COMPOSE_SECURE=1 ./scripts/compose-smoke.sh
 #
 # Where the public base images cannot be pulled and RUST_IMAGE/BASE_IMAGE/MARIADB_IMAGE are not
 # set, the local stand-ins of ../shared/ci/offline-images.sh are used.
@@ -64,7 +71,18 @@ export MARIADB_PORT BROKER_PORT CONNECT_PORT USER_SERVICE_PORT ORDER_SERVICE_1_P
     BROKER_HTTP_PORT PROMETHEUS_PORT CONSOLE_PORT CONNECT_2_PORT
 
 project="datasync-smoke-$$"
-compose() { "${compose_cmd[@]}" -p "$project" "$@"; }
+secure=${COMPOSE_SECURE:-0}
+files=(-f docker-compose.yml)
+secure_dir=
+if [[ $secure == 1 ]]; then
+    project="datasync-secure-smoke-$$"
+    secure_dir=$(mktemp -d)
+    chmod 0755 "$secure_dir"
+    scripts/make-secure-stack.sh "$secure_dir" >/dev/null || fail "scripts/make-secure-stack.sh"
+    export DATASYNC_SECURE_DIR=$secure_dir
+    files+=(-f docker-compose.secure.yml)
+fi
+compose() { "${compose_cmd[@]}" -p "$project" "${files[@]}" "$@"; }
 services=(mariadb broker connect-worker connect-worker-2 user-service order-service-1 order-service-2 console)
 
 ok=0
@@ -82,13 +100,14 @@ cleanup() {
         log "tearing down project $project"
         compose down -v --remove-orphans >/dev/null 2>&1 || compose down -v --remove-orphans || true
     fi
+    [[ -z "$secure_dir" ]] || rm -rf "$secure_dir"
     if [[ $ok == 1 ]]; then log "PASSED"; else log "FAILED (exit $rc)"; fi
     exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-log "using ${compose_cmd[*]} ($("${compose_cmd[@]}" version --short 2>/dev/null || echo '?')), project $project"
+log "using ${compose_cmd[*]} ($("${compose_cmd[@]}" version --short 2>/dev/null || echo '?')), project $project, files ${files[*]}"
 log "images: RUST_IMAGE=$RUST_IMAGE BASE_IMAGE=$BASE_IMAGE MARIADB_IMAGE=$MARIADB_IMAGE PROMETHEUS_IMAGE=$PROMETHEUS_IMAGE"
 log "host ports: mariadb $MARIADB_PORT, broker $BROKER_PORT, connect $CONNECT_PORT, user-service $USER_SERVICE_PORT, order-service $ORDER_SERVICE_1_PORT and $ORDER_SERVICE_2_PORT"
 
@@ -116,6 +135,11 @@ while :; do
     sleep 1
 done
 log "all ${#services[@]} services healthy $((SECONDS - t0)) s after 'up'"
+if [[ $secure == 1 ]]; then
+    acl_exit=$(docker inspect --format '{{.State.ExitCode}}' "$(compose ps -q kafka-acls)" 2>/dev/null || echo missing)
+    [[ "$acl_exit" == 0 ]] || fail "the kafka-acls service exited with $acl_exit"
+    log "kafka-acls created the stack's ACLs as admin"
+fi
 
 # --- helpers -------------------------------------------------------------------------------
 json() { python3 -c 'import json,sys; v=json.load(sys.stdin)
@@ -125,16 +149,52 @@ order_ids() { python3 -c 'import json,sys; print(" ".join(sorted(o["orderId"] fo
 sql() { docker exec -e MYSQL_PWD="$MARIADB_ROOT_PASSWORD" "$(cid mariadb)" mariadb -uroot mydb -N -B -e "$1"; }
 users="http://127.0.0.1:$USER_SERVICE_PORT"
 orders=("http://127.0.0.1:$ORDER_SERVICE_1_PORT" "http://127.0.0.1:$ORDER_SERVICE_2_PORT")
-connect="http://127.0.0.1:$CONNECT_PORT"
-connect2="http://127.0.0.1:$CONNECT_2_PORT"
+if [[ $secure == 1 ]]; then
+    ca="$secure_dir/ca.pem"
+    connect="https://127.0.0.1:$CONNECT_PORT"
+    connect2="https://127.0.0.1:$CONNECT_2_PORT"
+    # Connect REST as admin; the console as its admin login; kcat as the broker's admin.
+    ccurl() { curl --cacert "$ca" -u "admin:$(cat "$secure_dir/connect-admin.password")" "$@"; }
+    console_auth=(-u "admin:$(cat "$secure_dir/console-admin.password")")
+    kc=(-X security.protocol=SASL_SSL -X sasl.mechanisms=SCRAM-SHA-512 -X sasl.username=admin
+        -X "sasl.password=$(cat "$secure_dir/admin.password")" -X "ssl.ca.location=$ca")
+else
+    connect="http://127.0.0.1:$CONNECT_PORT"
+    connect2="http://127.0.0.1:$CONNECT_2_PORT"
+    ccurl() { curl "$@"; }
+    console_auth=()
+    kc=()
+fi
 
 # --- the broker from the host: its host-facing listener advertises localhost:$BROKER_PORT ---------
-meta=$(kcat -b "localhost:$BROKER_PORT" -L -m 10 2>&1) || fail "kcat -L: $meta"
+meta=$(kcat -b "localhost:$BROKER_PORT" "${kc[@]}" -L -m 10 2>&1) || fail "kcat -L: $meta"
 grep -q "at localhost:$BROKER_PORT" <<<"$meta" || fail "the broker does not advertise localhost:$BROKER_PORT to the host: $meta"
-printf 'smoke-%s\n' "$$" | kcat -b "localhost:$BROKER_PORT" -P -t compose-smoke -m 10 || fail "kcat could not produce from the host"
-got=$(kcat -b "localhost:$BROKER_PORT" -C -t compose-smoke -o beginning -e -c 1 -m 10 2>/dev/null) || true
+printf 'smoke-%s\n' "$$" | kcat -b "localhost:$BROKER_PORT" "${kc[@]}" -P -t compose-smoke -m 10 || fail "kcat could not produce from the host"
+got=$(kcat -b "localhost:$BROKER_PORT" "${kc[@]}" -C -t compose-smoke -o beginning -e -c 1 -m 10 2>/dev/null) || true
 [[ "$got" == "smoke-$$" ]] || fail "consumed [$got] from the host, want [smoke-$$]"
 log "host Kafka client (kcat) produced and consumed through localhost:$BROKER_PORT"
+if [[ $secure == 1 ]]; then
+    # Refused: PLAINTEXT against the SASL_SSL port, a wrong password, a user without the ACL.
+    if out=$(kcat -b "localhost:$BROKER_PORT" -L -m 8 2>&1) && grep -q "topic \"" <<<"$out"; then
+        fail "a PLAINTEXT client read metadata from the SASL_SSL port: $out"
+    fi
+    bad=(-X security.protocol=SASL_SSL -X sasl.mechanisms=SCRAM-SHA-512 -X sasl.username=admin
+         -X sasl.password=not-the-password -X "ssl.ca.location=$ca")
+    out=$(kcat -b "localhost:$BROKER_PORT" "${bad[@]}" -L -m 8 2>&1) && fail "a wrong password was accepted: $out"
+    grep -qi "authentication" <<<"$out" || fail "a wrong password did not fail with an authentication error: $out"
+    console_pw=$(sed -n 's/^KAFKA_SASL_PASSWORD=//p' "$secure_dir/console.env")
+    as_console=(-X security.protocol=SASL_SSL -X sasl.mechanisms=SCRAM-SHA-512 -X sasl.username=console
+                -X "sasl.password=$console_pw" -X "ssl.ca.location=$ca")
+    out=$(printf 'forged\n' | kcat -b "localhost:$BROKER_PORT" "${as_console[@]}" -P -t orders -m 10 2>&1) \
+        && fail "console (no WRITE ACL) produced to orders: $out"
+    grep -qi "authoriz" <<<"$out" || fail "console producing to orders did not fail with an authorization error: $out"
+    log "refused: PLAINTEXT on the SASL_SSL port, a wrong password, console writing to orders (no ACL)"
+    code=$(curl -sS -o /dev/null -w '%{http_code}' --cacert "$ca" "$connect/connectors")
+    [[ "$code" == 401 ]] || fail "Connect REST without credentials answered $code, want 401"
+    code=$(curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$CONSOLE_PORT/topics")
+    [[ "$code" == 401 ]] || fail "the console without credentials answered $code, want 401"
+    log "refused: Connect REST (HTTPS) and the console without credentials (401)"
+fi
 
 # --- connectors ------------------------------------------------------------------------------
 # Two workers of one group: once the second has joined, every task runs on one of them and both
@@ -143,28 +203,28 @@ tasks_running() { python3 -c 'import json,sys; s=json.load(sys.stdin)
 print("yes" if s["connector"]["state"]=="RUNNING" and s["tasks"] and all(t["state"]=="RUNNING" for t in s["tasks"]) else "no")'; }
 deadline=$((SECONDS + 90))
 for c in orders-sink my-source-connect my-sink-connect; do
-    until [[ "$(curl -fsS "$connect2/connectors/$c/status" 2>/dev/null | tasks_running)" == yes ]]; do
-        ((SECONDS < deadline)) || fail "connector $c not RUNNING with all tasks on the group within 90 s: $(curl -sS "$connect2/connectors/$c/status")"
+    until [[ "$(ccurl -fsS "$connect2/connectors/$c/status" 2>/dev/null | tasks_running)" == yes ]]; do
+        ((SECONDS < deadline)) || fail "connector $c not RUNNING with all tasks on the group within 90 s: $(ccurl -sS "$connect2/connectors/$c/status")"
         sleep 1
     done
-    a=$(curl -fsS "$connect/connectors/$c/status" | json tasks) || fail "connector $c missing on connect-worker"
-    b=$(curl -fsS "$connect2/connectors/$c/status" | json tasks) || fail "connector $c missing on connect-worker-2"
+    a=$(ccurl -fsS "$connect/connectors/$c/status" | json tasks) || fail "connector $c missing on connect-worker"
+    b=$(ccurl -fsS "$connect2/connectors/$c/status" | json tasks) || fail "connector $c missing on connect-worker-2"
     [[ "$a" == "$b" ]] || fail "the workers disagree on $c: [$a] vs [$b]"
 done
 log "connectors orders-sink, my-source-connect, my-sink-connect: RUNNING, the same seen from both workers"
 # They reached MariaDB with the password from ${env:MARIADB_ROOT_PASSWORD}; the worker shows and
 # stores the placeholder, never the password.
 for path in config tasks; do
-    shown=$(curl -fsS "$connect/connectors/orders-sink/$path") || fail "GET orders-sink/$path"
+    shown=$(ccurl -fsS "$connect/connectors/orders-sink/$path") || fail "GET orders-sink/$path"
     grep -qF '${env:MARIADB_ROOT_PASSWORD}' <<<"$shown" || fail "orders-sink/$path lost the placeholder: $shown"
     ! grep -qF "$MARIADB_ROOT_PASSWORD" <<<"$shown" || fail "orders-sink/$path shows the password"
 done
 log "connector configs keep \${env:MARIADB_ROOT_PASSWORD}; the password is resolved, not stored"
 # The stack allows no file access: the issue's own attack (/etc/passwd into a topic) is a 400.
-code=$(curl -sS -o "$body" -w '%{http_code}' -XPOST "$connect/connectors" -H 'content-type: application/json' \
+code=$(ccurl -sS -o "$body" -w '%{http_code}' -XPOST "$connect/connectors" -H 'content-type: application/json' \
     -d '{"name":"leak","config":{"connector.class":"FileStreamSource","file":"/etc/passwd","topic":"leak","tasks.max":"1"}}')
 [[ "$code" == 400 ]] && grep -qF -- '--allowed-paths' "$body" || fail "FileStreamSource on /etc/passwd: HTTP $code $(cat "$body")"
-curl -fsS "$connect/connectors/leak" >/dev/null 2>&1 && fail "connector leak was created"
+ccurl -fsS "$connect/connectors/leak" >/dev/null 2>&1 && fail "connector leak was created"
 log "a FileStreamSource on /etc/passwd is refused (400, no allowed paths)"
 
 # --- a user ----------------------------------------------------------------------------------
@@ -231,11 +291,19 @@ until [[ "$(promql 'kafka_server_brokertopicmetrics_messagesin_total{topic="orde
     sleep 1
 done
 log "Prometheus scrapes the broker: 6 records in on orders"
+if [[ $secure == 1 ]]; then
+    deadline=$((SECONDS + 60))
+    until [[ "$(promql 'up{job="connect-worker"}' 2>/dev/null)" == 1 ]]; do
+        ((SECONDS < deadline)) || fail "Prometheus does not scrape the Connect worker over HTTPS with basic auth within 60 s"
+        sleep 1
+    done
+    log "Prometheus scrapes the Connect worker over HTTPS with basic auth"
+fi
 
 # --- the web console: the orders topic, its group and the connectors, as pages --------------------
 console="http://127.0.0.1:$CONSOLE_PORT"
-curl -fsS "$console/topics" | grep -q 'href="/topics/orders"' || fail "the console ($console) does not list the orders topic"
-curl -fsS "$console/connectors" | grep -q 'href="/connectors/orders-sink"' || fail "the console does not list orders-sink"
+curl -fsS "${console_auth[@]}" "$console/topics" | grep -q 'href="/topics/orders"' || fail "the console ($console) does not list the orders topic"
+curl -fsS "${console_auth[@]}" "$console/connectors" | grep -q 'href="/connectors/orders-sink"' || fail "the console does not list orders-sink"
 log "the console lists the orders topic and the connectors"
 
 # --- Connect failover in containers: one worker cut off from the network, then the other killed --
@@ -244,7 +312,7 @@ log "the console lists the orders topic and the connectors"
 # heartbeats, broker and database connections all stall) and while the other one is killed
 # (SIGKILL). Orders and users are written during each outage; the survivor must take over every
 # task and MariaDB must end with each row once. COMPOSE_FAILOVER=0 leaves this part out.
-if [[ "${COMPOSE_FAILOVER:-1}" != 0 ]]; then
+if [[ "${COMPOSE_FAILOVER:-1}" != 0 && $secure != 1 ]]; then
     network=$(docker inspect --format '{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}' "$(cid connect-worker)" | awk '{print $1}')
     [[ -n "$network" ]] || fail "cannot tell the stack's network"
     declare -A rest_port=([connect-worker]=8083 [connect-worker-2]=8084)

@@ -2,8 +2,9 @@
 # The project's test command: ./scripts/test.sh
 #
 # Prepares the Python venv used by the broker's client-compatibility tests, runs the whole
-# workspace test suite with a single `cargo test` invocation, then the compose smoke test
-# (scripts/compose-smoke.sh; COMPOSE_SMOKE=0 leaves it out). Exits non-zero if either fails.
+# workspace test suite with a single `cargo test` invocation, then the compose smoke tests of the
+# plain and the secure stack (scripts/compose-smoke.sh; COMPOSE_SMOKE=0 leaves them out). Exits
+# non-zero if any fails.
 # Extra arguments are passed to the test binaries, e.g. `./scripts/test.sh kcat` to filter.
 # System prerequisites (cmake, g++, kcat, docker-compose, ...) are installed by .ci/run.
 set -euo pipefail
@@ -44,22 +45,39 @@ read -r passed failed < <(awk '/^test result:/ {
         for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i }
     } END { print p + 0, f + 0 }' "$cargo_log")
 
-# Then the compose smoke test (builds the image, brings docker-compose.yml up, checks the
-# tutorial's flow across both order-service instances and MariaDB, tears it down). It runs even
-# when cargo test failed, so both results are reported. COMPOSE_SMOKE=0 leaves it out.
+# Then the compose smoke tests (build the image, bring docker-compose.yml up, check the
+# tutorial's flow across both order-service instances and MariaDB and Connect failover, tear it
+# down; then the same flow on the secure stack, docker-compose.secure.yml: SASL_SSL, ACLs,
+# Connect REST over HTTPS with basic auth). They run even when cargo test failed, so every
+# result is reported. COMPOSE_SMOKE=0 leaves both out.
+smoke_passed=0
+smoke_failed=0
+smoke_result="not run (COMPOSE_SMOKE=0)"
 smoke_status=0
 if [[ "${COMPOSE_SMOKE:-1}" != 0 ]]; then
-    echo "==> compose smoke test (scripts/compose-smoke.sh)" >&2
-    ./scripts/compose-smoke.sh || smoke_status=$?
-    smoke_result=$([[ $smoke_status == 0 ]] && echo ok || echo "FAILED (exit $smoke_status)")
-else
-    smoke_result="not run (COMPOSE_SMOKE=0)"
+    smoke_result=
+    for mode in plain secure; do
+        echo "==> compose smoke test, $mode stack (scripts/compose-smoke.sh)" >&2
+        status=0
+        if [[ $mode == secure ]]; then
+            COMPOSE_SECURE=1 ./scripts/compose-smoke.sh || status=$?
+        else
+            ./scripts/compose-smoke.sh || status=$?
+        fi
+        if ((status == 0)); then
+            smoke_passed=$((smoke_passed + 1))
+            smoke_result+="$mode ok; "
+        else
+            smoke_failed=$((smoke_failed + 1))
+            smoke_status=$status
+            smoke_result+="$mode FAILED (exit $status); "
+        fi
+    done
+    smoke_result=${smoke_result%; }
 fi
 
 echo "==> cargo test: $([[ $cargo_status == 0 ]] && echo ok || echo "FAILED (exit $cargo_status)"); compose smoke: $smoke_result" >&2
-# The closing line: every cargo test plus the compose smoke test as one more.
-smoke_passed=$([[ "${COMPOSE_SMOKE:-1}" != 0 && $smoke_status == 0 ]] && echo 1 || echo 0)
-smoke_failed=$([[ $smoke_status != 0 ]] && echo 1 || echo 0)
+# The closing line: every cargo test plus each compose smoke test as one more.
 echo "tests: $((passed + smoke_passed)) passed, $((failed + smoke_failed)) failed"
 if ((cargo_status != 0)); then exit "$cargo_status"; fi
 exit "$smoke_status"

@@ -1,7 +1,8 @@
 //! The REST API secured as Kafka Connect secures it: HTTPS with a certificate of a test CA and
 //! HTTP basic authentication against a `PropertyFileLoginModule` users file. Requests without
 //! credentials, with a wrong password or a malformed `Authorization` header get a 401 with
-//! `WWW-Authenticate` and Kafka Connect's JSON error; the right credentials get 200/201; plain
+//! `WWW-Authenticate` and Kafka Connect's JSON error; the right credentials get 200/201 (from
+//! reqwest, and from curl, which offers HTTP/2 first); plain
 //! HTTP on the TLS port is refused without disturbing the worker; and in a group of two such
 //! workers a write sent to the follower reaches the leader (forwarded over HTTPS, to the
 //! advertised `https://` URL, with the caller's credentials).
@@ -180,6 +181,20 @@ async fn https_with_basic_auth_refuses_bad_credentials_and_plain_http() -> anyho
     )
     .await?;
     assert_eq!((status, body), (200, json!(["allowed"])));
+
+    // curl, which offers HTTP/2 first over TLS (as browsers do), gets the same answer.
+    let out = tokio::process::Command::new("curl")
+        .args(["-sS", "--fail", "--cacert"])
+        .arg(&certs.ca)
+        .args(["-u", "admin:admin-secret", &url("/connectors")])
+        .output()
+        .await?;
+    assert!(
+        out.status.success(),
+        "curl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), r#"["allowed"]"#);
 
     // Plain HTTP on the TLS port: no answer, and the worker serves HTTPS as before.
     let plain = reqwest::Client::builder()

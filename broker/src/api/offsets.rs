@@ -168,28 +168,63 @@ fn unstable(broker: &Broker, require_stable: bool, group: &str, topic: &str, p: 
     require_stable && broker.txns.has_pending_offsets(group, topic, p)
 }
 
+/// One partition's answer to OffsetFetch: the committed offset (if any and if it may be told)
+/// and the partition's error code.
+struct Answer {
+    partition: i32,
+    committed: Option<Committed>,
+    error: i16,
+}
+
 pub fn fetch(
     broker: &Arc<Broker>,
     who: Requester<'_>,
     req: OffsetFetchRequest,
     version: i16,
 ) -> OffsetFetchResponse {
-    // READ on the group; topics the principal may not DESCRIBE are left out of the answer.
+    // As Kafka's KafkaApis: DESCRIBE on the group (READ implies it); a topic asked for by name
+    // that the principal may not DESCRIBE gets TOPIC_AUTHORIZATION_FAILED on each partition;
+    // when all topics are asked for, such topics are left out.
     let group_refused = |group: &str| {
         !broker
             .authorizer
-            .authorize(who, Operation::Read, &Resource::group(group))
-    };
-    let lookup = |broker: &Broker, group: &str, topics| {
-        let mut found = lookup(broker, group, topics);
-        found.retain(|(topic, _)| {
-            broker
-                .authorizer
-                .authorize(who, Operation::Describe, &Resource::topic(topic.as_str()))
-        });
-        found
+            .authorize(who, Operation::Describe, &Resource::group(group))
     };
     let require_stable = version >= 7 && req.require_stable;
+    let answers = |group: &str, topics: Wanted| -> Vec<(String, Vec<Answer>)> {
+        let all = topics.is_none();
+        lookup(broker, group, topics)
+            .into_iter()
+            .filter_map(|(topic, parts)| {
+                let described = broker.authorizer.authorize(
+                    who,
+                    Operation::Describe,
+                    &Resource::topic(topic.as_str()),
+                );
+                if !described && all {
+                    return None;
+                }
+                let parts = parts
+                    .into_iter()
+                    .map(|(partition, committed)| {
+                        let error = if !described {
+                            Some(ResponseError::TopicAuthorizationFailed)
+                        } else if unstable(broker, require_stable, group, &topic, partition) {
+                            Some(ResponseError::UnstableOffsetCommit)
+                        } else {
+                            None
+                        };
+                        Answer {
+                            partition,
+                            committed: committed.filter(|_| error.is_none()),
+                            error: error.map(code).unwrap_or(0),
+                        }
+                    })
+                    .collect();
+                Some((topic, parts))
+            })
+            .collect()
+    };
     if version >= 8 {
         let groups = req
             .groups
@@ -206,49 +241,35 @@ pub fn fetch(
                         .with_group_id(g.group_id)
                         .with_error_code(code(ResponseError::GroupAuthorizationFailed));
                 }
-                let found = lookup(broker, &group, topics);
+                let topics = answers(&group, topics)
+                    .into_iter()
+                    .map(|(topic, parts)| {
+                        OffsetFetchResponseTopics::default()
+                            .with_name(topic_name(topic))
+                            .with_partitions(
+                                parts
+                                    .into_iter()
+                                    .map(|a| {
+                                        let c = a.committed.unwrap_or(Committed {
+                                            offset: -1,
+                                            leader_epoch: -1,
+                                            metadata: String::new(),
+                                            commit_timestamp: -1,
+                                        });
+                                        OffsetFetchResponsePartitions::default()
+                                            .with_partition_index(a.partition)
+                                            .with_committed_offset(c.offset)
+                                            .with_committed_leader_epoch(c.leader_epoch)
+                                            .with_metadata(Some(str_bytes(c.metadata)))
+                                            .with_error_code(a.error)
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect();
                 OffsetFetchResponseGroup::default()
                     .with_group_id(g.group_id)
-                    .with_topics(
-                        found
-                            .into_iter()
-                            .map(|(topic, parts)| {
-                                let parts: Vec<_> = parts
-                                    .into_iter()
-                                    .map(|(p, c)| {
-                                        (p, c, unstable(broker, require_stable, &group, &topic, p))
-                                    })
-                                    .collect();
-                                OffsetFetchResponseTopics::default()
-                                    .with_name(topic_name(topic))
-                                    .with_partitions(
-                                        parts
-                                            .into_iter()
-                                            .map(|(p, c, unstable)| {
-                                                let c =
-                                                    c.filter(|_| !unstable).unwrap_or(Committed {
-                                                        offset: -1,
-                                                        leader_epoch: -1,
-                                                        metadata: String::new(),
-                                                        commit_timestamp: -1,
-                                                    });
-                                                let error = if unstable {
-                                                    code(ResponseError::UnstableOffsetCommit)
-                                                } else {
-                                                    0
-                                                };
-                                                OffsetFetchResponsePartitions::default()
-                                                    .with_partition_index(p)
-                                                    .with_committed_offset(c.offset)
-                                                    .with_committed_leader_epoch(c.leader_epoch)
-                                                    .with_metadata(Some(str_bytes(c.metadata)))
-                                                    .with_error_code(error)
-                                            })
-                                            .collect(),
-                                    )
-                            })
-                            .collect(),
-                    )
+                    .with_topics(topics)
             })
             .collect();
         return OffsetFetchResponse::default().with_groups(groups);
@@ -263,26 +284,22 @@ pub fn fetch(
         return OffsetFetchResponse::default()
             .with_error_code(code(ResponseError::GroupAuthorizationFailed));
     }
-    let found = lookup(broker, &group, topics);
     OffsetFetchResponse::default().with_topics(
-        found
+        answers(&group, topics)
             .into_iter()
             .map(|(topic, parts)| {
                 OffsetFetchResponseTopic::default()
-                    .with_name(topic_name(topic.clone()))
+                    .with_name(topic_name(topic))
                     .with_partitions(
                         parts
                             .into_iter()
-                            .map(|(p, c)| {
+                            .map(|a| {
                                 let mut out = OffsetFetchResponsePartition::default()
-                                    .with_partition_index(p)
+                                    .with_partition_index(a.partition)
                                     .with_committed_offset(-1)
-                                    .with_metadata(Some(str_bytes("")));
-                                if unstable(broker, require_stable, &group, &topic, p) {
-                                    out.error_code = code(ResponseError::UnstableOffsetCommit);
-                                    return out;
-                                }
-                                if let Some(c) = c {
+                                    .with_metadata(Some(str_bytes("")))
+                                    .with_error_code(a.error);
+                                if let Some(c) = a.committed {
                                     out.committed_offset = c.offset;
                                     if version >= 5 {
                                         out.committed_leader_epoch = c.leader_epoch;

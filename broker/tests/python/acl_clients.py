@@ -13,6 +13,8 @@ setup:
 3. admin grants alice READ on topics prefixed PREFIX-orders- and READ on group PREFIX-g:
    alice consumes both orders topics in group PREFIX-g (6 records), sees only them in Metadata,
    cannot read PREFIX-secret, and cannot use group PREFIX-other (GROUP_AUTHORIZATION_FAILED);
+   an offset of PREFIX-secret committed into PREFIX-g by admin is TOPIC_AUTHORIZATION_FAILED
+   when alice asks for it by name, and left out of her list of all the group's offsets;
 4. a DENY READ on PREFIX-orders-b beats the prefixed ALLOW;
 5. alice's transactional producer without WRITE on its transactional id is refused;
 6. describe_acls lists what was created; delete_acls removes a temporary ACL; alice may not
@@ -157,6 +159,33 @@ def check_alice(bootstrap, prefix):
         fail(f"alice sees {seen} in Metadata")
 
 
+def check_offsets(bootstrap, prefix):
+    """OffsetFetch as Kafka answers it: admin commits an offset of PREFIX-secret into group
+    PREFIX-g too; alice, asking for it by name, gets TOPIC_AUTHORIZATION_FAILED on that
+    partition (and her own topic's offset), and the admin API's list of all the group's offsets
+    leaves PREFIX-secret out for her."""
+    a_topic, secret, group = f"{prefix}-orders-a", f"{prefix}-secret", f"{prefix}-g"
+    c = Consumer({**auth(bootstrap, "admin"), "group.id": group, "enable.auto.commit": False})
+    c.commit(offsets=[TopicPartition(secret, 0, 2)], asynchronous=False)
+    c.close()
+    c = Consumer({**auth(bootstrap, "alice"), "group.id": group, "enable.auto.commit": False})
+    asked = c.committed([TopicPartition(a_topic, 0), TopicPartition(secret, 0)], timeout=TIMEOUT_S)
+    c.close()
+    mine, theirs = asked
+    if mine.error is not None or mine.offset != 3:
+        fail(f"alice's committed offset of {a_topic}: {mine.offset} {mine.error}, want 3")
+    if theirs.error is None or theirs.error.code() != KafkaError.TOPIC_AUTHORIZATION_FAILED:
+        fail(f"alice fetched the offset of {secret}: {theirs.offset} {theirs.error}")
+    from confluent_kafka import ConsumerGroupTopicPartitions
+
+    admin = AdminClient(auth(bootstrap, "alice"))
+    listed = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])
+    parts = listed[group].result().topic_partitions
+    topics = sorted({tp.topic for tp in parts})
+    if secret in topics or a_topic not in topics:
+        fail(f"alice's list of {group}'s offsets: {topics}")
+
+
 def setup(bootstrap, prefix):
     a_topic, b_topic, secret = f"{prefix}-orders-a", f"{prefix}-orders-b", f"{prefix}-secret"
     admin = AdminClient(auth(bootstrap, "admin"))
@@ -208,6 +237,7 @@ def setup(bootstrap, prefix):
     got, errors = subscribe_read(bootstrap, "alice", [a_topic], f"{prefix}-other", 3)
     if got or KafkaError.GROUP_AUTHORIZATION_FAILED not in errors:
         fail(f"alice used group {prefix}-other without an ACL: {got} {errors}")
+    check_offsets(bootstrap, prefix)
     print("OK prefix-and-group", flush=True)
 
     create_acls(admin, [

@@ -159,7 +159,9 @@ impl RestTls {
         let mut config = builder
             .with_single_cert(certs(&self.certificate, "certificate")?, self.key()?)
             .map_err(|e| TlsError::Rustls(e.to_string()))?;
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        // HTTP/1.1 only: the server speaks no HTTP/2 (axum without `http2`), so offering h2 would
+        // make clients that prefer it (curl, browsers) fail mid-stream.
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }
 }
