@@ -19,42 +19,17 @@ import time
 import traceback
 
 MECHANISMS = ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
-TIMEOUT_S = 30
+from secure_roundtrip import TIMEOUT_S, confluent_roundtrip, fail
 
 
-def fail(msg):
-    print(f"FAIL: {msg}", file=sys.stderr, flush=True)
-    sys.exit(1)
-
-
-def confluent_roundtrip(bootstrap, topic, mechanism):
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
-
-    auth = {
+def sasl_conf(bootstrap, mechanism):
+    return {
         "bootstrap.servers": bootstrap,
         "security.protocol": "SASL_PLAINTEXT",
         "sasl.mechanisms": mechanism,
         "sasl.username": "alice",
         "sasl.password": "alice-secret",
     }
-    errors = []
-    p = Producer({**auth, "acks": "all", "error_cb": errors.append})
-    values = [f"{mechanism}-{i}".encode() for i in range(5)]
-    for v in values:
-        p.produce(topic, v)
-    if p.flush(TIMEOUT_S) != 0:
-        fail(f"confluent {mechanism}: messages not delivered: {errors}")
-    c = Consumer({**auth, "group.id": f"g-{topic}", "enable.auto.commit": False})
-    c.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
-    got = []
-    deadline = time.monotonic() + TIMEOUT_S
-    while len(got) < len(values) and time.monotonic() < deadline:
-        m = c.poll(1.0)
-        if m is not None and m.error() is None:
-            got.append(m.value())
-    c.close()
-    if got != values:
-        fail(f"confluent {mechanism}: read {got}, want {values}")
 
 
 def confluent_refused(bootstrap, mechanism, user, password):
@@ -134,7 +109,7 @@ def main():
     passed = 0
     for mechanism in MECHANISMS:
         slug = mechanism.lower().replace("-", "")
-        confluent_roundtrip(bootstrap, f"{prefix}-confluent-{slug}", mechanism)
+        confluent_roundtrip(sasl_conf(bootstrap, mechanism), f"{prefix}-confluent-{slug}", mechanism)
         kafka_python_roundtrip(bootstrap, f"{prefix}-kp-{slug}", mechanism)
         passed += 2
     # Each refusal costs the client's own timeout (5 s): a wrong password and an unknown user
