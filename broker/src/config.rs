@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
+use crate::security::SecurityProtocol;
+
 /// When an acknowledged write reaches stable storage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum FlushPolicy {
@@ -45,9 +47,11 @@ fn parse_super_users(spec: &str) -> Result<SuperUsers, String> {
 /// Flags of the broker server.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
-    /// Address to listen on for Kafka clients.
+    /// Address to listen on for Kafka clients, `[PROTOCOL://]ADDR`: PROTOCOL as for
+    /// `--extra-listener` (default `PLAINTEXT`), so a broker may serve only SASL_SSL, as Kafka's
+    /// `listeners=SASL_SSL://:9093` does.
     #[arg(long, env = "BROKER_LISTEN", default_value = "0.0.0.0:9092")]
-    pub listen: SocketAddr,
+    pub listen: ListenAddr,
 
     /// HOST:PORT that Metadata hands to clients. Defaults to the bound listen address, with
     /// 0.0.0.0 replaced by 127.0.0.1.
@@ -273,7 +277,10 @@ impl Config {
     /// are not read, so tests are not steered by the environment.
     pub fn for_data_dir(data_dir: impl Into<PathBuf>) -> Self {
         Config {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            listen: ListenAddr {
+                protocol: SecurityProtocol::Plaintext,
+                addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            },
             advertised_listener: None,
             extra_listener: None,
             sasl_users_file: None,
@@ -312,6 +319,35 @@ impl Config {
     }
 }
 
+/// `--listen`: a socket address with the security protocol of the listener bound to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenAddr {
+    pub protocol: SecurityProtocol,
+    pub addr: SocketAddr,
+}
+
+impl std::str::FromStr for ListenAddr {
+    type Err = String;
+
+    /// `[PROTOCOL://]HOST:PORT` with an IP address for the host.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (protocol, addr) = match s.trim().split_once("://") {
+            Some((protocol, addr)) => (protocol.parse::<SecurityProtocol>()?, addr),
+            None => (SecurityProtocol::Plaintext, s.trim()),
+        };
+        let addr = addr.parse().map_err(|_| {
+            format!("{addr:?} is not an IP address with a port (e.g. 0.0.0.0:9092)")
+        })?;
+        Ok(ListenAddr { protocol, addr })
+    }
+}
+
+impl std::fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}://{}", self.protocol, self.addr)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;
@@ -322,6 +358,19 @@ mod tests {
     struct Flags {
         #[command(flatten)]
         config: Config,
+    }
+
+    #[test]
+    fn listen_takes_an_optional_protocol() {
+        let plain: ListenAddr = "0.0.0.0:9092".parse().expect("plain");
+        assert_eq!(plain.protocol, SecurityProtocol::Plaintext);
+        assert_eq!(plain.to_string(), "PLAINTEXT://0.0.0.0:9092");
+        let secure: ListenAddr = "sasl_ssl://127.0.0.1:9093".parse().expect("secure");
+        assert_eq!(secure.protocol, SecurityProtocol::SaslSsl);
+        assert_eq!(secure.addr, SocketAddr::from(([127, 0, 0, 1], 9093)));
+        for bad in ["", "9092", "localhost:9092", "TLS://0.0.0.0:9092", "SSL://"] {
+            assert!(bad.parse::<ListenAddr>().is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -157,7 +157,8 @@ pub async fn run_with_extra_listeners(
 
 /// Everything the broker serves on, bound by the caller (tests bind port 0).
 pub struct Listeners {
-    /// Kafka clients (PLAINTEXT), told the configured (or bound) advertised address.
+    /// Kafka clients, told the configured (or bound) advertised address; its security protocol
+    /// is `--listen`'s (PLAINTEXT unless it says otherwise).
     pub kafka: TcpListener,
     /// Further Kafka listeners, each with its security protocol and the address its clients are
     /// told.
@@ -221,13 +222,16 @@ pub async fn run_with(
         extra,
         http: http_listener,
     } = listeners;
-    let any_sasl = extra.iter().any(|l| l.protocol.is_sasl());
+    // `--listen`'s protocol applies to the main listener, whoever bound it.
+    let main_protocol = config.listen.protocol;
+    let protocols = || std::iter::once(main_protocol).chain(extra.iter().map(|l| l.protocol));
+    let any_sasl = protocols().any(|p| p.is_sasl());
     let users = match (&config.sasl_users_file, any_sasl) {
         (_, false) => None,
         (None, true) => return Err(StartError::NoSaslUsers),
         (Some(path), true) => Some(security::users::Users::load(path)?),
     };
-    let tls = if extra.iter().any(|l| l.protocol.is_tls()) {
+    let tls = if protocols().any(|p| p.is_tls()) {
         Some(tls_acceptor(&config)?)
     } else {
         None
@@ -253,10 +257,7 @@ pub async fn run_with(
         }
         None => None,
     };
-    if extra
-        .iter()
-        .any(|l| l.protocol != security::SecurityProtocol::Plaintext)
-    {
+    if protocols().any(|p| p != security::SecurityProtocol::Plaintext) {
         broker.authorizer.secure();
     }
     tracing::info!(
@@ -272,11 +273,17 @@ pub async fn run_with(
     let group_timers = tokio::spawn(run_group_timers(broker.clone(), stop.clone()));
     let txn_timers = tokio::spawn(abort_timed_out_transactions(broker.clone(), stop.clone()));
     let primary = Arc::new(broker.advertised.clone());
+    let main_security = server::Security {
+        protocol: main_protocol,
+        sasl: users.clone().filter(|_| main_protocol.is_sasl()),
+        tls: tls.clone().filter(|_| main_protocol.is_tls()),
+        handshake_timeout,
+    };
     let mut servers = vec![tokio::spawn(server::serve(
         broker.clone(),
         listener,
         primary,
-        server::Security::plaintext(),
+        main_security,
         limits.clone(),
         stop.clone(),
     ))];

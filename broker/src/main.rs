@@ -44,7 +44,7 @@ async fn main() -> anyhow::Result<ExitCode> {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .init();
-    let listener = tokio::net::TcpListener::bind(cli.config.listen)
+    let listener = tokio::net::TcpListener::bind(cli.config.listen.addr)
         .await
         .with_context(|| format!("could not listen on {}", cli.config.listen))?;
     let mut extra = Vec::new();

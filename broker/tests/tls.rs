@@ -406,3 +406,82 @@ fn broker_cli_over_sasl_ssl_and_ssl_with_command_config() -> anyhow::Result<()> 
     assert!(stderr.contains("TLS handshake failed"), "{stderr}");
     Ok(())
 }
+
+/// `--listen SASL_SSL://...`: the broker's only Kafka listener authenticates, as Kafka's
+/// `listeners=SASL_SSL://:9093`; kcat produces and consumes over it as alice, and a PLAINTEXT
+/// client gets nothing.
+#[test]
+fn the_main_listener_can_be_sasl_ssl() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let certs = make_certs(dir.path())?;
+    let users = dir.path().join("users.txt");
+    std::fs::write(&users, "alice=alice-secret\n")?;
+    let port = free_port()?;
+    let listen = format!("SASL_SSL://127.0.0.1:{port}");
+    let advertised = format!("localhost:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_broker"))
+        .args(["--listen", &listen, "--advertised-listener", &advertised])
+        .args(["--http-listen", "off", "--allow-everyone-if-no-acl-found"])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--sasl-users-file")
+        .arg(&users)
+        .arg("--ssl-certificate-location")
+        .arg(certs.join("broker.pem"))
+        .arg("--ssl-key-location")
+        .arg(certs.join("broker.key"))
+        .env_remove("BROKER_LISTEN")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let result = (|| -> anyhow::Result<()> {
+        let ca = format!("ssl.ca.location={}", path(&certs.join("ca.pem")));
+        let args = [
+            "-b",
+            advertised.as_str(),
+            "-X",
+            "security.protocol=SASL_SSL",
+            "-X",
+            &ca,
+            "-X",
+            "sasl.mechanisms=SCRAM-SHA-256",
+            "-X",
+            "sasl.username=alice",
+            "-X",
+            "sasl.password=alice-secret",
+        ];
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let mut list = args.to_vec();
+        list.extend(["-L", "-m", "5"]);
+        while !kcat(&list, None).status.success() {
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "no SASL_SSL metadata from {listen}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let topic = unique_topic("main-sasl-ssl");
+        let mut produce = args.to_vec();
+        produce.extend(["-t", &topic, "-P", "-X", "acks=all"]);
+        let out = kcat(&produce, Some("one\ntwo\n"));
+        anyhow::ensure!(
+            out.status.success(),
+            "produce: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut consume = args.to_vec();
+        consume.extend(["-t", &topic, "-C", "-o", "beginning", "-e", "-q"]);
+        let out = kcat(&consume, None);
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "one\ntwo\n");
+        let plain = kcat(&["-b", &advertised, "-L", "-m", "5"], None);
+        let text = String::from_utf8_lossy(&plain.stdout);
+        assert!(
+            !text.contains(&topic),
+            "a PLAINTEXT client read metadata: {text}"
+        );
+        Ok(())
+    })();
+    let _ = child.kill();
+    let _ = child.wait();
+    result
+}

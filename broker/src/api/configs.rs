@@ -264,11 +264,7 @@ fn broker_configs(broker: &Broker) -> Vec<(&'static str, String, ConfigType)> {
     vec![
         ("broker.id", c.node_id.to_string(), ConfigType::Int),
         ("node.id", c.node_id.to_string(), ConfigType::Int),
-        (
-            "listeners",
-            format!("PLAINTEXT://{}", c.listen),
-            ConfigType::List,
-        ),
+        ("listeners", c.listen.to_string(), ConfigType::List),
         (
             "advertised.listeners",
             format!(
