@@ -12,6 +12,8 @@
 #   BENCH_RECORDS [200000]  BENCH_TXN_RECORDS_PER_TXN [100]  BENCH_TXN_ROUNDS [3]
 #   BENCH_TXN_PRODUCERS [1] (a list, e.g. "1 4")  BENCH_LINGER_MS [0]  BENCH_PORT [19500]
 #   BENCH_BROKER_ARGS []  BENCH_SKIP_BUILD [0]
+#   BENCH_TXN_CLIENT [rdkafka]: `confluent` runs bench/scripts/txn_produce.py instead (confluent-
+#   kafka with its own librdkafka, one producer, $DATASYNC_PYTHON or python3; no p99)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -53,6 +55,12 @@ for round in $(seq "$rounds"); do
             grep -q "listening on" "$work/broker.log" 2>/dev/null && break
             sleep 0.05
         done
+        if [[ "${BENCH_TXN_CLIENT:-rdkafka}" == confluent ]]; then
+            echo "$round producers 1 $("${DATASYNC_PYTHON:-python3}" bench/scripts/txn_produce.py \
+                "127.0.0.1:$port" t "$mode" "$records" "$per_txn")"
+            stop_broker
+            continue
+        fi
         extra=(--idempotence true --producers "$producers")
         if [[ "$mode" == transactional ]]; then
             extra+=(--transaction-records "$per_txn")
