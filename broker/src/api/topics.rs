@@ -102,7 +102,14 @@ pub async fn create(
                 if version >= 5 {
                     result.num_partitions = partitions;
                     result.replication_factor = 1;
-                    result.configs = Some(describe_for_create(broker, &configs));
+                    // As Kafka: the configs only for a principal that may DESCRIBE_CONFIGS the
+                    // topic; anyone else learns why they are missing.
+                    if refused(broker, who, Operation::DescribeConfigs, &name) {
+                        result.topic_config_error_code =
+                            code(ResponseError::TopicAuthorizationFailed);
+                    } else {
+                        result.configs = Some(describe_for_create(broker, &configs));
+                    }
                 }
                 if let Some(id) = id {
                     result.topic_id = id;
@@ -265,4 +272,80 @@ pub async fn create_partitions(
         results.push(result);
     }
     CreatePartitionsResponse::default().with_results(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::create_topics_request::CreatableTopic;
+    use kafka_protocol::messages::TopicName;
+
+    use super::*;
+    use crate::authorizer::{AclBinding, PatternType, Permission, ResourceType};
+    use crate::broker::Advertised;
+    use crate::config::Config;
+    use crate::security::principal::KafkaPrincipal;
+
+    fn allow(topic: &str, operation: Operation) -> AclBinding {
+        AclBinding {
+            resource_type: ResourceType::Topic,
+            resource_name: topic.into(),
+            pattern_type: PatternType::Literal,
+            principal: "User:alice".into(),
+            host: "*".into(),
+            operation,
+            permission: Permission::Allow,
+        }
+    }
+
+    /// CreateTopics v5+ tells the created topic's configs only to a principal allowed to
+    /// DESCRIBE_CONFIGS it; others get TOPIC_AUTHORIZATION_FAILED as its config error, as Kafka.
+    #[tokio::test]
+    async fn created_topics_configs_need_describe_configs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let advertised = Advertised {
+            host: "127.0.0.1".into(),
+            port: 9092,
+        };
+        let broker = Arc::new(
+            Broker::open(Config::for_data_dir(dir.path()), advertised)
+                .await
+                .expect("open"),
+        );
+        broker
+            .authorizer
+            .add(vec![
+                allow("blind", Operation::Create),
+                allow("seeing", Operation::Create),
+                allow("seeing", Operation::DescribeConfigs),
+            ])
+            .await
+            .expect("acls");
+        let alice = KafkaPrincipal::user("alice");
+        let who = Requester {
+            principal: &alice,
+            host: "127.0.0.1".parse().expect("ip"),
+        };
+        let req = CreateTopicsRequest::default().with_topics(
+            ["blind", "seeing"]
+                .into_iter()
+                .map(|t| {
+                    CreatableTopic::default()
+                        .with_name(TopicName(str_bytes(t.to_string())))
+                        .with_num_partitions(1)
+                        .with_replication_factor(1)
+                })
+                .collect(),
+        );
+        let resp = create(&broker, who, req, 7).await;
+        let (blind, seeing) = (&resp.topics[0], &resp.topics[1]);
+        assert_eq!((blind.error_code, seeing.error_code), (0, 0));
+        assert_eq!(
+            blind.topic_config_error_code,
+            code(ResponseError::TopicAuthorizationFailed)
+        );
+        assert!(blind.configs.as_ref().is_none_or(|c| c.is_empty()));
+        assert_eq!(blind.num_partitions, 1);
+        assert_eq!(seeing.topic_config_error_code, 0);
+        assert!(seeing.configs.as_ref().is_some_and(|c| !c.is_empty()));
+    }
 }
