@@ -280,7 +280,10 @@ done
 log "the users source/sink connectors copied the user into my_topic_users"
 
 # --- metrics: the broker's /metrics, scraped by the stack's Prometheus ----------------------------
-curl -fsS "http://127.0.0.1:$BROKER_HTTP_PORT/metrics" | grep -q '^kafka_server_brokertopicmetrics_messagesin_total{topic="orders"}' \
+# Whole pages are fetched first: `curl | grep -q` fails under pipefail when grep stops reading
+# early and curl cannot write the rest (curl: (23)).
+page() { curl -fsS "$@" 2>&1 || true; }
+grep -q '^kafka_server_brokertopicmetrics_messagesin_total{topic="orders"}' <<<"$(page "http://127.0.0.1:$BROKER_HTTP_PORT/metrics")" \
     || fail "the broker's /metrics has no messages-in count for orders"
 prom="http://127.0.0.1:$PROMETHEUS_PORT"
 promql() { curl -fsS -G "$prom/api/v1/query" --data-urlencode "query=$1" \
@@ -302,8 +305,8 @@ fi
 
 # --- the web console: the orders topic, its group and the connectors, as pages --------------------
 console="http://127.0.0.1:$CONSOLE_PORT"
-curl -fsS "${console_auth[@]}" "$console/topics" | grep -q 'href="/topics/orders"' || fail "the console ($console) does not list the orders topic"
-curl -fsS "${console_auth[@]}" "$console/connectors" | grep -q 'href="/connectors/orders-sink"' || fail "the console does not list orders-sink"
+grep -q 'href="/topics/orders"' <<<"$(page "${console_auth[@]}" "$console/topics")" || fail "the console ($console) does not list the orders topic"
+grep -q 'href="/connectors/orders-sink"' <<<"$(page "${console_auth[@]}" "$console/connectors")" || fail "the console does not list orders-sink"
 log "the console lists the orders topic and the connectors"
 
 # --- Connect failover in containers: one worker cut off from the network, then the other killed --

@@ -130,6 +130,14 @@ impl<X: ServiceError> IntoResponse for ApiError<X> {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
         }
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            // The rest of the oversized body stays unread, so the server closes the connection
+            // after this answer; saying so keeps a client from sending its next request on it.
+            response.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+        }
         if let ApiError::Service(e) = &self {
             e.add_headers(response.headers_mut());
         }

@@ -162,7 +162,16 @@ async fn json_errors(req: Request, next: Next) -> Response {
     } else {
         text
     };
-    error(status, &message)
+    let mut response = error(status, &message);
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        // The unread rest of the body makes the server close the connection after this answer;
+        // saying so keeps a client from sending its next request on it.
+        response.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+    }
+    response
 }
 
 async fn root() -> Json<serde_json::Value> {
