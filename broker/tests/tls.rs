@@ -130,6 +130,34 @@ fn kcat(args: &[&str], input: Option<&str>) -> std::process::Output {
     child.wait_with_output().expect("kcat output")
 }
 
+/// kcat with `args` (broker and security settings) produces "one", "two" (acks=all) to a new
+/// topic named after `label` and reads exactly them back from the beginning; the topic.
+fn kcat_round_trip(args: &[&str], label: &str) -> anyhow::Result<String> {
+    let topic = unique_topic(&format!("kcat-{label}"));
+    let mut produce = args.to_vec();
+    produce.extend(["-t", &topic, "-P", "-X", "acks=all"]);
+    let out = kcat(&produce, Some("one\ntwo\n"));
+    anyhow::ensure!(
+        out.status.success(),
+        "{label} produce: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut consume = args.to_vec();
+    consume.extend(["-t", &topic, "-C", "-o", "beginning", "-e", "-q"]);
+    let out = kcat(&consume, None);
+    anyhow::ensure!(
+        out.status.success(),
+        "{label} consume: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    anyhow::ensure!(
+        String::from_utf8_lossy(&out.stdout) == "one\ntwo\n",
+        "{label} read {:?}, want \"one\\ntwo\\n\"",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    Ok(topic)
+}
+
 #[test]
 fn kcat_over_ssl_with_a_client_certificate_and_over_sasl_ssl_with_scram() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
@@ -171,29 +199,7 @@ fn kcat_over_ssl_with_a_client_certificate_and_over_sasl_ssl_with_scram() -> any
         "sasl.password=alice-secret",
     ];
     for (label, args) in [("ssl", &ssl_args[..]), ("sasl_ssl", &sasl_args[..])] {
-        let topic = unique_topic(&format!("kcat-{label}"));
-        let mut produce = args.to_vec();
-        produce.extend(["-t", &topic, "-P", "-X", "acks=all"]);
-        let out = kcat(&produce, Some("one\ntwo\n"));
-        assert!(
-            out.status.success(),
-            "{label} produce: {}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            broker.logs()
-        );
-        let mut consume = args.to_vec();
-        consume.extend(["-t", &topic, "-C", "-o", "beginning", "-e", "-q"]);
-        let out = kcat(&consume, None);
-        assert!(
-            out.status.success(),
-            "{label} consume: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout),
-            "one\ntwo\n",
-            "{label}"
-        );
+        kcat_round_trip(args, label).map_err(|e| anyhow::anyhow!("{e}\n{}", broker.logs()))?;
     }
     Ok(())
 }
@@ -460,19 +466,7 @@ fn the_main_listener_can_be_sasl_ssl() -> anyhow::Result<()> {
             );
             std::thread::sleep(Duration::from_millis(200));
         }
-        let topic = unique_topic("main-sasl-ssl");
-        let mut produce = args.to_vec();
-        produce.extend(["-t", &topic, "-P", "-X", "acks=all"]);
-        let out = kcat(&produce, Some("one\ntwo\n"));
-        anyhow::ensure!(
-            out.status.success(),
-            "produce: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let mut consume = args.to_vec();
-        consume.extend(["-t", &topic, "-C", "-o", "beginning", "-e", "-q"]);
-        let out = kcat(&consume, None);
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "one\ntwo\n");
+        let topic = kcat_round_trip(&args, "main-sasl-ssl")?;
         let plain = kcat(&["-b", &advertised, "-L", "-m", "5"], None);
         let text = String::from_utf8_lossy(&plain.stdout);
         assert!(
